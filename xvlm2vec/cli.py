@@ -1,0 +1,47 @@
+"""The ``xvlm2vec`` console script: one verb per job, each implemented in its own module.
+
+A verb's module defines ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only
+when that verb runs, so ``xvlm2vec --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+VERBS: dict[str, tuple[str, str]] = {
+    "tiny-model": ("xvlm2vec.tiny_models", "build a tiny random model folder (tests, demo)"),
+    "fixtures": ("dataset_builders.fixtures", "write small data sets in the released formats"),
+    "build": ("dataset_builders.build_cli", "build MMMEB or the parallel corpus as a Hub-layout dataset folder"),
+    "translate": ("dataset_builders.translate", "translate MMEB-train rows with a seq2seq or chat model"),
+    "eval": ("xvlm2vec.evaluation.cli", "evaluate embedding models on MMMEB"),
+    "convert": ("xvlm2vec.convert_phi3v", "convert an original Phi-3.5-V / VLM2Vec checkpoint"),
+    "publish": ("hub_cards.publish", "publish a model, dataset or metric folder to the Hub"),
+    "demo": ("xvlm2vec.demo", "run the whole pipeline end to end on a synthetic world"),
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """Return the top-level parser; only ``verb``'s module is imported to fill its arguments."""
+    parser = argparse.ArgumentParser(prog="xvlm2vec", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name, (module, help_text) in VERBS.items():
+        verb_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:
+            importlib.import_module(module).add_arguments(verb_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen verb, returning its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(VERBS[args.verb][0])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Backbone adapters: what XVLM2VecModel needs to know about each vision-language model family.
+
+An adapter builds the backbone's base model (no LM head), runs it on what the backbone's processor
+returns, and says which token marks an image. Each family lives in its own ``backbone_*.py`` file
+and registers itself here with :func:`register_backbone`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedConfig
+
+
+class Backbone:
+    """Base adapter for one vision-language model family (one ``model_type``)."""
+
+    model_type: ClassVar[str] = ""
+    #: The tag that stands for one image in a prompt, in the backbone's own syntax.
+    image_tag: ClassVar[str] = ""
+    #: Keyword arguments of the processor output that the base model takes (besides ids and mask).
+    vision_inputs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def config_from_dict(cls, config: dict) -> PreTrainedConfig:
+        """Build the backbone configuration from its dictionary form."""
+        config = dict(config)
+        return AutoConfig.for_model(config.pop("model_type", cls.model_type), **config)
+
+    @classmethod
+    def build_model(cls, config: PreTrainedConfig) -> nn.Module:
+        """Build the backbone's base model (no LM head) with freshly initialised weights."""
+        return AutoModel.from_config(config)
+
+    @classmethod
+    def load_pretrained(cls, name_or_path: str, **kwargs) -> nn.Module:
+        """Load the backbone's base model from a checkpoint folder or Hub repository."""
+        return AutoModel.from_pretrained(name_or_path, **kwargs)
+
+    @classmethod
+    def image_token_id(cls, config: PreTrainedConfig) -> int:
+        """Return the id of the placeholder token that image features replace."""
+        return int(config.image_token_id)
+
+    @classmethod
+    def position_ids(cls, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Positions counted over real tokens only, so left padding does not shift them."""
+        positions = attention_mask.long().cumsum(-1) - 1
+        return positions.clamp(min=0)
+
+    @classmethod
+    def forward(cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+        """Run the base model and return its last hidden state [B, L, H]."""
+        vision = {k: v for k, v in inputs.items() if k in cls.vision_inputs and v is not None}
+        outputs = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=cls.position_ids(attention_mask),
+            use_cache=False,
+            **vision,
+        )
+        return outputs.last_hidden_state
+
+
+_REGISTRY: dict[str, type[Backbone]] = {}
+
+
+def register_backbone(adapter: type[Backbone]) -> type[Backbone]:
+    """Class decorator that makes ``adapter`` available under its ``model_type``."""
+    _REGISTRY[adapter.model_type] = adapter
+    return adapter
+
+
+def get_backbone(model_type: str) -> type[Backbone]:
+    """Return the adapter for ``model_type`` or raise a ``ValueError`` listing the supported ones."""
+    if model_type not in _REGISTRY:
+        raise ValueError(f"unsupported backbone type {model_type!r}; supported: {sorted(_REGISTRY)}")
+    return _REGISTRY[model_type]
+
+
+def supported_backbones() -> list[str]:
+    """Names of the registered backbone families."""
+    return sorted(_REGISTRY)

@@ -1,0 +1,255 @@
+"""xVLM2Vec: a vision-language model used as an embedding model (last-token pooling, VLM2Vec style)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import AutoProcessor, BatchFeature, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .backbones import get_backbone
+from .configuration_xvlm2vec import XVLM2VecConfig
+from .instructions import compose_prompt
+from .processing_xvlm2vec import ImageInput, prepare_inputs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class XVLM2VecOutput(ModelOutput):
+    """Output of [`XVLM2VecModel`].
+
+    Args:
+        embeddings (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            Pooled embeddings (L2-normalised when `normalize` is on).
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
+            The backbone's last hidden state.
+        image_embeddings (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            Mean of the hidden states at the image placeholder positions (zeros for rows without an image);
+            returned with `return_image_embeddings=True`.
+    """
+
+    embeddings: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    image_embeddings: torch.FloatTensor | None = None
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool [B, L, H] hidden states over real tokens: the last one (either padding side) or their mean."""
+    mask = attention_mask.to(hidden.dtype)
+    if pooling == "mean":
+        return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+    last = attention_mask.shape[1] - 1 - attention_mask.flip(-1).long().argmax(-1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+class XVLM2VecPreTrainedModel(PreTrainedModel):
+    """Common base: configuration class, checkpointing and weight initialisation delegated to the backbone."""
+
+    config_class = XVLM2VecConfig
+    base_model_prefix = "xvlm2vec"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _keys_to_ignore_on_load_unexpected = [r"^lm_head\."]
+
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        """Initialise like the wrapped backbone does."""
+        backbone = getattr(self, "model", None)
+        if isinstance(backbone, PreTrainedModel):
+            backbone._init_weights(module)
+
+
+class XVLM2VecModel(XVLM2VecPreTrainedModel):
+    """Embedding model over a vision-language backbone (Qwen2-VL, Qwen2.5-VL, LLaVA-Next, Phi-3.5-V).
+
+    `forward` takes what the backbone's processor returns; `encode` takes texts and/or images (and an
+    instruction) like sentence-transformers' `encode`. The backbone's base model (no LM head) is held as
+    `model`, so parameter names equal the original checkpoints' (`model.*`).
+    """
+
+    def __init__(self, config: XVLM2VecConfig, backbone_model: torch.nn.Module | None = None):
+        super().__init__(config)
+        self.adapter = get_backbone(config.backbone_config.model_type)
+        self.model = backbone_model if backbone_model is not None else self.adapter.build_model(config.backbone_config)
+        self._no_split_modules = list(getattr(self.model, "_no_split_modules", None) or [])
+        self._processor = None
+        self.post_init()
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_backbone(
+        cls,
+        name_or_path: str,
+        pooling: str = "last",
+        normalize: bool = True,
+        padding_side: str = "right",
+        **load_kwargs: Any,
+    ) -> XVLM2VecModel:
+        """Build an embedding model from an existing vision-language checkpoint (Hub id or local folder).
+
+        The processor is loaded from the same place. `load_kwargs` go to the backbone's `from_pretrained`
+        (`dtype`, `revision`, `attn_implementation`, ...).
+        """
+        processor = AutoProcessor.from_pretrained(name_or_path, **{k: v for k, v in load_kwargs.items() if k == "revision"})
+        from transformers import AutoConfig
+
+        backbone_config = AutoConfig.from_pretrained(name_or_path, **{k: v for k, v in load_kwargs.items() if k == "revision"})
+        backbone = get_backbone(backbone_config.model_type).load_pretrained(name_or_path, **load_kwargs)
+        config = XVLM2VecConfig(
+            backbone_config=backbone.config, pooling=pooling, normalize=normalize, padding_side=padding_side
+        )
+        model = cls(config, backbone_model=backbone)
+        model.set_processor(processor)
+        return model
+
+    # ----------------------------------------------------------------- processor
+    @property
+    def processor(self) -> Any:
+        """The backbone's processor: set with `set_processor`, else loaded from the model's folder or repo."""
+        if self._processor is None:
+            source = self.config.name_or_path
+            if not source:
+                raise ValueError("this model has no processor: call model.set_processor(processor) first")
+            self._processor = AutoProcessor.from_pretrained(source, trust_remote_code=True)
+        return self._processor
+
+    def set_processor(self, processor: Any) -> None:
+        """Attach the backbone's processor (saved alongside the weights by `save_pretrained`)."""
+        self._processor = processor
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """Save config, code (`auto_map`), safetensors weights and, when set, the processor."""
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self._processor is not None:
+            self._processor.save_pretrained(save_directory)
+
+    def prepare_inputs(
+        self, texts: Sequence[str], images: Sequence[ImageInput], max_length: int | None = None
+    ) -> BatchFeature:
+        """Validate (text, image) rows and build one padded batch with the backbone's processor."""
+        return prepare_inputs(
+            self.processor, texts, images, self.config.image_tag, self.config.padding_side, max_length=max_length
+        )
+
+    # ----------------------------------------------------------------- forward
+    def get_input_embeddings(self) -> torch.nn.Module:
+        """The decoder's token embeddings."""
+        return self.model.get_input_embeddings()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor,
+        normalize: bool | None = None,
+        return_image_embeddings: bool = False,
+        **backbone_inputs: Any,
+    ) -> XVLM2VecOutput:
+        """Embed a processed batch.
+
+        Args:
+            input_ids, attention_mask: token ids and mask as returned by the backbone's processor.
+            normalize: L2-normalise `embeddings` (default: `config.normalize`); training passes `False`.
+            return_image_embeddings: also return the mean hidden state over image placeholder tokens.
+            backbone_inputs: the processor's vision outputs (`pixel_values`, `image_grid_thw`, `image_sizes`, ...).
+        """
+        if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"input_ids and attention_mask must both be [batch, length], got {tuple(input_ids.shape)} "
+                f"and {tuple(attention_mask.shape)}"
+            )
+        hidden = self.adapter.forward(self.model, input_ids, attention_mask, **backbone_inputs)
+        embeddings = pool(hidden, attention_mask, self.config.pooling)
+        if self.config.normalize if normalize is None else normalize:
+            embeddings = F.normalize(embeddings, dim=-1)
+        image_embeddings = None
+        if return_image_embeddings:
+            image_mask = (input_ids == self.adapter.image_token_id(self.config.backbone_config)) & attention_mask.bool()
+            weights = image_mask.to(hidden.dtype).unsqueeze(-1)
+            image_embeddings = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return XVLM2VecOutput(embeddings=embeddings, last_hidden_state=hidden, image_embeddings=image_embeddings)
+
+    # ----------------------------------------------------------------- sentence-transformers style API
+    def encode(
+        self,
+        texts: Sequence[str | None] | str | None = None,
+        images: Sequence[ImageInput] | ImageInput = None,
+        instruction: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = True,
+        convert_to_tensor: bool = False,
+    ) -> np.ndarray | torch.Tensor:
+        """Embed texts, images, or text+image pairs, optionally after an instruction.
+
+        Rows are sorted by modality and length to cut padding, run in batches under inference mode and
+        returned in input order, as a float32 numpy array [N, D] (or a tensor with `convert_to_tensor`).
+        The instruction may hold `{text}` (filled with each text) and the image tag `<|image_1|>`; a row
+        with an image and no text or instruction is embedded as the image tag alone.
+        """
+        single = isinstance(texts, str) or (texts is None and images is not None and not isinstance(images, (list, tuple)))
+        texts = [texts] if isinstance(texts, str) else texts
+        images = [images] if images is not None and not isinstance(images, (list, tuple)) else images
+        if texts is None and images is None:
+            raise ValueError("no inputs: give texts, images or both")
+        count = len(texts) if texts is not None else len(images)
+        texts = list(texts) if texts is not None else [None] * count
+        images = list(images) if images is not None else [None] * count
+        if len(texts) != len(images):
+            raise ValueError(f"texts and images must have the same length, got {len(texts)} and {len(images)}")
+        if count == 0:
+            raise ValueError("no inputs: texts and images are empty")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        prompts = [compose_prompt(instruction, text) for text in texts]
+        prompts = [
+            self.config.image_tag if image is not None and not prompt else prompt
+            for prompt, image in zip(prompts, images)
+        ]
+        order = sorted(range(count), key=lambda i: (images[i] is None, -len(prompts[i])))
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+        was_training = self.training
+        self.eval()
+        chunks = []
+        try:
+            with torch.inference_mode():
+                for start in tqdm(range(0, count, batch_size), desc="encode", disable=not show_progress_bar):
+                    rows = order[start : start + batch_size]
+                    batch = self.prepare_inputs([prompts[i] for i in rows], [images[i] for i in rows])
+                    batch = batch.to(self.device)
+                    if "pixel_values" in batch:
+                        batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
+                    output = self(**batch, normalize=normalize_embeddings)
+                    chunks.append(output.embeddings.float().cpu())
+        finally:
+            self.train(was_training)
+        embeddings = torch.empty(count, chunks[0].shape[-1])
+        embeddings[torch.tensor(order)] = torch.cat(chunks)
+        if single:
+            embeddings = embeddings[0]
+        return embeddings if convert_to_tensor else embeddings.numpy()
+
+    @staticmethod
+    def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Cosine similarity matrix [len(a), len(b)] (a dot product for normalised embeddings)."""
+        as_numpy = isinstance(a, np.ndarray)
+        a_t = torch.as_tensor(a, dtype=torch.float32)
+        b_t = torch.as_tensor(b, dtype=torch.float32)
+        a_t = F.normalize(a_t.reshape(-1, a_t.shape[-1]), dim=-1)
+        b_t = F.normalize(b_t.reshape(-1, b_t.shape[-1]), dim=-1)
+        scores = a_t @ b_t.T
+        return scores.numpy() if as_numpy else scores
+
+
+XVLM2VecConfig.register_for_auto_class()
+XVLM2VecModel.register_for_auto_class("AutoModel")
+
+__all__ = ["XVLM2VecModel", "XVLM2VecOutput", "XVLM2VecPreTrainedModel", "pool"]

@@ -1,0 +1,82 @@
+"""Turning (text, image) rows into a padded backbone batch, with the checks that keep bad input out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from transformers import BatchFeature
+
+from .instructions import CANONICAL_IMAGE_TAG
+
+ImageInput = Image.Image | str | os.PathLike | None
+
+
+def load_image(image: ImageInput, row: int) -> Image.Image | None:
+    """Return ``image`` as an RGB PIL image (opening a path), or raise ``ValueError`` naming ``row``."""
+    if image is None or isinstance(image, Image.Image):
+        return image.convert("RGB") if image is not None and image.mode != "RGB" else image
+    if not isinstance(image, (str, os.PathLike)):
+        raise ValueError(f"row {row}: image must be a PIL image, a path or None, got {type(image).__name__}")
+    try:
+        with Image.open(image) as opened:
+            opened.load()
+            return opened.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise ValueError(f"row {row}: cannot read image {os.fspath(image)!r}: {error}") from error
+
+
+def to_backbone_prompt(text: str, image_tag: str) -> str:
+    """Replace the canonical ``<|image_1|>`` tag by the backbone's own tag."""
+    return text if image_tag == CANONICAL_IMAGE_TAG else text.replace(CANONICAL_IMAGE_TAG, image_tag)
+
+
+def check_rows(texts: Sequence[str], images: Sequence[Any], image_tag: str) -> None:
+    """Raise ``ValueError`` naming the row for a tag without image, an image without tag, or an empty row."""
+    if len(texts) != len(images):
+        raise ValueError(f"texts and images must have the same length, got {len(texts)} texts and {len(images)} images")
+    if not texts:
+        raise ValueError("no inputs: give at least one text or image")
+    for row, (text, image) in enumerate(zip(texts, images)):
+        if not isinstance(text, str):
+            raise ValueError(f"row {row}: text must be a string, got {type(text).__name__}")
+        tags = text.count(image_tag) + (text.count(CANONICAL_IMAGE_TAG) if image_tag != CANONICAL_IMAGE_TAG else 0)
+        if image is None and tags:
+            raise ValueError(f"row {row}: the text has an image tag but no image was given")
+        if image is not None and tags == 0:
+            raise ValueError(f"row {row}: an image was given but the text has no image tag ({CANONICAL_IMAGE_TAG})")
+        if image is not None and tags > 1:
+            raise ValueError(f"row {row}: the text has {tags} image tags; one image per row is supported")
+        if image is None and not text.strip():
+            raise ValueError(f"row {row}: empty text and no image")
+
+
+def prepare_inputs(
+    processor: Any,
+    texts: Sequence[str],
+    images: Sequence[ImageInput],
+    image_tag: str,
+    padding_side: str = "right",
+    max_length: int | None = None,
+) -> BatchFeature:
+    """Validate rows and run the backbone processor into one padded batch of tensors.
+
+    ``texts`` may use the canonical tag ``<|image_1|>`` or the backbone's own ``image_tag``; rows
+    without an image may be mixed with image rows. With ``max_length``, a row whose tokenised length
+    exceeds it raises ``ValueError`` (nothing is truncated silently: truncation could cut image tokens).
+    """
+    check_rows(texts, images, image_tag)
+    loaded = [load_image(image, row) for row, image in enumerate(images)]
+    prompts = [to_backbone_prompt(text, image_tag) for text in texts]
+    present = [image for image in loaded if image is not None]
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokenizer.padding_side = padding_side
+    batch = processor(text=prompts, images=present or None, padding=True, return_tensors="pt")
+    if max_length is not None:
+        lengths = batch["attention_mask"].sum(-1).tolist()
+        too_long = [row for row, length in enumerate(lengths) if length > max_length]
+        if too_long:
+            raise ValueError(f"rows {too_long} are longer than max_length={max_length} tokens")
+    return batch

@@ -1,0 +1,189 @@
+"""Tiny random xVLM2Vec models for tests and the demo: built from configs, tokenizers trained offline.
+
+Nothing here downloads anything. Each backbone gets the same structure as the real family at a tiny
+size (hidden <= 64, <= 2 layers, small images) and a byte-level BPE tokenizer trained on a small
+multilingual corpus (en, it, es, fr, de) that contains the MMMEB instructions.
+
+CLI: ``xvlm2vec tiny-model --backbone qwen2_vl --output-dir DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
+from modeling_xvlm2vec.instructions import INSTRUCTIONS
+
+SAMPLE_SENTENCES = (
+    "A red circle on a white background. A small blue square next to a large green triangle.",
+    "Un cerchio rosso su sfondo bianco. Un piccolo quadrato blu accanto a un grande triangolo verde.",
+    "Un círculo rojo sobre fondo blanco. Un pequeño cuadrado azul junto a un gran triángulo verde.",
+    "Un cercle rouge sur fond blanc. Un petit carré bleu à côté d'un grand triangle vert.",
+    "Ein roter Kreis auf weißem Hintergrund. Ein kleines blaues Quadrat neben einem großen grünen Dreieck.",
+    "Question: What colour is the ball? Answer: The ball is yellow.",
+    "Domanda: Di che colore è la palla? Risposta: La palla è gialla.",
+    "Pregunta: ¿De qué color es la pelota? Respuesta: La pelota es amarilla.",
+    "Question : De quelle couleur est la balle ? Réponse : La balle est jaune.",
+    "Frage: Welche Farbe hat der Ball? Antwort: Der Ball ist gelb. Größe, Straße, Ärger, Übung, Öl.",
+    "àèéìíòóùúâêîôûëïüÿçñß ÀÈÉÌÒÙÂÊÎÔÛËÏÜÇÑ ¿¡«»",
+)
+
+
+def multilingual_corpus(extra: Iterable[str] = ()) -> list[str]:
+    """Sentences the tiny tokenizers are trained on: samples, every MMMEB instruction, and ``extra``."""
+    instructions = [text for sides in INSTRUCTIONS.values() for langs in sides.values() for text in langs.values()]
+    return [*SAMPLE_SENTENCES, *instructions, *extra]
+
+
+def train_tokenizer(
+    special_tokens: list[str],
+    vocab_size: int = 600,
+    corpus: Iterable[str] | None = None,
+    **tokenizer_kwargs: Any,
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer offline; ``special_tokens`` get the first ids, in order."""
+    backend = Tokenizer(models.BPE())
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(list(corpus) if corpus is not None else multilingual_corpus(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_kwargs)
+
+
+def _qwen_family(backbone: str, vocab_size: int, hidden: int, layers: int, image_size: int) -> tuple[Any, Any]:
+    """Tiny Qwen2-VL / Qwen2.5-VL config and processor."""
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tokenizer = train_tokenizer(special, vocab_size, pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in special}
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [hidden // 16, hidden // 32, hidden // 32]},
+        pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+    )
+    common = dict(
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    if backbone == "qwen2_vl":
+        from transformers import Qwen2VLConfig
+
+        vision = dict(depth=layers, embed_dim=hidden, hidden_size=hidden, num_heads=4, mlp_ratio=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+        config = Qwen2VLConfig(text_config=text, vision_config=vision, **common)
+    else:
+        from transformers import Qwen2_5_VLConfig
+
+        vision = dict(depth=layers, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_heads=4, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                      fullatt_block_indexes=[layers - 1], in_channels=3)
+        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
+    pixels = image_size * image_size
+    image_processor = Qwen2VLImageProcessor(min_pixels=pixels // 4, max_pixels=pixels, patch_size=14, merge_size=2)
+    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor())
+    return config, processor
+
+
+def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int) -> tuple[Any, Any]:
+    """Tiny LLaVA-Next config (Llama decoder, CLIP vision tower) and processor (PIL image processor)."""
+    from transformers import LlavaNextConfig, LlavaNextProcessor
+    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+    special = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
+    tokenizer = train_tokenizer(special, vocab_size, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    patch = 8
+    text = dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id)
+    vision = dict(model_type="clip_vision_model", hidden_size=hidden, intermediate_size=2 * hidden,
+                  num_hidden_layers=layers, num_attention_heads=4, image_size=image_size, patch_size=patch,
+                  projection_dim=hidden)
+    pinpoints = [[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]]
+    config = LlavaNextConfig(text_config=text, vision_config=vision, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                             image_grid_pinpoints=pinpoints, vision_feature_layer=-1, image_seq_length=(image_size // patch) ** 2)
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}, image_grid_pinpoints=pinpoints
+    )
+    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
+                                   vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    return config, processor
+
+
+def _phi3_v(vocab_size: int, hidden: int, layers: int, image_size: int) -> tuple[Any, Any]:
+    """Tiny Phi-3.5-V config and processor (see xvlm2vec.tiny_phi3_v)."""
+    from xvlm2vec.tiny_phi3_v import tiny_phi3_v_config_and_processor
+
+    return tiny_phi3_v_config_and_processor(vocab_size=vocab_size, hidden=hidden, layers=layers)
+
+
+BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
+    "qwen2_vl": lambda **kw: _qwen_family("qwen2_vl", **kw),
+    "qwen2_5_vl": lambda **kw: _qwen_family("qwen2_5_vl", **kw),
+    "llava_next": _llava_next,
+    "phi3_v": _phi3_v,
+}
+
+
+def build_tiny_model(
+    backbone: str,
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    vocab_size: int = 600,
+    image_size: int = 56,
+    pooling: str = "last",
+    padding_side: str = "right",
+    normalize: bool = True,
+) -> tuple[XVLM2VecModel, Any]:
+    """Build a tiny random XVLM2Vec model of ``backbone`` and its processor (attached to the model)."""
+    if backbone not in BUILDERS:
+        raise ValueError(f"unsupported backbone type {backbone!r}; supported: {sorted(BUILDERS)}")
+    backbone_config, processor = BUILDERS[backbone](vocab_size=vocab_size, hidden=hidden, layers=layers, image_size=image_size)
+    config = XVLM2VecConfig(backbone_config=backbone_config, pooling=pooling, padding_side=padding_side, normalize=normalize)
+    torch.manual_seed(seed)
+    model = XVLM2VecModel(config).eval()
+    model.set_processor(processor)
+    return model, processor
+
+
+def save_tiny_model(backbone: str, output_dir: str | Path, seed: int = 0, **kwargs: Any) -> Path:
+    """Build a tiny model and save it as a loadable model folder (config, code, safetensors, processor)."""
+    model, _ = build_tiny_model(backbone, seed=seed, **kwargs)
+    output_dir = Path(output_dir)
+    model.save_pretrained(output_dir)
+    return output_dir
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``xvlm2vec tiny-model``."""
+    parser.add_argument("--backbone", required=True, choices=sorted(BUILDERS), help="backbone family")
+    parser.add_argument("--output-dir", required=True, type=Path, help="folder to write the model to")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights")
+    parser.add_argument("--hidden", type=int, default=64, help="decoder and vision width")
+    parser.add_argument("--layers", type=int, default=2, help="decoder and vision depth")
+    parser.add_argument("--image-size", type=int, default=56, help="image side the processor targets")
+    parser.add_argument("--pooling", choices=["last", "mean"], default="last", help="pooling of the embeddings")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the tiny model folder and print where it is."""
+    path = save_tiny_model(args.backbone, args.output_dir, seed=args.seed, hidden=args.hidden, layers=args.layers,
+                           image_size=args.image_size, pooling=args.pooling)
+    print(f"tiny {args.backbone} model written to {path}")
+    return 0

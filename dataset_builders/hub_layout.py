@@ -1,0 +1,73 @@
+"""Materialise ``datasets`` builders as one Hub-layout folder: parquet shards + README.md card.
+
+Each builder (one per config) runs ``download_and_prepare(..., file_format="parquet")`` in a
+scratch folder; its shards are moved to ``data/<config>/<split>-XXXXX-of-YYYYY.parquet`` and the
+card's YAML gets ``configs:`` (data files per split) and ``dataset_info`` (features, split sizes)
+through the library's own ``MetadataConfigs`` and ``DatasetInfosDict``, so
+``load_dataset(folder, config, split=...)`` reads it like a Hub repository.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from datasets import DatasetBuilder, DatasetInfo
+from datasets.info import DatasetInfosDict
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
+
+DATA_DIR = "data"
+
+
+def _move_shards(prep_dir: Path, builder: DatasetBuilder, target_dir: Path) -> dict[str, str]:
+    """Move the prepared parquet shards of every split; return ``{split: glob pattern}``."""
+    patterns: dict[str, str] = {}
+    target_dir.mkdir(parents=True, exist_ok=True)
+    prefix = builder.dataset_name
+    for split in builder.info.splits:
+        shards = sorted(prep_dir.glob(f"{prefix}-{split}.parquet")) + sorted(prep_dir.glob(f"{prefix}-{split}-*.parquet"))
+        if not shards:
+            raise RuntimeError(f"builder {builder.config.name!r} wrote no parquet file for split {split!r}")
+        for index, shard in enumerate(shards):
+            shutil.move(str(shard), target_dir / f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
+        patterns[split] = f"{target_dir.relative_to(target_dir.parents[1]).as_posix()}/{split}-*.parquet"
+    return patterns
+
+
+def materialise(
+    make_builders: Callable[[str], Sequence[DatasetBuilder]],
+    output_dir: str | Path,
+    card_data: dict,
+    card_body: str,
+    num_proc: int | None = None,
+) -> DatasetInfosDict:
+    """Run every builder from ``make_builders(cache_dir)`` and write the Hub-layout folder.
+
+    ``card_data`` holds extra card metadata (license, language, pretty_name...), ``card_body``
+    the markdown below the YAML. Returns the per-config ``DatasetInfo``.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    infos = DatasetInfosDict()
+    configs = MetadataConfigs()
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=output_dir) as scratch:
+        for builder in make_builders(str(Path(scratch) / "cache")):
+            name = builder.config.name
+            prep_dir = Path(scratch) / "prepared" / name
+            builder.download_and_prepare(str(prep_dir), file_format="parquet", num_proc=num_proc)
+            target = output_dir / DATA_DIR / name
+            if target.exists():
+                shutil.rmtree(target)
+            patterns = _move_shards(prep_dir, builder, target)
+            configs[name] = {"data_files": [{"split": split, "path": path} for split, path in patterns.items()]}
+            info: DatasetInfo = builder.info.copy()
+            infos[name] = info
+    data = DatasetCardData(**card_data)
+    configs.to_dataset_card_data(data)
+    infos.to_dataset_card_data(data)
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_body.strip()}\n")
+    card.save(output_dir / "README.md")
+    return infos

@@ -1,0 +1,37 @@
+"""Resolve a build source: a local folder, or a Hub dataset repository at a pinned revision."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_source(
+    source: str | Path,
+    revision: str | None = None,
+    allow_patterns: list[str] | None = None,
+    download: Callable[..., str] = snapshot_download,
+) -> Path:
+    """Return a local folder holding ``source``.
+
+    An existing path is used as is. Otherwise ``source`` must be a Hub dataset repo id
+    (``owner/name``) and ``revision`` a pinned revision (commit sha or tag): the files matching
+    ``allow_patterns`` are fetched with ``huggingface_hub.snapshot_download`` (``download`` is
+    injectable so the Hub path can be exercised offline).
+    """
+    path = Path(source)
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(f"--source {source}: expected a folder, got a file")
+        return path
+    if not _REPO_ID.match(str(source)):
+        raise FileNotFoundError(f"--source {source}: no such folder, and not a Hub repo id (owner/name)")
+    if not revision:
+        raise ValueError(f"--source {source} is a Hub repo: pass --revision (a commit sha or tag) to pin it")
+    local = download(repo_id=str(source), repo_type="dataset", revision=revision, allow_patterns=allow_patterns)
+    return Path(local)

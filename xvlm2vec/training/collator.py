@@ -1,0 +1,182 @@
+"""Turning parallel-corpus rows into student and teacher batches, with bad rows skipped (counted) or refused."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from transformers import BatchFeature
+
+from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
+
+logger = logging.getLogger(__name__)
+
+PrepareInputs = Callable[..., BatchFeature]
+
+
+@dataclass
+class ParallelRow:
+    """One validated parallel pair: its id, both texts and the decoded shared image (or None)."""
+
+    row_id: str
+    text_en: str
+    text_x: str
+    image: Image.Image | None
+    teacher_row: int | None = None
+
+
+def decode_image(value: Any, row_id: str) -> Image.Image | None:
+    """Decode a datasets `Image` cell (`{"bytes", "path"}`, a PIL image or None) to RGB, or raise `ValueError`."""
+    if value is None or isinstance(value, Image.Image):
+        return value.convert("RGB") if value is not None else None
+    if not isinstance(value, dict) or (value.get("bytes") is None and value.get("path") is None):
+        raise ValueError(f"row {row_id}: image cell must be an image, a {{'bytes', 'path'}} dict or null")
+    try:
+        source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
+        with Image.open(source) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise ValueError(f"row {row_id}: unreadable image ({error})") from error
+
+
+class ParallelCollator:
+    """Collate parallel-corpus rows (`id`, `text_en`, `text_lang`, `image`) for [`SKDTrainer`].
+
+    Output keys: `student_inputs` (English rows then x rows, one padded batch) or, unfused,
+    `student_en_inputs` and `student_x_inputs`; then either `teacher_embeddings` (and
+    `teacher_image_embeddings`) looked up in a teacher cache when every row has a `teacher_row`, or
+    `teacher_inputs` (the English side); and `skipped_rows`, the number of bad rows dropped.
+
+    A row is bad when a text is empty, its image cannot be read, the image tag appears on one side only
+    (or without an image), or a side is longer than `max_length` tokens. `bad_rows="skip"` drops it with a
+    warning naming its id; `"error"` raises `ValueError` naming it.
+    """
+
+    def __init__(
+        self,
+        prepare_inputs: PrepareInputs,
+        max_length: int | None = None,
+        bad_rows: str = "skip",
+        fused: bool = True,
+        teacher_cache: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        if bad_rows not in ("skip", "error"):
+            raise ValueError(f"bad_rows must be 'skip' or 'error', got {bad_rows!r}")
+        self.prepare_inputs = prepare_inputs
+        self.max_length = max_length
+        self.bad_rows = bad_rows
+        self.fused = fused
+        self.teacher_cache = teacher_cache
+
+    # ------------------------------------------------------------------ validation
+    def _reject(self, row_id: str, reason: str) -> None:
+        message = f"parallel row {row_id}: {reason}"
+        if self.bad_rows == "error":
+            raise ValueError(message)
+        logger.warning("skipping %s", message)
+
+    @staticmethod
+    def _check_texts(row: dict[str, Any], row_id: str) -> str | None:
+        """Return why the row's texts are bad, or None."""
+        text_en, text_x = row.get("text_en"), row.get("text_lang")
+        for side, text in (("text_en", text_en), ("text_lang", text_x)):
+            if not isinstance(text, str) or not text.replace(CANONICAL_IMAGE_TAG, "").strip():
+                return f"{side} is empty"
+        tags_en, tags_x = text_en.count(CANONICAL_IMAGE_TAG), text_x.count(CANONICAL_IMAGE_TAG)
+        if tags_en != tags_x:
+            return f"image tag mismatch between sides ({tags_en} in text_en, {tags_x} in text_lang)"
+        if (row.get("image") is None) != (tags_en == 0):
+            return "image tag without image" if row.get("image") is None else "image without image tag"
+        return None
+
+    def _fits(self, row: ParallelRow) -> str | None:
+        """Return why the row cannot be processed (too long, processor refusal), or None."""
+        for side, text in (("text_en", row.text_en), ("text_lang", row.text_x)):
+            try:
+                self.prepare_inputs([text], [row.image], max_length=self.max_length)
+            except ValueError as error:
+                return f"{side}: {error}"
+        return None
+
+    def clean(self, rows: Sequence[dict[str, Any]]) -> tuple[list[ParallelRow], int]:
+        """Validate and decode rows; return the good ones and how many were skipped."""
+        good: list[ParallelRow] = []
+        skipped = 0
+        for position, row in enumerate(rows):
+            row_id = str(row.get("id", f"#{position}"))
+            reason = self._check_texts(row, row_id)
+            image = None
+            if reason is None:
+                try:
+                    image = decode_image(row.get("image"), row_id)
+                except ValueError as error:
+                    reason = str(error).removeprefix(f"row {row_id}: ")
+            if reason is not None:
+                self._reject(row_id, reason)
+                skipped += 1
+                continue
+            teacher_row = row.get("teacher_row")
+            good.append(ParallelRow(row_id, row["text_en"], row["text_lang"], image, teacher_row))
+        return good, skipped
+
+    def build(self, rows: list[ParallelRow], sides: Sequence[str]) -> BatchFeature:
+        """One padded batch of the rows' `sides` (attribute names), side after side, images repeated."""
+        texts = [getattr(row, side) for side in sides for row in rows]
+        images = [row.image for _ in sides for row in rows]
+        return self.prepare_inputs(texts, images, max_length=self.max_length)
+
+    def prepare(self, rows: list[ParallelRow], sides: Sequence[str]) -> tuple[BatchFeature, list[ParallelRow], int]:
+        """Build the batch of `sides`, dropping rows that do not fit; return it, the rows kept and the count dropped."""
+        try:
+            return self.build(rows, sides), rows, 0
+        except ValueError:
+            pass  # find the offending rows one by one, then rebuild without them
+        fitting = []
+        for row in rows:
+            reason = self._fits(row)
+            if reason is None:
+                fitting.append(row)
+            else:
+                self._reject(row.row_id, reason)
+        if not fitting:
+            raise ValueError(f"every row of the batch is bad ({len(rows)} rows); see the warnings above")
+        return self.build(fitting, sides), fitting, len(rows) - len(fitting)
+
+    # ------------------------------------------------------------------ batches
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        rows, skipped = self.clean(examples)
+        if not rows:
+            raise ValueError(f"every row of the batch is bad ({len(examples)} rows); see the warnings above")
+        batch: dict[str, Any] = {}
+        english = None
+        if self.fused:
+            batch["student_inputs"], rows, dropped = self.prepare(rows, ("text_en", "text_x"))
+        else:
+            english, rows, dropped = self.prepare(rows, ("text_en",))
+            batch["student_x_inputs"], kept, more = self.prepare(rows, ("text_x",))
+            if more:  # an x side did not fit: rebuild the English side on the same rows
+                english, rows, dropped = self.build(kept, ("text_en",)), kept, dropped + more
+            batch["student_en_inputs"] = english
+        batch["skipped_rows"] = skipped + dropped
+        if self.teacher_cache is not None and all(row.teacher_row is not None for row in rows):
+            batch.update(self.cached_teacher(rows))
+        else:
+            batch["teacher_inputs"] = english if english is not None else self.build(rows, ("text_en",))
+        return batch
+
+    def cached_teacher(self, rows: list[ParallelRow]) -> dict[str, torch.Tensor]:
+        """Look the rows' teacher embeddings up in the teacher cache."""
+        index = torch.tensor([row.teacher_row for row in rows])
+        found = {"teacher_embeddings": self.teacher_cache["embeddings"][index]}
+        if "image_embeddings" in self.teacher_cache:
+            found["teacher_image_embeddings"] = self.teacher_cache["image_embeddings"][index]
+        if torch.isnan(found["teacher_embeddings"]).any():
+            missing = [row.row_id for row, bad in zip(rows, torch.isnan(found["teacher_embeddings"]).any(-1)) if bad]
+            raise ValueError(f"the teacher cache has no embedding for rows {missing}; delete the cache file to rebuild it")
+        return found

@@ -1,0 +1,97 @@
+"""`SKDConfig`: the training arguments of self-knowledge distillation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+BAD_ROW_POLICIES = ("skip", "error")
+
+
+@dataclass
+class SKDConfig(TrainingArguments):
+    r"""Configuration of [`SKDTrainer`]: `transformers.TrainingArguments` plus the distillation settings.
+
+    On parallel pairs (English text, the same text in language x, optional shared image) the student learns
+
+        loss = (w_en * MSE(s(en), t(en)) + w_x * MSE(s(x), t(en))) / (w_en + w_x)
+
+    on un-normalised last-token embeddings; with `image_loss` the two image terms (mean-pooled hidden states
+    at the image positions) join and all four are averaged.
+
+    Parameters:
+        teacher (`str` or `None`, defaults to `None`):
+            `None`: the self-teacher, i.e. the student's own base weights with its LoRA adapters switched off
+            (peft's `disable_adapter()`); one model copy in memory, needs LoRA. A path or Hub id: a separate
+            frozen XVLM2Vec teacher, loaded with `AutoModel.from_pretrained(..., trust_remote_code=True)`.
+        image_loss (`bool`, defaults to `False`):
+            Add the paper's image terms (ablation): MSE between mean-pooled hidden states of the image
+            segment, student(en) vs teacher(en) and student(x) vs teacher(en); the four terms are averaged.
+            Rows without an image contribute zero vectors on both sides.
+        en_loss_weight (`float`, defaults to `1.0`):
+            Weight of the English term `MSE(s(en), t(en))` (keeps English where it was).
+        x_loss_weight (`float`, defaults to `1.0`):
+            Weight of the cross-lingual term `MSE(s(x), t(en))` (pulls language x onto English).
+        languages (`list[str]` or `None`, defaults to `None`):
+            Keep only parallel rows whose `lang` is one of these (e.g. `["it", "es", "fr", "de"]`); `None` keeps all.
+        max_length (`int` or `None`, defaults to `None`):
+            Longest tokenised row (image tokens included). Longer rows are handled by `bad_rows`; nothing is
+            truncated (truncation would cut the last token, which is the embedding).
+        bad_rows (`str`, defaults to `"skip"`):
+            What to do with a bad parallel row (unreadable image, empty text, longer than `max_length`, image
+            tag on one side only): `"skip"` drops it with a logged warning and counts it (`skipped_rows` in the
+            logs), `"error"` raises `ValueError` naming the row.
+        fused_student_forward (`bool`, defaults to `True`):
+            Run the student's English and x sides as one concatenated, padded batch (one forward). `False` runs
+            them separately, as the reference implementation does.
+        teacher_cache (`str` or `None`, defaults to `None`):
+            Folder for cached teacher English embeddings. When set, the teacher embeds the training split's
+            English side once; the result is stored as safetensors named by a fingerprint of the teacher weights,
+            the model/processor configuration, `max_length` and the rows' English texts and images, so a changed
+            teacher or dataset never reuses a stale file, and later epochs and runs skip the teacher forward.
+        teacher_cache_batch_size (`int`, defaults to `16`):
+            Batch size of the one-off teacher pass that fills the cache.
+    """
+
+    teacher: str | None = field(
+        default=None,
+        metadata={"help": "None: self-teacher (LoRA adapters switched off). A path/Hub id: a separate frozen teacher."},
+    )
+    image_loss: bool = field(default=False, metadata={"help": "Add the two image-segment MSE terms (paper's ablation)."})
+    en_loss_weight: float = field(default=1.0, metadata={"help": "Weight of MSE(student(en), teacher(en))."})
+    x_loss_weight: float = field(default=1.0, metadata={"help": "Weight of MSE(student(x), teacher(en))."})
+    languages: list[str] | None = field(
+        default=None, metadata={"help": "Languages x to train on (the `lang` column); None keeps every row."}
+    )
+    max_length: int | None = field(
+        default=None, metadata={"help": "Longest tokenised row; longer rows are bad rows (never truncated)."}
+    )
+    bad_rows: str = field(
+        default="skip", metadata={"help": "Bad parallel rows: 'skip' (counted, logged) or 'error'.", "choices": BAD_ROW_POLICIES}
+    )
+    fused_student_forward: bool = field(
+        default=True, metadata={"help": "One concatenated student forward for the English and x sides."}
+    )
+    teacher_cache: str | None = field(
+        default=None, metadata={"help": "Folder caching the teacher's English embeddings of the training split."}
+    )
+    teacher_cache_batch_size: int = field(default=16, metadata={"help": "Batch size of the teacher-cache pass."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: the collator needs the parallel corpus columns."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bad_rows not in BAD_ROW_POLICIES:
+            raise ValueError(f"bad_rows must be one of {BAD_ROW_POLICIES}, got {self.bad_rows!r}")
+        if self.en_loss_weight < 0 or self.x_loss_weight < 0 or self.en_loss_weight + self.x_loss_weight == 0:
+            raise ValueError(
+                f"en_loss_weight and x_loss_weight must be >= 0 and not both 0, got {self.en_loss_weight}, {self.x_loss_weight}"
+            )
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+        if self.remove_unused_columns:
+            raise ValueError("remove_unused_columns must be False: the collator reads the parallel corpus columns")
+        if isinstance(self.languages, str):
+            self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]

@@ -1,0 +1,92 @@
+"""The teacher: the student with its LoRA adapters switched off, or a separate frozen model."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put `module` in eval mode for the block and restore its previous mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+def base_parameter_name(name: str) -> str | None:
+    """Name a parameter would have without peft's wrapping; None for adapter-only parameters."""
+    if "lora_" in name or ".modules_to_save." in name:
+        return None
+    name = name.removeprefix("base_model.model.")
+    return name.replace(".base_layer.", ".").replace(".original_module.", ".")
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """sha256 of the base weights (names, dtypes, shapes, values), adapters excluded.
+
+    A PeftModel and the plain model it wraps give the same fingerprint, so the self-teacher and a separate
+    copy of the same weights share a teacher cache.
+    """
+    digest = hashlib.sha256()
+    named = {}
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        base = base_parameter_name(name)
+        if base is not None:
+            named[base] = tensor
+    for name in sorted(named):
+        tensor = named[name].detach()
+        if tensor.device.type == "meta":
+            raise ValueError(f"cannot fingerprint the teacher: {name} is on the meta device (weights not loaded)")
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class Teacher:
+    """Gives teacher embeddings of the English side under `no_grad`, in eval mode.
+
+    With `separate=None` the teacher is the student itself with its adapters disabled (peft's
+    `disable_adapter()`), so it needs a PeftModel; otherwise `separate` is a frozen model.
+    """
+
+    def __init__(self, student: nn.Module, separate: nn.Module | None = None) -> None:
+        if separate is None and not hasattr(student, "disable_adapter"):
+            raise ValueError(
+                "the self-teacher (teacher=None) needs a LoRA student (use_peft); for full fine-tuning give a "
+                "separate teacher (--teacher PATH)"
+            )
+        if separate is not None:
+            separate.requires_grad_(False)
+            separate.eval()
+        self.student = student
+        self.separate = separate
+
+    @contextlib.contextmanager
+    def active(self, runner: nn.Module) -> Iterator[nn.Module]:
+        """Yield the module to call for teacher outputs; `runner` is the (possibly wrapped) student."""
+        if self.separate is not None:
+            with torch.no_grad(), eval_mode(self.separate):
+                yield self.separate
+        else:
+            with torch.no_grad(), self.student.disable_adapter(), eval_mode(runner):
+                yield runner
+
+    def embed(
+        self, runner: nn.Module, inputs: dict, with_images: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher embeddings (un-normalised) and, with `with_images`, image-segment embeddings of `inputs`."""
+        with self.active(runner) as teacher:
+            output = teacher(**inputs, normalize=False, return_image_embeddings=with_images)
+        return output.embeddings.detach(), (output.image_embeddings.detach() if with_images else None)
+
+    def fingerprint(self) -> str:
+        """Fingerprint of the weights the teacher uses."""
+        return weights_fingerprint(self.separate if self.separate is not None else self.student)

@@ -1,0 +1,181 @@
+"""`SKDTrainer`: a `transformers.Trainer` whose loss is self-knowledge distillation to an English teacher."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModel, Trainer
+
+from .collator import ParallelCollator
+from .config import SKDConfig
+from .losses import combine_terms, distillation_terms, translation_metrics
+from .teacher import Teacher
+from .teacher_cache import load_or_build_teacher_cache, settings_fingerprint, with_teacher_rows
+
+
+def to_dtype(inputs: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+    """Cast the floating-point tensors of a processor batch (pixel values) to the model's dtype."""
+    return {
+        key: value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+        for key, value in inputs.items()
+    }
+
+
+class SKDTrainer(Trainer):
+    """Trainer for self-knowledge distillation (xVLM2Vec) on a parallel corpus.
+
+    The teacher (the student with its LoRA adapters off, or a separate frozen model) embeds the English
+    side under `no_grad` in eval mode, or its embeddings come from the teacher cache; the student embeds the
+    English and x sides (one concatenated forward by default); the loss is the weighted mean of
+    `MSE(s(en), t(en))` and `MSE(s(x), t(en))` (plus the image terms with `image_loss`). Training logs
+    `loss_en`, `loss_x` (and `loss_image_en`, `loss_image_x`) and `skipped_rows`; evaluation reports the MSE
+    terms and x->en translation retrieval accuracy (`translation_metrics`).
+
+    Args:
+        model: the student, an `XVLM2VecModel` or a peft model wrapping one.
+        args: an [`SKDConfig`].
+        teacher_model: a separate frozen teacher; default: loaded from `args.teacher`, or the self-teacher.
+        Other arguments are those of `transformers.Trainer`; the collator defaults to [`ParallelCollator`]
+        and `compute_metrics` to [`translation_metrics`].
+    """
+
+    loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean
+
+    def __init__(
+        self,
+        model: nn.Module,
+        args: SKDConfig,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        teacher_model: nn.Module | None = None,
+        data_collator: Any = None,
+        compute_metrics: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(args, SKDConfig):
+            raise TypeError(f"args must be an SKDConfig, got {type(args).__name__}")
+        core = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if teacher_model is None and args.teacher is not None:
+            teacher_model = AutoModel.from_pretrained(args.teacher, trust_remote_code=True, dtype=core.dtype)
+        self.teacher = Teacher(model, teacher_model)
+        if data_collator is None:
+            data_collator = ParallelCollator(
+                core.prepare_inputs, args.max_length, args.bad_rows, fused=args.fused_student_forward
+            )
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            data_collator=data_collator,
+            compute_metrics=compute_metrics or translation_metrics,
+            **kwargs,
+        )
+        if teacher_model is not None:
+            self.teacher.separate = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+        self._terms: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._skipped_rows = 0
+        self.teacher_cache_path = None
+        if args.teacher_cache and train_dataset is not None:
+            self._attach_teacher_cache(core)
+
+    def _attach_teacher_cache(self, core: nn.Module) -> None:
+        """Load or build the teacher cache of the training split and point its rows at it."""
+        collator = self.data_collator
+        settings = settings_fingerprint(core.config, core.processor, self.args.max_length)
+        runner = self.model if self.teacher.separate is None else self.teacher.separate
+        with self.args.main_process_first(desc="teacher cache"):
+            cache, self.teacher_cache_path = load_or_build_teacher_cache(
+                self.args.teacher_cache,
+                self.teacher,
+                runner,
+                self.train_dataset,
+                collator,
+                settings,
+                self.args.teacher_cache_batch_size,
+            )
+        collator.teacher_cache = cache
+        self.train_dataset = with_teacher_rows(self.train_dataset)
+
+    def _student(self, model: nn.Module, inputs: dict[str, Any], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """Student embeddings (and image embeddings) of the English and x sides."""
+        images = self.args.image_loss
+        if "student_inputs" in inputs:
+            output = model(**to_dtype(inputs["student_inputs"], dtype), normalize=False, return_image_embeddings=images)
+            half = output.embeddings.shape[0] // 2
+            found = {"student_en": output.embeddings[:half], "student_x": output.embeddings[half:]}
+            if images:
+                found["student_en_image"] = output.image_embeddings[:half]
+                found["student_x_image"] = output.image_embeddings[half:]
+            return found
+        found = {}
+        for side in ("en", "x"):
+            output = model(**to_dtype(inputs[f"student_{side}_inputs"], dtype), normalize=False, return_image_embeddings=images)
+            found[f"student_{side}"] = output.embeddings
+            if images:
+                found[f"student_{side}_image"] = output.image_embeddings
+        return found
+
+    def _teacher(self, model: nn.Module, inputs: dict[str, Any], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """Teacher English embeddings, from the cache when the collator found them there."""
+        if "teacher_embeddings" in inputs:
+            found = {"teacher_en": inputs["teacher_embeddings"]}
+            if self.args.image_loss:
+                found["teacher_en_image"] = inputs["teacher_image_embeddings"]
+            return found
+        embeddings, image_embeddings = self.teacher.embed(
+            model, to_dtype(inputs["teacher_inputs"], dtype), with_images=self.args.image_loss
+        )
+        found = {"teacher_en": embeddings}
+        if self.args.image_loss:
+            found["teacher_en_image"] = image_embeddings
+        return found
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Distillation loss of one batch; records its terms for logging while training."""
+        dtype = self.accelerator.unwrap_model(model).dtype
+        skipped = inputs.get("skipped_rows", 0)
+        outputs = {**self._teacher(model, inputs, dtype), **self._student(model, inputs, dtype)}
+        terms = distillation_terms(**outputs)
+        loss = combine_terms(terms, self.args.en_loss_weight, self.args.x_loss_weight)
+        if model.training:
+            self._skipped_rows += int(skipped)
+            for name, value in terms.items():
+                self._terms[name].append(value.detach())
+        return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor, Any, Any]:
+        """Loss, `(student_en, student_x)` as predictions and `teacher_en` as labels (for `translation_metrics`)."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+        if prediction_loss_only:
+            return loss.detach(), None, None
+        predictions = (outputs["student_en"].detach().float(), outputs["student_x"].detach().float())
+        return loss.detach(), predictions, outputs["teacher_en"].detach().float()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the averaged loss terms since the last log (mean over processes) and the skipped-row count."""
+        if self._terms and "loss" in logs:
+            for name, values in self._terms.items():
+                mean = torch.stack(values).mean()
+                logs[name] = round(float(self.accelerator.reduce(mean, reduction="mean")), 8)
+            skipped = torch.tensor(self._skipped_rows, device=self.args.device)
+            logs["skipped_rows"] = int(self.accelerator.reduce(skipped, reduction="sum"))
+            self._terms.clear()
+        super().log(logs, start_time)

@@ -78,9 +78,12 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         super().__init__(config)
         self.adapter = get_backbone(config.backbone_config.model_type)
         self.model = backbone_model if backbone_model is not None else self.adapter.build_model(config.backbone_config)
-        self._no_split_modules = list(getattr(self.model, "_no_split_modules", None) or [])
         self._processor = None
         self.post_init()
+        # FSDP wraps by these class names: keep the backbone's, limited to classes this model really has.
+        present = {type(module).__name__ for module in self.model.modules()}
+        declared = getattr(self.model, "_no_split_modules", None) or []
+        self._no_split_modules = sorted(name for name in declared if name in present)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -132,11 +135,19 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             self._processor.save_pretrained(save_directory)
 
     def prepare_inputs(
-        self, texts: Sequence[str], images: Sequence[ImageInput], max_length: int | None = None
+        self,
+        texts: Sequence[str],
+        images: Sequence[ImageInput],
+        max_length: int | None = None,
+        row_ids: Sequence[int] | None = None,
     ) -> BatchFeature:
-        """Validate (text, image) rows and build one padded batch with the backbone's processor."""
+        """Validate (text, image) rows and build one padded batch with the backbone's processor.
+
+        Errors name rows by ``row_ids`` (default: their positions in this call).
+        """
         return prepare_inputs(
-            self.processor, texts, images, self.config.image_tag, self.config.padding_side, max_length=max_length
+            self.processor, texts, images, self.config.image_tag, self.config.padding_side,
+            max_length=max_length, row_ids=row_ids,
         )
 
     # ----------------------------------------------------------------- forward
@@ -223,7 +234,7 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             with torch.inference_mode():
                 for start in tqdm(range(0, count, batch_size), desc="encode", disable=not show_progress_bar):
                     rows = order[start : start + batch_size]
-                    batch = self.prepare_inputs([prompts[i] for i in rows], [images[i] for i in rows])
+                    batch = self.prepare_inputs([prompts[i] for i in rows], [images[i] for i in rows], row_ids=rows)
                     batch = batch.to(self.device)
                     if "pixel_values" in batch:
                         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)

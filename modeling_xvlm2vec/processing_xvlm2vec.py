@@ -33,13 +33,17 @@ def to_backbone_prompt(text: str, image_tag: str) -> str:
     return text if image_tag == CANONICAL_IMAGE_TAG else text.replace(CANONICAL_IMAGE_TAG, image_tag)
 
 
-def check_rows(texts: Sequence[str], images: Sequence[Any], image_tag: str) -> None:
-    """Raise ``ValueError`` naming the row for a tag without image, an image without tag, or an empty row."""
+def check_rows(texts: Sequence[str], images: Sequence[Any], image_tag: str, row_ids: Sequence[int] | None = None) -> None:
+    """Raise ``ValueError`` naming the row for a tag without image, an image without tag, or an empty row.
+
+    ``row_ids`` are the numbers the caller knows its rows by (default: their positions).
+    """
     if len(texts) != len(images):
         raise ValueError(f"texts and images must have the same length, got {len(texts)} texts and {len(images)} images")
     if not texts:
         raise ValueError("no inputs: give at least one text or image")
-    for row, (text, image) in enumerate(zip(texts, images)):
+    row_ids = range(len(texts)) if row_ids is None else row_ids
+    for row, text, image in zip(row_ids, texts, images):
         if not isinstance(text, str):
             raise ValueError(f"row {row}: text must be a string, got {type(text).__name__}")
         tags = text.count(image_tag) + (text.count(CANONICAL_IMAGE_TAG) if image_tag != CANONICAL_IMAGE_TAG else 0)
@@ -60,15 +64,18 @@ def prepare_inputs(
     image_tag: str,
     padding_side: str = "right",
     max_length: int | None = None,
+    row_ids: Sequence[int] | None = None,
 ) -> BatchFeature:
     """Validate rows and run the backbone processor into one padded batch of tensors.
 
     ``texts`` may use the canonical tag ``<|image_1|>`` or the backbone's own ``image_tag``; rows
     without an image may be mixed with image rows. With ``max_length``, a row whose tokenised length
     exceeds it raises ``ValueError`` (nothing is truncated silently: truncation could cut image tokens).
+    Errors name rows by ``row_ids`` (default: positions in this call).
     """
-    check_rows(texts, images, image_tag)
-    loaded = [load_image(image, row) for row, image in enumerate(images)]
+    row_ids = list(range(len(texts))) if row_ids is None else list(row_ids)
+    check_rows(texts, images, image_tag, row_ids)
+    loaded = [load_image(image, row) for row, image in zip(row_ids, images)]
     prompts = [to_backbone_prompt(text, image_tag) for text in texts]
     present = [image for image in loaded if image is not None]
     tokenizer = getattr(processor, "tokenizer", processor)
@@ -76,7 +83,7 @@ def prepare_inputs(
     batch = processor(text=prompts, images=present or None, padding=True, return_tensors="pt")
     if max_length is not None:
         lengths = batch["attention_mask"].sum(-1).tolist()
-        too_long = [row for row, length in enumerate(lengths) if length > max_length]
+        too_long = [row for row, length in zip(row_ids, lengths) if length > max_length]
         if too_long:
             raise ValueError(f"rows {too_long} are longer than max_length={max_length} tokens")
     return batch

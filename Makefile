@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11, CPU, package registries only):
+#   make demo   - the main job on the embedded default, offline, on CPU
+#   make test   - the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: install demo quickstart test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch + torchvision from this machine's local files (see docs/architecture.md, DESIGN section 4)
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: quickstart
+
+quickstart: install
+	HF_HUB_OFFLINE=1 $(PY) examples/quickstart.py
+
+test: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,152 @@
+"""Refuse folders that would not load once published.
+
+Each ``check_*_folder`` returns the list of problems found (empty: the folder is publishable); every
+problem names the file, config or field at fault. The checks follow what the loaders themselves do:
+transformers' remote-code file discovery for models, ``datasets``' YAML ``configs`` resolution for
+datasets, and ``evaluate``'s ``<repo name>.py`` rule for metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from huggingface_hub import DatasetCard, RepoCard
+
+CARD_NAME = "README.md"
+# Formats that unpickle on load (or may): never published.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+class PublishRefused(ValueError):
+    """A folder that would not load after publishing; ``problems`` lists every reason."""
+
+    def __init__(self, folder: str | Path, problems: list[str]):
+        self.folder = str(folder)
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"refusing to publish {self.folder}:\n{lines}")
+
+
+def _relative_files(folder: Path) -> list[str]:
+    """All files under ``folder`` as sorted POSIX paths relative to it."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def pickle_files(folder: Path) -> list[str]:
+    """Files under ``folder`` in a pickle-based format (``.bin``, ``.pt``, ...)."""
+    return [name for name in _relative_files(folder) if name.lower().endswith(PICKLE_SUFFIXES)]
+
+
+def card_problems(folder: Path, repo_type: str) -> list[str]:
+    """Problems with ``folder/README.md``: missing, or YAML metadata that does not parse as a card."""
+    path = folder / CARD_NAME
+    if not path.is_file():
+        return [f"{CARD_NAME}: missing (no card)"]
+    card_class = DatasetCard if repo_type == "dataset" else RepoCard
+    try:
+        card_class.load(path, repo_type=repo_type)
+    except (ValueError, yaml.YAMLError) as err:
+        return [f"{CARD_NAME}: YAML metadata does not parse: {err}"]
+    return []
+
+
+def _code_file_problems(folder: Path, module: str, field: str) -> list[str]:
+    """Check ``module``'s file and, recursively, the files it imports relatively (as transformers fetches them)."""
+    from transformers.dynamic_module_utils import get_relative_imports
+
+    problems: list[str] = []
+    pending, seen = [module], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = folder / f"{name.replace('.', '/')}.py"
+        if not path.is_file():
+            problems.append(f"{path.name}: missing (needed by {field})")
+            continue
+        pending.extend(get_relative_imports(path))
+    return problems
+
+
+def check_model_folder(folder: str | Path) -> list[str]:
+    """Problems that stop ``AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)`` from loading it."""
+    folder = Path(folder)
+    problems = [f"{name}: pickle-based weights or data are not published (save safetensors)" for name in pickle_files(folder)]
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        problems.append("config.json: missing (not a saved model folder)")
+    else:
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            config = {}
+            problems.append(f"config.json: not valid JSON ({err})")
+        auto_map = config.get("auto_map") or {}
+        for needed in ("AutoConfig", "AutoModel"):
+            if needed not in auto_map:
+                problems.append(f"config.json: auto_map has no {needed} entry (trust_remote_code cannot find the code)")
+        for auto_class, reference in auto_map.items():
+            references = reference if isinstance(reference, list) else [reference]
+            for ref in filter(None, references):
+                if "--" in ref:  # code kept in another repository
+                    continue
+                module = ref.rsplit(".", 1)[0]
+                problems += _code_file_problems(folder, module, f"auto_map.{auto_class}")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        problems.append("no *.safetensors weights")
+    index_path = folder / SAFETENSORS_INDEX
+    if index_path.is_file():
+        weight_map = json.loads(index_path.read_text(encoding="utf-8")).get("weight_map", {})
+        for shard in sorted(set(weight_map.values())):
+            if not (folder / shard).is_file():
+                problems.append(f"{SAFETENSORS_INDEX}: shard {shard} missing")
+    return problems + card_problems(folder, "model")
+
+
+def check_dataset_folder(folder: str | Path) -> list[str]:
+    """Problems that stop ``load_dataset(folder_or_repo, config)``: card YAML, ``configs`` and their data files."""
+    from datasets.data_files import resolve_pattern, sanitize_patterns
+    from datasets.utils.metadata import MetadataConfigs
+
+    folder = Path(folder)
+    problems = [f"{name}: pickle-based files are not published" for name in pickle_files(folder)]
+    card_errors = card_problems(folder, "dataset")
+    if card_errors:
+        return problems + card_errors
+    card = DatasetCard.load(folder / CARD_NAME, repo_type="dataset")
+    try:
+        configs = MetadataConfigs.from_dataset_card_data(card.data)
+    except ValueError as err:
+        return problems + [f"{CARD_NAME}: invalid configs: {err}"]
+    if not configs:
+        problems.append(f"{CARD_NAME}: YAML has no configs (load_dataset would not know the data files)")
+    for name, config in configs.items():
+        if "data_files" not in config:
+            problems.append(f"{CARD_NAME}: config {name!r} has no data_files")
+            continue
+        for split, patterns in sanitize_patterns(config["data_files"]).items():
+            for pattern in patterns:
+                try:
+                    resolve_pattern(pattern, base_path=str(folder))
+                except FileNotFoundError:
+                    problems.append(f"{CARD_NAME}: config {name!r} split {split!r}: no file matches {pattern!r}")
+    return problems
+
+
+def check_metric_folder(folder: str | Path, module_name: str) -> list[str]:
+    """Problems that stop ``evaluate.load(namespace/module_name)``: the module file must be ``module_name.py``."""
+    folder = Path(folder)
+    problems = [f"{name}: pickle-based files are not published" for name in pickle_files(folder)]
+    module = folder / f"{module_name}.py"
+    if not module.is_file():
+        found = sorted(p.name for p in folder.glob("*.py") if p.name != "app.py")
+        problems.append(
+            f"{module.name}: missing; evaluate.load('<namespace>/{module_name}') reads the module named after the "
+            f"repository (found: {found or 'no module'})"
+        )
+    return problems + card_problems(folder, "space")

@@ -1,0 +1,227 @@
+"""Model card of a trained xVLM2Vec model, filled from its folder, recipe, trainer state and MMMEB results.
+
+``render_model_card`` is the Python API (used by ``xvlm2vec publish model`` and the demo). The card's
+YAML is a ``ModelCardData`` with ``model-index`` entries (``EvalResult``) from the evaluation's own
+``model_index_entries``; the body comes from ``templates/model_card.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import ModelCard, ModelCardData
+
+from hub_cards.templates_io import citation, template_path
+from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
+from xvlm2vec.evaluation import results as eval_results
+
+TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+LANGUAGE_NAMES = {"en": "English", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German"}
+MODEL_TAGS = ["xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "knowledge-distillation", "custom_code"]
+
+
+@dataclass
+class TrainingSummary:
+    """What the card reports from ``trainer_state.json``."""
+
+    global_step: int
+    epoch: float | None
+    train_loss: float | None
+    last_loss: float | None
+    last_loss_step: int | None
+    eval_loss: float | None
+    runtime: float | None
+
+
+def is_hub_id(value: str | None) -> bool:
+    """True for an ``owner/name`` Hub id that is not an existing local path."""
+    return bool(value) and HUB_ID.match(value) is not None and not Path(value).exists()
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    """Parse a JSON file, raising ``ValueError`` that names ``what`` and the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{what} {path}: cannot read it as JSON ({err})") from err
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """Parse a training recipe YAML (a mapping of TrlParser fields)."""
+    try:
+        recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"recipe {path}: cannot read it as YAML ({err})") from err
+    if not isinstance(recipe, dict):
+        raise ValueError(f"recipe {path}: expected a mapping of training arguments, got {type(recipe).__name__}")
+    return recipe
+
+
+def summarize_trainer_state(state: dict) -> TrainingSummary:
+    """Steps, epochs and losses from a Trainer's ``trainer_state.json`` content."""
+    history = state.get("log_history") or []
+    losses = [entry for entry in history if "loss" in entry]
+    evals = [entry for entry in history if "eval_loss" in entry]
+    final = next((entry for entry in reversed(history) if "train_loss" in entry), {})
+    return TrainingSummary(
+        global_step=int(state.get("global_step", 0)),
+        epoch=state.get("epoch"),
+        train_loss=final.get("train_loss"),
+        last_loss=losses[-1]["loss"] if losses else None,
+        last_loss_step=losses[-1].get("step") if losses else None,
+        eval_loss=evals[-1]["eval_loss"] if evals else None,
+        runtime=final.get("train_runtime"),
+    )
+
+
+def find_trainer_state(model_dir: Path) -> Path | None:
+    """``trainer_state.json`` in the model folder, else in its latest ``checkpoint-N`` folder."""
+    direct = model_dir / TRAINER_STATE_NAME
+    if direct.is_file():
+        return direct
+    checkpoints = sorted(
+        (p for p in model_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / TRAINER_STATE_NAME).is_file()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    return checkpoints[-1] / TRAINER_STATE_NAME if checkpoints else None
+
+
+def _pick_results_model(document: dict, model_dir: Path, name: str | None) -> str:
+    """The ``models[].name`` of this model in ``results.json``: given, the entry naming ``model_dir``, or the only one."""
+    names = [m["name"] for m in document["models"]]
+    if name is not None:
+        if name not in names:
+            raise ValueError(f"results: no model named {name!r} (have {names})")
+        return name
+    same_folder = [n for n in names if Path(n).exists() and Path(n).resolve() == model_dir.resolve()]
+    if len(same_folder) == 1:
+        return same_folder[0]
+    if len(names) == 1:
+        return names[0]
+    raise ValueError(f"results hold several models {names}; say which one this card is for (results_model=...)")
+
+
+def _table_cell(text: str) -> str:
+    """Instruction text as it reads in a markdown table cell (newlines shown as \\n, pipes escaped)."""
+    return text.replace("\n", "\\n").replace("|", "\\|")
+
+
+def _recipe_value(value: Any) -> str:
+    """A recipe value as one table cell."""
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return text.replace("|", "\\|")
+
+
+def render_model_card(
+    model_dir: str | Path,
+    results_json: str | Path | None = None,
+    recipe_yaml: str | Path | None = None,
+    trainer_state_json: str | Path | None = None,
+    *,
+    repo_id: str | None = None,
+    results_model: str | None = None,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    mmmeb_dataset_id: str | None = None,
+    license: str = "apache-2.0",
+) -> ModelCard:
+    """Return the model card of a saved xVLM2Vec folder.
+
+    Args:
+        model_dir: the saved model (``config.json`` with the backbone and instructions).
+        results_json: ``results.json`` of ``xvlm2vec eval`` (schema-checked); fills the MMMEB tables and
+            the ``model-index``. ``results_model`` names this model's entry when the file holds several.
+        recipe_yaml: the training recipe; its fields become the training table, and its
+            ``model_name_or_path`` / ``dataset_name`` the ``base_model`` / ``datasets`` when those are Hub ids.
+        trainer_state_json: the Trainer's ``trainer_state.json`` (default: found in ``model_dir``).
+        repo_id: where the model is published (usage snippet, ``model_name``).
+        base_model, datasets, mmmeb_dataset_id, license: card metadata overriding what is inferred.
+    """
+    model_dir = Path(model_dir)
+    config = read_json(model_dir / "config.json", "model config")
+    recipe = read_recipe(recipe_yaml) if recipe_yaml is not None else {}
+    state_path = Path(trainer_state_json) if trainer_state_json is not None else find_trainer_state(model_dir)
+    state = summarize_trainer_state(read_json(state_path, "trainer state")) if state_path is not None else None
+
+    base = base_model or (recipe.get("model_name_or_path") if is_hub_id(recipe.get("model_name_or_path")) else None)
+    dataset_ids = list(datasets) if datasets is not None else [d for d in [recipe.get("dataset_name")] if is_hub_id(d)]
+
+    eval_entries, results_table, results_name, result_langs = [], None, None, set()
+    if results_json is not None:
+        document = read_json(results_json, "results")
+        eval_results.validate(document)
+        results_name = _pick_results_model(document, model_dir, results_model)
+        source = document["data"]["source"]
+        mmmeb_id = mmmeb_dataset_id or (source if is_hub_id(source) else None)
+        if mmmeb_id is None:
+            raise ValueError(
+                f"results {results_json}: the evaluation read local data ({source}); give mmmeb_dataset_id, the Hub id "
+                "of the published MMMEB dataset, for the model-index"
+            )
+        eval_entries = eval_results.model_index_entries(document, results_name, dataset_id=mmmeb_id)
+        results_table = eval_results.markdown_table(document).replace("\n## ", "\n### ").replace("## ", "### ", 1)
+        result_langs = {lang for m in document["models"] if m["name"] == results_name for lang in m["averages"]["per_language"]}
+        if mmmeb_id not in dataset_ids:
+            dataset_ids.append(mmmeb_id)
+
+    trained_langs = recipe.get("languages") or []
+    if isinstance(trained_langs, str):
+        trained_langs = trained_langs.split(",")
+    languages = sorted({"en", *[l.strip() for l in trained_langs], *result_langs} - {""}, key=lambda l: (l != "en", l))
+    if languages == ["en"]:
+        languages = list(LANGUAGES)
+    title = (repo_id or model_dir.name).split("/")[-1]
+    card_data = ModelCardData(
+        language=languages,
+        license=license,
+        library_name="transformers",
+        pipeline_tag="feature-extraction",
+        base_model=base,
+        datasets=dataset_ids or None,
+        tags=list(MODEL_TAGS),
+        model_name=title,
+        eval_results=eval_entries or None,
+    )
+
+    instructions = config.get("instructions") or INSTRUCTIONS
+    instruction_rows = [
+        {"task": task, "side": side, "lang": lang, "text": _table_cell(text)}
+        for task, sides in instructions.items()
+        for side, by_lang in sides.items()
+        for lang, text in by_lang.items()
+    ]
+    t2i = instructions.get("t2i", INSTRUCTIONS["t2i"])
+    backbone = config.get("backbone_config") or {}
+    text_config = backbone.get("text_config") or backbone
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path("model_card.md")),
+        title=title,
+        repo_id=repo_id or str(model_dir),
+        backbone_type=backbone.get("model_type", "unknown"),
+        pooling=config.get("pooling", "last"),
+        pooling_text="last-token" if config.get("pooling", "last") == "last" else "mean-pooled",
+        normalize=config.get("normalize", True),
+        padding_side=config.get("padding_side", "right"),
+        image_tag=_table_cell(config.get("image_tag") or ""),
+        hidden_size=text_config.get("hidden_size", "unknown"),
+        languages_text=", ".join(LANGUAGE_NAMES.get(l, l) for l in languages),
+        base_model_text=f"[{base}](https://huggingface.co/{base})" if base else (recipe.get("model_name_or_path") or "not recorded"),
+        license_text=license,
+        datasets_text=", ".join(dataset_ids) or (recipe.get("dataset_name") or "not recorded"),
+        example_query_instruction=json.dumps(t2i["query"].get("it", t2i["query"]["en"]), ensure_ascii=False),
+        example_candidate_instruction=json.dumps(t2i["candidate"].get("it", t2i["candidate"]["en"]), ensure_ascii=False),
+        instruction_rows=instruction_rows,
+        recipe_name=Path(recipe_yaml).name if recipe_yaml is not None else None,
+        recipe_rows=[(key, _recipe_value(value)) for key, value in recipe.items()],
+        state=state,
+        results_table=results_table,
+        results_model=results_name,
+        citation=citation(),
+    )

@@ -1,0 +1,64 @@
+"""On-disk cache of candidate embeddings, in safetensors files, keyed by content.
+
+One file per (model fingerprint, data fingerprint, dataset config, language split) holds two
+tensors: ``keys`` (uint8 [N, 32], the SHA-256 of each candidate's exact prompt text and image
+identity) and ``embeddings`` (float32 [N, D]). Changing the model's weights or configuration, the
+data, the instruction, the formatting style or the candidate itself changes the file or the key,
+so a stale embedding is never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+KEY_BYTES = 32
+
+
+def candidate_key(prompt: str | None, image_id: str | None) -> bytes:
+    """SHA-256 digest identifying one input row: its exact prompt text and its image's identity."""
+    digest = hashlib.sha256()
+    digest.update(b"T" + (prompt.encode("utf-8") if prompt is not None else b"\xff"))
+    digest.update(b"\x00I" + (image_id.encode("utf-8") if image_id is not None else b"\xff"))
+    return digest.digest()
+
+
+class EmbeddingCache:
+    """Reads and writes candidate-embedding files under ``root`` (``None`` disables the disk cache)."""
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root) if root is not None else None
+
+    def path(self, model_fingerprint: str, data_fingerprint: str, config: str, split: str) -> Path | None:
+        """The cache file of one dataset split for one model, or None when caching is off."""
+        if self.root is None:
+            return None
+        return self.root / model_fingerprint[:32] / data_fingerprint[:32] / config / f"{split}.safetensors"
+
+    def load(self, path: Path | None) -> dict[bytes, np.ndarray]:
+        """Entries stored at ``path`` (empty when there is none). A corrupt file is a ValueError naming it."""
+        if path is None or not path.is_file():
+            return {}
+        try:
+            tensors = load_file(str(path))
+            keys, embeddings = tensors["keys"], tensors["embeddings"]
+        except Exception as error:  # safetensors raises several types for damaged files
+            raise ValueError(f"embedding cache file {path} is unreadable ({error}); delete it to rebuild") from error
+        if keys.ndim != 2 or keys.shape[1] != KEY_BYTES or len(keys) != len(embeddings):
+            raise ValueError(f"embedding cache file {path} has inconsistent shapes {keys.shape} / {embeddings.shape}")
+        return {bytes(key): vector for key, vector in zip(keys, embeddings)}
+
+    def save(self, path: Path | None, entries: dict[bytes, np.ndarray]) -> None:
+        """Write ``entries`` to ``path`` atomically (a temporary file renamed into place)."""
+        if path is None or not entries:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.frombuffer(b"".join(entries), dtype=np.uint8).reshape(len(entries), KEY_BYTES)
+        embeddings = np.stack(list(entries.values())).astype(np.float32)
+        temporary = path.with_suffix(f".tmp{os.getpid()}")
+        save_file({"keys": keys, "embeddings": embeddings}, str(temporary))
+        os.replace(temporary, path)

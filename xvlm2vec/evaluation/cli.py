@@ -1,0 +1,64 @@
+"""``xvlm2vec eval``: score embedding models on MMMEB (one or more ``--model``, one ``--data``).
+
+Run with several processes through accelerate, e.g.
+``accelerate launch --num_processes 2 -m xvlm2vec eval --model DIR --data DIR --output-dir DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from modeling_xvlm2vec.instructions import STYLES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``xvlm2vec eval``."""
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="DIR_OR_REPO",
+        help="model to score (repeat for several: teacher then student). An XVLM2Vec folder/repo, a CLIP / "
+        "SigLIP / SigLIP2 one, a sentence-transformers one, or TEXT+IMAGE for two sentence-transformers encoders",
+    )
+    parser.add_argument("--data", required=True, metavar="DIR_OR_REPO", help="MMMEB dataset folder or Hub repo")
+    parser.add_argument("--output-dir", required=True, type=Path, help="where results.json, results.md, results.png go")
+    parser.add_argument("--tasks", nargs="+", default=[], metavar="TASK", help="tasks (i2t t2i c vg vqa) or configs (xtd_i2t); default all")
+    parser.add_argument("--languages", nargs="+", default=[], metavar="LANG", help="language splits (en it es fr de); default all")
+    parser.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES, help="formatting styles; default all three")
+    parser.add_argument("--batch-size", type=int, default=16, help="rows per embedding batch (default 16)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="candidate-embedding cache (default OUTPUT_DIR/embedding_cache)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="keep candidate embeddings in memory only")
+    parser.add_argument("--max-queries", type=int, default=None, help="score only the first N queries of each split")
+    parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the bundled metrics/mmmeb)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the models and data, score them, write the outputs and print the table."""
+    from xvlm2vec.evaluation.pipeline import evaluate_models
+    from xvlm2vec.evaluation.registry import load_embedder
+    from xvlm2vec.evaluation.results import markdown_table
+    from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
+
+    if args.max_queries is not None and args.max_queries < 1:
+        raise SystemExit(f"--max-queries must be >= 1, got {args.max_queries}")
+    cache_dir = None if args.no_cache else (args.cache_dir or args.output_dir / "embedding_cache")
+    config = RunConfig(
+        tasks=args.tasks,
+        languages=args.languages,
+        styles=args.styles,
+        batch_size=args.batch_size,
+        cache_dir=str(cache_dir) if cache_dir is not None else None,
+        max_queries=args.max_queries,
+        metric=args.metric or DEFAULT_METRIC,
+    )
+    runner = Runner(config)
+    embedders = [load_embedder(spec, device=runner.state.device) for spec in args.model]
+    document = evaluate_models(embedders, args.data, args.output_dir, runner)
+    if runner.state.is_main_process:
+        print(markdown_table(document))
+        print(f"wrote {args.output_dir / 'results.json'}, results.md, results.png")
+    return 0

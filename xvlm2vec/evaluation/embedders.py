@@ -1,0 +1,111 @@
+"""The ``Embedder`` interface the MMMEB runner scores, and its XVLM2Vec implementation.
+
+An embedder turns rows of (text or None, image or None) into L2-normalised vectors. It says whether
+it takes the protocol's instructions (``uses_instructions``), which instruction table it uses, and
+a ``fingerprint`` of everything that changes its outputs (weights and configuration), which keys
+the embedding cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from modeling_xvlm2vec.instructions import INSTRUCTIONS
+
+
+def weights_fingerprint(modules: dict[str, torch.nn.Module], extra: Any = None) -> str:
+    """SHA-256 over every parameter and buffer (name, dtype, shape, bytes) of ``modules`` plus ``extra``.
+
+    ``extra`` (JSON-serialisable, e.g. configurations) covers settings that change outputs without
+    changing weights, such as the pooling mode.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    for prefix, module in sorted(modules.items()):
+        for name, tensor in sorted(module.state_dict().items()):
+            flat = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{prefix}.{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32); all-zero rows stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+class Embedder(ABC):
+    """A model the MMMEB runner can score.
+
+    Attributes:
+        name: how the model is named in results (the ``--model`` argument).
+        kind: the implementation family, recorded in results.
+        uses_instructions: whether queries and image candidates get the protocol's instructions.
+        image_tag: the image tag the model's prompts use (the canonical tag is mapped to it).
+        instructions: the instruction table (task -> side -> language -> text) the runner applies.
+    """
+
+    name: str
+    kind: str
+    uses_instructions: bool
+    image_tag: str
+    instructions: dict = INSTRUCTIONS
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Hex digest of everything that determines the embeddings (weights, configuration)."""
+
+    @abstractmethod
+    def embed(self, texts: list[str | None], images: list[Image.Image | None], batch_size: int) -> np.ndarray:
+        """Embed rows of (text, image), either of which may be None, as an L2-normalised float32 [N, D] array."""
+
+
+class XVLM2VecEmbedder(Embedder):
+    """An XVLM2Vec model (``AutoModel`` with remote code) through its ``encode`` method."""
+
+    kind = "xvlm2vec"
+    uses_instructions = True
+
+    def __init__(self, model: Any, name: str) -> None:
+        self.model = model
+        self.name = name
+        self.image_tag = model.config.image_tag
+        self.instructions = model.config.instructions or INSTRUCTIONS
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, device: torch.device | str | None = None) -> XVLM2VecEmbedder:
+        """Load the model folder or Hub repo ``name_or_path`` with ``AutoModel`` (remote code)."""
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=True)
+        if device is not None:
+            model = model.to(device)
+        return cls(model.eval(), name_or_path)
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the weights and the model configuration (computed once)."""
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint({"model": self.model}, self.model.config.to_dict())
+        return self._fingerprint
+
+    def embed(self, texts: list[str | None], images: list[Image.Image | None], batch_size: int) -> np.ndarray:
+        """Embed rows with ``model.encode``; prompts keep the canonical tag, the model maps it."""
+        vectors = self.model.encode(
+            texts=list(texts), images=list(images), batch_size=batch_size, show_progress_bar=False
+        )
+        return l2_normalize(vectors)
+
+
+__all__ = ["Embedder", "XVLM2VecEmbedder", "l2_normalize", "weights_fingerprint"]

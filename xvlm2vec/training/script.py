@@ -1,0 +1,161 @@
+"""The `train.py` entry point: parse a recipe with TRL's `TrlParser`, distil, save a loadable XVLM2Vec folder.
+
+    accelerate launch train.py --config recipes/tiny_cpu.yaml --output_dir runs/tiny --max_steps 20
+
+Every recipe field can be overridden on the command line (`--learning_rate 2e-5`, `--teacher PATH`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+from peft import PeftModel, get_peft_model
+from transformers import AutoConfig, AutoModel
+from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
+
+from modeling_xvlm2vec import XVLM2VecModel
+
+from .config import SKDConfig
+from .trainer import SKDTrainer
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_FOLDER = "adapter"
+PEFT_TASK_TYPES = (None, "FEATURE_EXTRACTION")
+
+
+@dataclass
+class SKDScriptArguments(ScriptArguments):
+    """Data and export options of `train.py` (TRL's `ScriptArguments` plus the export choice).
+
+    Parameters:
+        dataset_name: a built parallel-corpus folder or Hub repo (docs/architecture.md layout).
+        dataset_config: its config (`it`, `es`, `fr`, `de` or `all`).
+        dataset_train_split / dataset_test_split: the training and held-out splits (`train`, `dev`).
+        save_adapter_only: with LoRA, save only the adapter (`output_dir/adapter`) instead of the merged model.
+    """
+
+    dataset_test_split: str = field(default="dev", metadata={"help": "Held-out split used for evaluation."})
+    save_adapter_only: bool = field(
+        default=False, metadata={"help": "With LoRA, save the adapter only instead of merging it into the model."}
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[SKDScriptArguments, SKDConfig, ModelConfig]:
+    """Parse `--config recipe.yaml` and command-line overrides into the three dataclasses."""
+    parser = TrlParser((SKDScriptArguments, SKDConfig, ModelConfig))
+    return parser.parse_args_and_config(args=argv)
+
+
+def torch_dtype(name: str | None) -> torch.dtype | str:
+    """`ModelConfig.dtype` (`auto`, `bfloat16`, `float32`, ...) as what `from_pretrained` takes."""
+    if name in (None, "auto"):
+        return "auto"
+    value = getattr(torch, name, None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"--dtype {name!r} is not a torch dtype")
+    return value
+
+
+def load_student(model_args: ModelConfig) -> torch.nn.Module:
+    """Load an XVLM2Vec folder/repo with `AutoModel`, or wrap a backbone checkpoint with `from_backbone`."""
+    if not model_args.model_name_or_path:
+        raise ValueError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
+    kwargs = {"dtype": torch_dtype(model_args.dtype), "revision": model_args.model_revision}
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    config = AutoConfig.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, revision=model_args.model_revision)
+    if config.model_type == "xvlm2vec":
+        return AutoModel.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, **kwargs)
+    return XVLM2VecModel.from_backbone(model_args.model_name_or_path, **kwargs)
+
+
+def load_split(script_args: SKDScriptArguments, split: str, languages: list[str] | None) -> datasets.Dataset:
+    """One split of the parallel corpus, images left encoded (the collator decodes and checks them)."""
+    if not script_args.dataset_name:
+        raise ValueError("--dataset_name is required (a built parallel-corpus folder or Hub repo)")
+    dataset = datasets.load_dataset(script_args.dataset_name, script_args.dataset_config, split=split)
+    missing = {"text_en", "text_lang", "image"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"{script_args.dataset_name} split {split!r} lacks columns {sorted(missing)}")
+    if isinstance(dataset.features["image"], datasets.Image):
+        dataset = dataset.cast_column("image", datasets.Image(decode=False))
+    if languages:
+        if "lang" not in dataset.column_names:
+            raise ValueError(f"--languages needs a 'lang' column in {script_args.dataset_name}")
+        dataset = dataset.filter(lambda lang: lang in languages, input_columns="lang")
+        if len(dataset) == 0:
+            raise ValueError(f"no rows of split {split!r} are in languages {languages}")
+    return dataset
+
+
+def with_lengths(dataset: datasets.Dataset, column: str) -> datasets.Dataset:
+    """Add a length column (characters of both sides) for the length-grouped samplers."""
+    return dataset.map(
+        lambda en, x: {column: [len(a) + len(b) for a, b in zip(en, x)]},
+        input_columns=["text_en", "text_lang"],
+        batched=True,
+    )
+
+
+def add_lora(model: torch.nn.Module, model_args: ModelConfig) -> torch.nn.Module:
+    """Wrap the student with TRL's LoRA config when `--use_peft`; otherwise train all weights."""
+    peft_config = get_peft_config(model_args)
+    if peft_config is None:
+        return model
+    if peft_config.task_type not in PEFT_TASK_TYPES:
+        raise ValueError(
+            f"--lora_task_type {peft_config.task_type} does not fit an embedding model; use FEATURE_EXTRACTION"
+        )
+    return get_peft_model(model, peft_config)
+
+
+def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: ModelConfig) -> Path:
+    """Save the trained student as an XVLM2Vec folder (LoRA merged unless `save_adapter_only`)."""
+    output_dir = Path(trainer.args.output_dir)
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not isinstance(model, PeftModel):
+        trainer.save_model(str(output_dir))
+        return output_dir
+    adapter_dir = output_dir / ADAPTER_FOLDER
+    trainer.save_model(str(adapter_dir))
+    if script_args.save_adapter_only or not trainer.is_world_process_zero():
+        return adapter_dir
+    base = load_student(model_args)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(output_dir))
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train from a recipe and save the student; print the final metrics as JSON."""
+    script_args, training_args, model_args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    model = add_lora(load_student(model_args), model_args)
+    train = load_split(script_args, script_args.dataset_train_split, training_args.languages)
+    if training_args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
+        train = with_lengths(train, training_args.length_column_name)
+    evaluating = training_args.eval_strategy != "no"
+    dev = load_split(script_args, script_args.dataset_test_split, training_args.languages) if evaluating else None
+    trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev)
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = dict(result.metrics)
+    if dev is not None:
+        metrics.update(trainer.evaluate())
+    trainer.save_metrics("all", metrics)
+    saved = save(trainer, script_args, model_args)
+    if trainer.is_world_process_zero():
+        print(json.dumps({"saved": str(saved), **metrics}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

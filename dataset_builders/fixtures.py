@@ -20,7 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG, LANGUAGES
+from dataset_builders.mmeb_train import IMAGE_TAG, MMEB_TRAIN_SUBSETS
+from modeling_xvlm2vec.instructions import LANGUAGES
 
 COLOURS = {
     "red": {"en": "red", "it": "rosso", "es": "rojo", "fr": "rouge", "de": "rot"},
@@ -110,17 +111,10 @@ def write_mmmeb(output_dir: str | Path, rows_per_file: int = 4, num_candidates: 
     return written
 
 
-MMEB_TRAIN_SUBSETS: tuple[str, ...] = (
-    "A-OKVQA", "CIFAR_100", "CIRR", "FashionIQ", "ImageNet-A", "ImageNet-R", "ImageNet_1K", "MSCOCO",
-    "MSCOCO_i2t", "MSCOCO_t2i", "N24News", "NIGHTS", "OK-VQA", "SUN397", "VOC2007", "VisDial", "Visual7W",
-    "Visual7W-pointing", "VisualNews_i2t", "VisualNews_t2i", "WebQA",
-)
-
-
 def mmeb_train_rows(subset: str, n: int, seed: int = 0) -> list[dict]:
     """Synthetic MMEB-train rows for ``subset``: image queries tagged with ``<|image_1|>\\n``."""
     rng = random.Random(f"{seed}-{subset}")
-    tag = CANONICAL_IMAGE_TAG + "\n"
+    tag = IMAGE_TAG
     rows = []
     for i, (colour, obj) in enumerate(_concepts(rng, n)):
         text_query = i % 3 == 2  # every third row is a text query with an image target
@@ -163,7 +157,7 @@ def write_parallel(output_dir: str | Path, rows: int = 40, seed: int = 0, langua
     """Write ``parallel_shuffled.jsonl`` in the release format (and its images); return its path."""
     root = Path(output_dir)
     rng = random.Random(seed)
-    tag = CANONICAL_IMAGE_TAG + "\n"
+    tag = IMAGE_TAG
     lines = []
     for i, (colour, obj) in enumerate(_concepts(rng, rows)):
         lang = languages[i % len(languages)]

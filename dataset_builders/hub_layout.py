@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datasets import DatasetBuilder, DatasetInfo
+from datasets.splits import SplitDict
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
@@ -23,11 +24,16 @@ DATA_DIR = "data"
 
 
 def _move_shards(prep_dir: Path, builder: DatasetBuilder, target_dir: Path) -> dict[str, str]:
-    """Move the prepared parquet shards of every split; return ``{split: glob pattern}``."""
+    """Move the prepared parquet shards of every non-empty split; return ``{split: glob pattern}``.
+
+    Empty splits are left out (``load_dataset`` cannot read a declared split with no rows).
+    """
     patterns: dict[str, str] = {}
-    target_dir.mkdir(parents=True, exist_ok=True)
     prefix = builder.dataset_name
-    for split in builder.info.splits:
+    for split, split_info in builder.info.splits.items():
+        if split_info.num_examples == 0:
+            continue
+        target_dir.mkdir(parents=True, exist_ok=True)
         shards = sorted(prep_dir.glob(f"{prefix}-{split}.parquet")) + sorted(prep_dir.glob(f"{prefix}-{split}-*.parquet"))
         if not shards:
             raise RuntimeError(f"builder {builder.config.name!r} wrote no parquet file for split {split!r}")
@@ -46,6 +52,8 @@ def materialise(
 ) -> DatasetInfosDict:
     """Run every builder from ``make_builders(cache_dir)`` and write the Hub-layout folder.
 
+    Splits without rows are not declared, and a config whose splits are all empty is left out.
+
     ``card_data`` holds extra card metadata (license, language, pretty_name...), ``card_body``
     the markdown below the YAML. Returns the per-config ``DatasetInfo``.
     """
@@ -62,8 +70,11 @@ def materialise(
             if target.exists():
                 shutil.rmtree(target)
             patterns = _move_shards(prep_dir, builder, target)
+            if not patterns:
+                continue  # every split empty: no config to declare
             configs[name] = {"data_files": [{"split": split, "path": path} for split, path in patterns.items()]}
             info: DatasetInfo = builder.info.copy()
+            info.splits = SplitDict({k: v for k, v in info.splits.items() if k in patterns}, dataset_name=info.dataset_name)
             infos[name] = info
     data = DatasetCardData(**card_data)
     configs.to_dataset_card_data(data)

@@ -174,7 +174,7 @@ class MMMEBBuilder(datasets.GeneratorBasedBuilder):
                     fragment.reject(err, where)
                     continue
                 seen.add(row_id)
-                fragment.accept(f"{spec.config_name}/{lang}")
+                fragment.accept()
                 yield Key(0, item.line_no), example
         finally:
             if self.config.report_dir:
@@ -232,7 +232,8 @@ def build_mmmeb(
             ]
 
         card = {"pretty_name": "MMMEB", "language": sorted({l for f in files.values() for l in f}), "license": "other"}
-        materialise(make_builders, output_dir, card, CARD_BODY, num_proc=num_proc)
+        infos = materialise(make_builders, output_dir, card, CARD_BODY, num_proc=num_proc)
         report.add(ReportFragment.load_all(report_dir))
+    report.set_split_rows(infos)
     report.save()
     return report

@@ -28,7 +28,6 @@ class ReportFragment:
     rows_out: int = 0
     rejected: Counter = field(default_factory=Counter)
     examples: list[dict] = field(default_factory=list)
-    split_rows: Counter = field(default_factory=Counter)
 
     def reject(self, err: RowError, where: str) -> None:
         """Count one rejected row, keeping the first examples with the file/line ``where``."""
@@ -36,10 +35,9 @@ class ReportFragment:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append({"reason": err.reason, "where": where, "message": str(err)})
 
-    def accept(self, split_key: str) -> None:
-        """Count one row written to ``split_key`` (``config/split``)."""
+    def accept(self) -> None:
+        """Count one row written."""
         self.rows_out += 1
-        self.split_rows[split_key] += 1
 
     def save(self, folder: str | Path) -> Path:
         """Write this fragment atomically as a new JSON file in ``folder``."""
@@ -52,7 +50,6 @@ class ReportFragment:
             "rows_out": self.rows_out,
             "rejected": dict(self.rejected),
             "examples": self.examples,
-            "split_rows": dict(self.split_rows),
         }
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
@@ -63,7 +60,6 @@ class ReportFragment:
         self.rows_in += other.rows_in
         self.rows_out += other.rows_out
         self.rejected.update(other.rejected)
-        self.split_rows.update(other.split_rows)
         room = MAX_EXAMPLES - len(self.examples)
         self.examples.extend(other.examples[: max(room, 0)])
 
@@ -79,7 +75,6 @@ class ReportFragment:
                     rows_out=data["rows_out"],
                     rejected=Counter(data["rejected"]),
                     examples=data["examples"],
-                    split_rows=Counter(data["split_rows"]),
                 )
             )
         return total
@@ -116,15 +111,23 @@ class BuildReport:
         within = self.max_rejects is None or self.rows_rejected <= self.max_rejects
         return self.balanced and within
 
-    def add(self, fragment: ReportFragment) -> None:
-        """Fold a (merged) fragment into this report."""
-        self.rows_in += fragment.rows_in
-        self.rows_out += fragment.rows_out
+    def add_rejects(self, fragment: ReportFragment) -> None:
+        """Add a fragment's rejection counts and examples (not its row totals)."""
         for reason, count in fragment.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + count
-        for key, count in fragment.split_rows.items():
-            self.split_rows[key] = self.split_rows.get(key, 0) + count
         self.examples.extend(fragment.examples[: max(MAX_EXAMPLES - len(self.examples), 0)])
+
+    def add(self, fragment: ReportFragment) -> None:
+        """Fold a fragment's rows in, rows out and rejections into this report."""
+        self.rows_in += fragment.rows_in
+        self.rows_out += fragment.rows_out
+        self.add_rejects(fragment)
+
+    def set_split_rows(self, infos: dict) -> None:
+        """Record rows per ``config/split`` from the built configs' ``DatasetInfo``."""
+        self.split_rows = {
+            f"{config}/{split}": info.splits[split].num_examples for config, info in infos.items() for split in info.splits
+        }
 
     def to_dict(self) -> dict:
         """JSON-ready dict including the derived totals."""

@@ -1,0 +1,66 @@
+"""The ``xvlm2vec build {mmmeb,parallel}`` verb: write a Hub-layout dataset folder and its report.
+
+Exit status 1 when the rejected rows exceed ``--max-rejects`` (default 0 for MMMEB, no limit
+for the parallel corpus, whose cleaning rules drop pairs by design).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dataset_builders.mmeb_train import MMEB_TRAIN_SUBSETS, ROWS_PER_SUBSET, reproduce_parallel_jsonl
+from dataset_builders.mmmeb import build_mmmeb
+from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
+from dataset_builders.report import BuildReport
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``xvlm2vec build``."""
+    parser.add_argument("kind", choices=["mmmeb", "parallel"], help="which dataset to build")
+    parser.add_argument("--source", default=None,
+                        help="release folder or Hub repo id (mmmeb: the jsonl files; parallel: parallel_shuffled.jsonl)")
+    parser.add_argument("--revision", default=None, help="pinned revision (commit or tag) when --source is a Hub repo")
+    parser.add_argument("--images", type=Path, default=None, help="image root, a folder or a zip archive (default: the source)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="Hub-layout output folder")
+    parser.add_argument("--sample", type=int, default=None, help="keep the first N good rows per split (small builds)")
+    parser.add_argument("--max-rejects", type=int, default=None,
+                        help="fail (exit 1) above this many rejected rows (default: 0 for mmmeb, no limit for parallel)")
+    parser.add_argument("--num-proc", type=int, default=None, help="worker processes for writing the shards")
+    group = parser.add_argument_group("parallel corpus from MMEB-train + translations (instead of --source)")
+    group.add_argument("--mmeb-train", default=None, help="MMEB-train Hub-layout folder or repo id")
+    group.add_argument("--translations", type=Path, default=None, help="journal folder written by `xvlm2vec translate`")
+    group.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
+    group.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
+    group.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
+
+
+def _build(args: argparse.Namespace) -> BuildReport:
+    if args.kind == "mmmeb":
+        if not args.source:
+            raise SystemExit("build mmmeb: --source is required")
+        max_rejects = 0 if args.max_rejects is None else args.max_rejects
+        return build_mmmeb(args.source, args.output_dir, args.images, args.sample, max_rejects, args.revision, args.num_proc)
+    if bool(args.source) == bool(args.mmeb_train and args.translations):
+        raise SystemExit("build parallel: give either --source, or --mmeb-train with --translations")
+    if args.source:
+        return build_parallel(args.source, args.output_dir, args.images, args.sample, args.max_rejects,
+                              args.revision, args.num_proc)
+    if args.images is None:
+        raise SystemExit("build parallel --mmeb-train: --images (the MMEB image root) is required")
+    result = reproduce_parallel_jsonl(  # kept in the output folder: the release-format corpus
+        args.mmeb_train, args.translations, args.output_dir / RELEASE_FILENAME,
+        languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
+        subsets=tuple(x.strip() for x in args.subsets.split(",") if x.strip()),
+        rows_per_subset=args.rows_per_subset, revision=args.revision,
+    )
+    return build_parallel(args.output_dir, args.output_dir, args.images, None, args.max_rejects, None,
+                          args.num_proc, upstream=result.fragment)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build, print the report table, and return 1 when the report did not pass."""
+    report = _build(args)
+    print(report.table())
+    print(f"report: {Path(args.output_dir) / 'build_report.json'}")
+    return 0 if report.passed else 1

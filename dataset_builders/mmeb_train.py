@@ -1,0 +1,187 @@
+"""The parallel corpus rules (DESIGN section 2): MMEB-train subsets, request packing, marker
+parsing, image-tag removal/restoration, pair cleaning and the seed-42 shuffle.
+
+:func:`reproduce_parallel_jsonl` joins MMEB-train (English) with the journals written by
+``xvlm2vec translate`` and writes ``parallel_shuffled.jsonl`` in the release line format (plus
+``lang`` and ``source_dataset`` keys), which :func:`dataset_builders.parallel.build_parallel`
+then turns into the Hub-layout corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import load_dataset
+
+from dataset_builders.report import ReportFragment
+from dataset_builders.safe_io import JsonlLine, RowError, iter_jsonl
+from dataset_builders.source import resolve_source
+from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
+
+IMAGE_TAG = CANONICAL_IMAGE_TAG + "\n"
+ROWS_PER_SUBSET = 10_000
+SHUFFLE_SEED = 42
+
+MMEB_TRAIN_SUBSETS: tuple[str, ...] = (
+    "A-OKVQA", "CIFAR_100", "CIRR", "FashionIQ", "ImageNet-A", "ImageNet-R", "ImageNet_1K", "MSCOCO",
+    "MSCOCO_i2t", "MSCOCO_t2i", "N24News", "NIGHTS", "OK-VQA", "SUN397", "VOC2007", "VisDial", "Visual7W",
+    "Visual7W-pointing", "VisualNews_i2t", "VisualNews_t2i", "WebQA",
+)
+# Subsets whose negative text is translated too (packed as a second "Answer:").
+SUBSETS_WITH_NEGATIVE = frozenset({"A-OKVQA", "N24News", "OK-VQA", "VisDial", "Visual7W", "Visual7W-pointing"})
+# Fields that become parallel pairs, with the image column each pair shares.
+PAIR_FIELDS: dict[str, str] = {"qry": "qry_image_path", "pos_text": "pos_image_path"}
+
+MARKERS: dict[str, tuple[str, str]] = {
+    "en": ("Question", "Answer"),
+    "it": ("Domanda", "Risposta"),
+    "es": ("Pregunta", "Respuesta"),
+    "fr": ("Question", "Réponse"),
+    "de": ("Frage", "Antwort"),
+}
+
+
+def translated_fields(subset: str) -> list[str]:
+    """The fields of ``subset`` packed into one translation request, in order."""
+    return ["qry", "pos_text"] + (["neg_text"] if subset in SUBSETS_WITH_NEGATIVE else [])
+
+
+def _end_with_punctuation(text: str) -> str:
+    return text if text and text[-1] in string.punctuation else text + "."
+
+
+def pack_request(row: dict, fields: list[str]) -> tuple[str, list[str]]:
+    """Pack ``row`` as ``Question: <qry> Answer: <pos> [Answer: <neg>]``.
+
+    Image tags and newlines are removed first and each part ends with punctuation. Returns
+    the request and the fields that carried the image tag (restored by :func:`parse_response`).
+    """
+    question, answer = MARKERS["en"]
+    tagged = [f for f in fields if IMAGE_TAG in (row.get(f) or "")]
+    parts = []
+    for i, name in enumerate(fields):
+        clean = (row.get(name) or "").replace(IMAGE_TAG, "").replace("\n", "").strip()
+        parts.append(f"{question if i == 0 else answer}: " + _end_with_punctuation(clean))
+    return " ".join(parts), tagged
+
+
+def parse_response(text: str, lang: str, fields: list[str], tagged: list[str]) -> dict[str, str]:
+    """Split a translation on ``lang``'s markers and restore the image tags.
+
+    Raises ``RowError('part_count_mismatch')`` when the number of parts differs from ``fields``.
+    """
+    question, answer = MARKERS[lang]
+    pieces = re.split(f"({re.escape(question)}:|{re.escape(answer)}:)", text)
+    parts = pieces[2::2]
+    if len(parts) != len(fields):
+        raise RowError("part_count_mismatch", f"expected {len(fields)} parts, got {len(parts)} in {text!r}")
+    result = {}
+    for name, part in zip(fields, parts):
+        part = part.replace(answer, "").replace(answer.lower(), "").strip()
+        result[name] = IMAGE_TAG + part if name in tagged else part
+    return result
+
+
+def clean_pair(text_en: str, text_lang: str) -> str:
+    """Apply the cleaning rules to one pair; return the cleaned ``text_lang`` or raise ``RowError``.
+
+    Rules, in order: (1) an empty side drops the pair (``empty_text``); (2) trailing punctuation
+    of x is made to match English (removed when English has none, added/replaced otherwise);
+    (3) a trailing newline is kept when English has one; (4) a pair whose English side has the
+    image tag and whose x side lost it is dropped (``lost_image_tag``).
+    """
+    en_body = text_en[:-1] if text_en.endswith("\n") else text_en
+    if not en_body.strip() or not text_lang.strip():
+        raise RowError("empty_text", "empty side in pair")
+    if en_body[-1] not in string.punctuation and text_lang[-1] in string.punctuation:
+        text_lang = text_lang[:-1]
+    if en_body[-1] in string.punctuation and text_lang[-1:] != en_body[-1]:
+        text_lang += en_body[-1]
+    if text_en.endswith("\n") and not text_lang.endswith("\n"):
+        text_lang += "\n"
+    if IMAGE_TAG in text_en and IMAGE_TAG not in text_lang:
+        raise RowError("lost_image_tag", "English side has the image tag, translation lost it")
+    return text_lang
+
+
+def load_subset(source: Path, subset: str, split: str = "train", limit: int = ROWS_PER_SUBSET) -> list[dict]:
+    """The first ``limit`` rows of an MMEB-train subset from a Hub-layout folder."""
+    dataset = load_dataset(str(source), subset, split=split)
+    return dataset.select(range(min(limit, len(dataset)))).to_list()
+
+
+def journal_path(translations_dir: str | Path, subset: str, lang: str, rank: int) -> Path:
+    """Journal file of one translation process (``xvlm2vec translate`` writes, the builder reads)."""
+    return Path(translations_dir) / subset / lang / f"part-{rank:05d}.jsonl"
+
+
+def read_journal(translations_dir: str | Path, subset: str, lang: str) -> Iterator[JsonlLine | RowError]:
+    """Every journal record of (``subset``, ``lang``), all processes together."""
+    for path in sorted((Path(translations_dir) / subset / lang).glob("part-*.jsonl")):
+        yield from iter_jsonl(path)
+
+
+@dataclass
+class ReproduceResult:
+    """What :func:`reproduce_parallel_jsonl` wrote and the counts of its pairs."""
+
+    path: Path
+    fragment: ReportFragment
+
+
+def reproduce_parallel_jsonl(
+    mmeb_train: str | Path,
+    translations_dir: str | Path,
+    output_path: str | Path,
+    languages: tuple[str, ...] = ("it", "es", "fr", "de"),
+    subsets: tuple[str, ...] = MMEB_TRAIN_SUBSETS,
+    rows_per_subset: int = ROWS_PER_SUBSET,
+    revision: str | None = None,
+    split: str = "train",
+) -> ReproduceResult:
+    """Join English MMEB-train rows with their translations into ``parallel_shuffled.jsonl``.
+
+    Every (row, pair field, language) is one input: it ends as a line, or as a counted
+    rejection (``translation_missing``, ``translation_rejected``, or a cleaning rule).
+    """
+    source = resolve_source(mmeb_train, revision)
+    fragment = ReportFragment()
+    lines: list[dict] = []
+    for subset in subsets:
+        english = load_subset(source, subset, split, rows_per_subset)
+        for lang in languages:
+            translated: dict[int, dict] = {}
+            for item in read_journal(translations_dir, subset, lang):
+                if isinstance(item, JsonlLine):
+                    translated.setdefault(int(item.record["id"]), item.record)
+            for row_id, row in enumerate(english):
+                record = translated.get(row_id)
+                for field_name, image_field in PAIR_FIELDS.items():
+                    fragment.rows_in += 1
+                    where = f"{subset}/{row_id}/{field_name}/{lang}"
+                    try:
+                        if record is None:
+                            raise RowError("translation_missing", "no translation journal record")
+                        if record.get("rejected"):
+                            raise RowError("translation_rejected", f"translation rejected: {record['rejected']}")
+                        text_lang = clean_pair(row[field_name] or "", record["fields"].get(field_name) or "")
+                    except RowError as err:
+                        fragment.reject(err, where)
+                        continue
+                    image = row.get(image_field) or None
+                    lines.append({"id": where, "text_en": row[field_name], "text_lang": text_lang,
+                                  "img_en": image, "img_lang": image, "lang": lang, "source_dataset": subset})
+                    fragment.rows_out += 1
+    random.Random(SHUFFLE_SEED).shuffle(lines)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(output_path, "w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return ReproduceResult(output_path, fragment)

@@ -1,0 +1,258 @@
+"""Translate MMEB-train rows (verb ``xvlm2vec translate``): batched, resumable, multi-process.
+
+Each row of a subset (its first 10,000) is packed as one request
+(``Question: ... Answer: ... [Answer: ...]``, see :mod:`dataset_builders.mmeb_train`), translated,
+split on the target language's markers and journalled under its id:
+``<output>/<subset>/<lang>/part-<rank>.jsonl``. A journal line is either
+``{"id", "subset", "lang", "fields": {...}}`` or ``{"id", "subset", "lang", "rejected": reason,
+"output": ...}``; ``<output>/rejects.jsonl`` lists the rejects at the end of a run.
+
+Resumable: a batch's lines go to the journal in one ``O_APPEND`` write followed by ``fsync``;
+on start a partial last line (a kill mid-write) is cut off and every id already journalled is
+skipped, so a killed and restarted run ends with exactly the rows of an uninterrupted one.
+Processes split the remaining rows with ``accelerate.PartialState.split_between_processes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from accelerate import PartialState
+from tqdm.auto import tqdm
+
+from dataset_builders.mmeb_train import (
+    MMEB_TRAIN_SUBSETS,
+    ROWS_PER_SUBSET,
+    journal_path,
+    load_subset,
+    pack_request,
+    parse_response,
+    read_journal,
+    translated_fields,
+)
+from dataset_builders.safe_io import JsonlLine, RowError
+from dataset_builders.source import resolve_source
+
+LANGUAGE_NAMES = {"en": "English", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German"}
+MADLAD_PREFIX = "<2{lang}> "
+
+
+class Translator(Protocol):
+    """Anything that translates a batch of texts into ``lang``, one output per input."""
+
+    def translate(self, texts: Sequence[str], lang: str) -> list[str]:
+        """Return the translations of ``texts`` into ``lang``."""
+        ...
+
+
+class Seq2SeqTranslator:
+    """A transformers encoder-decoder model (MADLAD-400 style: ``<2xx> `` prefix on the input)."""
+
+    def __init__(self, model, tokenizer, prefix: str = MADLAD_PREFIX, max_new_tokens: int = 256) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.prefix, self.max_new_tokens = prefix, max_new_tokens
+
+    def translate(self, texts: Sequence[str], lang: str) -> list[str]:
+        """Generate greedily from ``prefix + text`` for every text."""
+        import torch
+
+        inputs = self.tokenizer([self.prefix.format(lang=lang) + t for t in texts], return_tensors="pt", padding=True)
+        inputs = inputs.to(self.model.device)
+        with torch.no_grad():
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        return self.tokenizer.batch_decode(output, skip_special_tokens=True)
+
+
+class ChatTranslator:
+    """A transformers chat (decoder-only) model prompted through its chat template."""
+
+    PROMPT = ("Translate the following text from English to {language}. Translate the markers "
+              "'Question:' and 'Answer:' too. Reply with the translation only.\n\n{text}")
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 256) -> None:
+        self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self.tokenizer.padding_side = "left"
+
+    def translate(self, texts: Sequence[str], lang: str) -> list[str]:
+        """Generate greedily after each prompt; return only the new tokens."""
+        import torch
+
+        prompts = [
+            self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": self.PROMPT.format(language=LANGUAGE_NAMES[lang], text=t)}],
+                tokenize=False, add_generation_prompt=True,
+            )
+            for t in texts
+        ]
+        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.model.device)
+        with torch.no_grad():
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        return self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def load_translator(name_or_path: str, device: str | None = None, max_new_tokens: int = 256) -> Translator:
+    """Load a seq2seq (``config.is_encoder_decoder``) or chat model with transformers Auto classes."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if config.is_encoder_decoder:
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path)
+        translator: Translator = Seq2SeqTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path)
+        translator = ChatTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens)
+    return translator
+
+
+def repair_journal(path: Path) -> None:
+    """Cut a partial last line (left by a kill mid-write) so the journal ends on a full line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    with open(path, "r+b") as handle:
+        handle.truncate(data.rfind(b"\n") + 1)
+
+
+def append_lines(path: Path, records: list[dict]) -> None:
+    """Append ``records`` as JSON lines in one ``O_APPEND`` write, then ``fsync``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def done_ids(output_dir: Path, subset: str, lang: str) -> set[int]:
+    """Ids already journalled for (``subset``, ``lang``) by any process."""
+    for path in (output_dir / subset / lang).glob("part-*.jsonl"):
+        repair_journal(path)
+    return {int(item.record["id"]) for item in read_journal(output_dir, subset, lang) if isinstance(item, JsonlLine)}
+
+
+def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset: str, lang: str) -> list[dict]:
+    """Translate and parse one batch; a failed request becomes a rejected record, never a loss."""
+    fields = translated_fields(subset)
+    packed = [pack_request(row, fields) for _, row in rows]
+    base = [{"id": row_id, "subset": subset, "lang": lang} for row_id, _ in rows]
+    try:
+        outputs = translator.translate([request for request, _ in packed], lang)
+        if len(outputs) != len(rows):
+            raise RuntimeError(f"translator returned {len(outputs)} outputs for {len(rows)} inputs")
+    except Exception as err:  # a model failure rejects the batch with its reason; the run goes on
+        return [{**b, "rejected": f"translator_error: {err}", "output": None} for b in base]
+    records = []
+    for record, output, (_, tagged) in zip(base, outputs, packed):
+        try:
+            records.append({**record, "fields": parse_response(output, lang, fields, tagged)})
+        except RowError as err:
+            records.append({**record, "rejected": err.reason, "output": output})
+    return records
+
+
+def translate_subset(
+    translator: Translator,
+    rows: list[dict],
+    subset: str,
+    lang: str,
+    output_dir: str | Path,
+    batch_size: int = 8,
+    state: PartialState | None = None,
+) -> int:
+    """Translate the rows of ``subset`` not yet journalled; return how many this process wrote."""
+    output_dir = Path(output_dir)
+    state = state or PartialState()
+    pending = sorted(set(range(len(rows))) - done_ids(output_dir, subset, lang))
+    state.wait_for_everyone()
+    journal = journal_path(output_dir, subset, lang, state.process_index)
+    written = 0
+    with state.split_between_processes(pending) as mine:
+        bar = tqdm(total=len(mine), desc=f"{subset} -> {lang}", disable=not state.is_main_process)
+        for start in range(0, len(mine), batch_size):
+            batch = [(row_id, rows[row_id]) for row_id in mine[start : start + batch_size]]
+            append_lines(journal, translate_batch(translator, batch, subset, lang))
+            written += len(batch)
+            bar.update(len(batch))
+        bar.close()
+    state.wait_for_everyone()
+    return written
+
+
+def write_rejects(output_dir: str | Path, subsets: Sequence[str], languages: Sequence[str]) -> int:
+    """Collect every rejected journal record into ``<output>/rejects.jsonl``; return the count."""
+    rejects = [
+        item.record
+        for subset in subsets
+        for lang in languages
+        for item in read_journal(output_dir, subset, lang)
+        if isinstance(item, JsonlLine) and item.record.get("rejected")
+    ]
+    path = Path(output_dir) / "rejects.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects), encoding="utf-8")
+    return len(rejects)
+
+
+def translate_mmeb_train(
+    translator: Translator,
+    source: str | Path,
+    output_dir: str | Path,
+    languages: Sequence[str] = ("it", "es", "fr", "de"),
+    subsets: Sequence[str] = MMEB_TRAIN_SUBSETS,
+    rows_per_subset: int = ROWS_PER_SUBSET,
+    batch_size: int = 8,
+    revision: str | None = None,
+) -> dict[str, int]:
+    """Translate every subset into every language; return rows journalled per ``subset/lang``."""
+    folder = resolve_source(source, revision)
+    state = PartialState()
+    counts = {}
+    for subset in subsets:
+        rows = load_subset(folder, subset, limit=rows_per_subset)
+        for lang in languages:
+            counts[f"{subset}/{lang}"] = translate_subset(translator, rows, subset, lang, output_dir, batch_size, state)
+    if state.is_main_process:
+        write_rejects(output_dir, subsets, languages)
+    return counts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``xvlm2vec translate``."""
+    parser.add_argument("--model", required=True, help="seq2seq or chat model (Hub id or folder), e.g. google/madlad400-3b-mt")
+    parser.add_argument("--source", required=True, help="MMEB-train as a Hub-layout folder or Hub repo id")
+    parser.add_argument("--revision", default=None, help="pinned revision when --source is a Hub repo")
+    parser.add_argument("--output-dir", required=True, type=Path, help="journal folder (resumable)")
+    parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
+    parser.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
+    parser.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
+    parser.add_argument("--batch-size", type=int, default=8, help="requests per generate call")
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
+    parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model, translate, print per-subset counts and the rejects total."""
+    state = PartialState()
+    translator = load_translator(args.model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens)
+    languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
+    unknown = [lang for lang in languages if lang not in LANGUAGE_NAMES or lang == "en"]
+    if unknown:
+        raise SystemExit(f"--languages: unsupported target(s) {unknown}; choose from it, es, fr, de")
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    counts = translate_mmeb_train(translator, args.source, args.output_dir, languages, subsets,
+                                  args.rows_per_subset, args.batch_size, args.revision)
+    if state.is_main_process:
+        for key, count in counts.items():
+            print(f"{key:<32}{count:>8} rows translated this run")
+        rejects = sum(1 for _ in open(Path(args.output_dir) / "rejects.jsonl", encoding="utf-8"))
+        print(f"rejects: {rejects} (see {Path(args.output_dir) / 'rejects.jsonl'})")
+    return 0

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 ADAPTER_FOLDER = "adapter"
 PEFT_TASK_TYPES = (None, "FEATURE_EXTRACTION")
+TRAINING_ARGS_BIN = "training_args.bin"
 
 
 @dataclass
@@ -116,22 +117,31 @@ def add_lora(model: torch.nn.Module, model_args: ModelConfig) -> torch.nn.Module
     return get_peft_model(model, peft_config)
 
 
+def export_training_args(trainer: SKDTrainer, folder: Path) -> None:
+    """Replace the Trainer's pickled `training_args.bin` in `folder` by `training_args.json`."""
+    pickled = folder / TRAINING_ARGS_BIN
+    if pickled.is_file():
+        pickled.unlink()
+    (folder / "training_args.json").write_text(trainer.args.to_json_string())
+
+
 def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: ModelConfig) -> Path:
-    """Save the trained student as an XVLM2Vec folder (LoRA merged unless `save_adapter_only`)."""
+    """Save the trained student as an XVLM2Vec folder (LoRA merged unless `save_adapter_only`); safetensors only."""
     output_dir = Path(trainer.args.output_dir)
     if trainer.is_fsdp_enabled:
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if not isinstance(model, PeftModel):
-        trainer.save_model(str(output_dir))
-        return output_dir
-    adapter_dir = output_dir / ADAPTER_FOLDER
-    trainer.save_model(str(adapter_dir))
-    if script_args.save_adapter_only or not trainer.is_world_process_zero():
-        return adapter_dir
-    base = load_student(model_args)
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    target = output_dir / ADAPTER_FOLDER if isinstance(model, PeftModel) else output_dir
+    trainer.save_model(str(target))
+    if not trainer.is_world_process_zero():
+        return target
+    export_training_args(trainer, target)
+    if target == output_dir or script_args.save_adapter_only:
+        return target
+    merged = PeftModel.from_pretrained(load_student(model_args), str(target)).merge_and_unload()
+    merged.set_processor(model.get_base_model().processor)
     merged.save_pretrained(str(output_dir))
+    export_training_args(trainer, output_dir)
     return output_dir
 
 

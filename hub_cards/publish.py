@@ -1,0 +1,111 @@
+"""``xvlm2vec publish {model,dataset,metric} FOLDER --repo-id ID``: push a folder to the Hugging Face Hub.
+
+The folder is first staged (card written, training artefacts left out) and checked: a folder
+that would not load once published is refused with every reason listed. ``--dry-run`` writes the
+staged folder to ``--dry-run-dir`` and prints its files and sizes instead of uploading. Otherwise
+the staged folder goes up with ``HfApi.create_repo`` and ``HfApi.upload_folder`` (models and
+datasets to their repo types, metrics to a Space, where ``evaluate.load`` finds them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import CommitInfo, HfApi
+
+from hub_cards.checks import PublishRefused
+from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, stage
+
+DEFAULT_DRY_RUN_ROOT = Path("outputs") / "publish"
+
+
+def upload(staged: StagedFolder, kind: str, repo_id: str, private: bool = False, revision: str | None = None,
+           commit_message: str | None = None, api: HfApi | None = None) -> CommitInfo:
+    """Create ``repo_id`` if needed (and the ``revision`` branch) and upload the staged folder as one commit."""
+    api = api or HfApi()
+    repo_type = REPO_TYPES[kind]
+    api.create_repo(
+        repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk="gradio" if repo_type == "space" else None
+    )
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id,
+        folder_path=staged.path,
+        repo_type=repo_type,
+        revision=revision,
+        commit_message=commit_message or f"Upload {kind} with xvlm2vec publish",
+    )
+
+
+def dry_run_dir(args: argparse.Namespace) -> Path:
+    """Where ``--dry-run`` writes: ``--dry-run-dir``, else ``outputs/publish/<namespace>/<name>``; must be empty.
+
+    The default ends in the repository name, so a metric's dry run loads with ``evaluate.load(folder)``.
+    """
+    target = args.dry_run_dir or DEFAULT_DRY_RUN_ROOT / args.repo_id
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ValueError(f"--dry-run-dir {target}: exists and is not an empty folder (the dry run must be exact)")
+    return target
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``xvlm2vec publish``."""
+    parser.add_argument("kind", choices=KINDS, help="what the folder holds (a metric goes to a Space)")
+    parser.add_argument("folder", type=Path, help="saved model, built dataset, or metric module folder")
+    parser.add_argument("--repo-id", required=True, help="namespace/name on the Hub (a metric's name must match its module file)")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--revision", default=None, help="branch to commit to (created if missing); default: main")
+    parser.add_argument("--commit-message", default=None, help="commit message (default: 'Upload KIND with xvlm2vec publish')")
+    parser.add_argument("--dry-run", action="store_true", help="write the folder that would be uploaded and list it; upload nothing")
+    parser.add_argument("--dry-run-dir", type=Path, default=None, help="where --dry-run writes (default: outputs/publish/NAMESPACE/NAME)")
+    cards = parser.add_argument_group("card inputs (model: rendered when any is given or the folder has no README.md)")
+    cards.add_argument("--results", type=Path, default=None, help="results.json of `xvlm2vec eval` (MMMEB tables, model-index)")
+    cards.add_argument("--results-model", default=None, help="this model's name in --results when it holds several")
+    cards.add_argument("--recipe", type=Path, default=None, help="training recipe YAML")
+    cards.add_argument("--trainer-state", type=Path, default=None, help="trainer_state.json (default: found in FOLDER)")
+    cards.add_argument("--base-model", default=None, help="Hub id of the base model (default: the recipe's model_name_or_path)")
+    cards.add_argument("--dataset-id", dest="datasets", action="append", default=None, help="Hub id of a training dataset (repeatable)")
+    cards.add_argument("--mmmeb-dataset-id", default=None, help="Hub id of MMMEB for the model-index (default: the results' data source)")
+    cards.add_argument("--license", default="apache-2.0", help="model license id (default: apache-2.0)")
+    cards.add_argument("--build-report", type=Path, default=None, help="dataset: build_report.json (default: FOLDER/build_report.json)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Stage, check, then upload (or, with ``--dry-run``, write and list) the folder."""
+    inputs = CardInputs(
+        results=args.results,
+        recipe=args.recipe,
+        trainer_state=args.trainer_state,
+        build_report=args.build_report,
+        results_model=args.results_model,
+        base_model=args.base_model,
+        datasets=args.datasets,
+        mmmeb_dataset_id=args.mmmeb_dataset_id,
+        license=args.license,
+    )
+    try:
+        target = dry_run_dir(args) if args.dry_run else None
+        scratch_root = None
+        if target is not None:  # stage next to the target, then move it in whole: a refusal leaves nothing behind
+            target.parent.mkdir(parents=True, exist_ok=True)
+            scratch_root = target.parent
+        with tempfile.TemporaryDirectory(prefix=".xvlm2vec-publish-", dir=scratch_root) as scratch:
+            staged = stage(args.kind, args.folder, args.repo_id, Path(scratch) / "staged", inputs)
+            if target is not None:
+                if target.exists():
+                    target.rmdir()  # checked empty by dry_run_dir
+                staged.path = Path(staged.path).rename(target)
+                print(staged.table())
+                print(f"dry run: {REPO_TYPES[args.kind]} repository {args.repo_id} would receive {staged.path}")
+                return 0
+            print(staged.table())
+            commit = upload(staged, args.kind, args.repo_id, args.private, args.revision, args.commit_message)
+    except (PublishRefused, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"published {args.kind} to {commit.repo_url} ({commit.commit_url})")
+    return 0

@@ -1,0 +1,247 @@
+"""Cards: numbers from the evaluation JSON, hyperparameters from the recipe, YAML that round-trips."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from huggingface_hub import DatasetCard, ModelCard, SpaceCard
+
+from dataset_builders.fixtures import write_mmmeb, write_parallel
+from dataset_builders.mmmeb import build_mmmeb
+from dataset_builders.parallel import build_parallel
+from hub_cards.dataset_card import render_dataset_card
+from hub_cards.metric_card import render_metric_card, space_files
+from hub_cards.model_card import render_model_card
+from xvlm2vec.evaluation.results import model_entry, results_document
+from xvlm2vec.tiny_models import save_tiny_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# (config, language) -> precision@1 of the two styles run; the card shows their mean.
+STUDENT = {("xtd_t2i", "en"): (0.6100, 0.6300), ("xtd_t2i", "it"): (0.4300, 0.4342), ("xm_i2t", "de"): (0.2900, 0.2956)}
+TEACHER = {("xtd_t2i", "en"): (0.7000, 0.7000), ("xtd_t2i", "it"): (0.1100, 0.1300), ("xm_i2t", "de"): (0.0500, 0.0700)}
+RECIPE = {
+    "model_name_or_path": "TIGER-Lab/VLM2Vec-Full",
+    "dataset_name": "someone/xvlm2vec-parallel",
+    "dataset_config": "all",
+    "learning_rate": 1.0e-5,
+    "lr_scheduler_type": "cosine",
+    "max_grad_norm": 0.3,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 4,
+    "lora_target_modules": ["q_proj", "v_proj"],
+    "languages": ["it", "es", "fr", "de"],
+}
+TRAINER_STATE = {
+    "global_step": 37,
+    "epoch": 1.0,
+    "log_history": [
+        {"loss": 0.5123, "step": 30, "epoch": 0.81},
+        {"eval_loss": 0.4987, "step": 37, "epoch": 1.0},
+        {"train_loss": 0.4711, "train_runtime": 12.5, "step": 37, "epoch": 1.0},
+    ],
+}
+
+
+def scores_of(cells: dict) -> list[dict]:
+    """Score records of ``results.json`` for the given (config, language) -> (plain, punct) precision@1."""
+    records = []
+    for (config, lang), values in cells.items():
+        dataset, task = config.rsplit("_", 1)
+        for style, value in zip(("plain", "punct"), values):
+            records.append({"dataset": dataset, "task": task, "config": config, "language": lang, "style": style,
+                            "num_queries": 100, "precision@1": value, "recall@5": 0.9, "recall@10": 0.95,
+                            "mrr": 0.7, "ndcg@10": 0.75})
+    return records
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny saved xVLM2Vec folder (random weights)."""
+    return save_tiny_model("qwen2_vl", tmp_path_factory.mktemp("model") / "student")
+
+
+@pytest.fixture(scope="module")
+def card_inputs(tmp_path_factory, model_dir) -> dict[str, Path]:
+    """results.json (student and teacher), recipe YAML and trainer_state.json in a temporary folder."""
+    folder = tmp_path_factory.mktemp("inputs")
+    document = results_document(
+        [model_entry(str(model_dir), "xvlm2vec", "f1", scores_of(STUDENT)),
+         model_entry("teacher", "xvlm2vec", "f0", scores_of(TEACHER))],
+        "someone/mmmeb", {"xtd_t2i/en": "x"}, ["plain", "punct"],
+    )
+    paths = {"results": folder / "results.json", "recipe": folder / "paper.yaml", "state": folder / "trainer_state.json"}
+    paths["results"].write_text(json.dumps(document))
+    paths["recipe"].write_text(yaml.safe_dump(RECIPE, sort_keys=False))
+    paths["state"].write_text(json.dumps(TRAINER_STATE))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def model_card(model_dir, card_inputs) -> ModelCard:
+    """The student's card rendered from all inputs."""
+    return render_model_card(model_dir, card_inputs["results"], card_inputs["recipe"], card_inputs["state"],
+                             repo_id="someone/xvlm2vec-tiny")
+
+
+def test_model_index_holds_this_models_numbers(model_card):
+    entries = {(r.dataset_config, r.dataset_split): r for r in model_card.data.eval_results}
+    assert set(entries) == set(STUDENT)
+    for key, (plain, punct) in STUDENT.items():
+        # The card reports percent rounded to 2 decimals: half a hundredth of a point is the rounding bound.
+        assert entries[key].metric_value == pytest.approx(100 * (plain + punct) / 2, abs=0.005)
+        assert entries[key].dataset_type == "someone/mmmeb"
+        assert entries[key].metric_type == "precision_at_1"
+
+
+def test_model_card_tables_show_results_recipe_and_state(model_card):
+    text = model_card.text
+    # Markdown tables print percent with one decimal: 43.21 -> 43.2, 29.28 -> 29.3, 62.0.
+    languages = re.search(r"\| model \| config \| ([^\n]*) \|\n", text).group(1).split(" | ")
+
+    def row(model: str, config: str) -> dict[str, str]:
+        cells = re.search(rf"\| \S*{model} \| {config} \| ([^\n]*) \|\n", text).group(1).split(" | ")
+        return dict(zip(languages, cells))
+
+    assert row("student", "xtd_t2i") == {"en": "62.0", "de": "–", "it": "43.2"}
+    assert row("student", "xm_i2t") == {"en": "–", "de": "29.3", "it": "–"}
+    assert row("teacher", "xtd_t2i")["it"] == "12.0"
+    for key, value in RECIPE.items():
+        shown = json.dumps(value) if isinstance(value, list) else str(value)
+        assert f"| `{key}` | `{shown}` |" in text
+    assert "37 optimisation steps" in text and "0.4711" in text and "0.5123" in text and "0.4987" in text
+    # Per-language instructions come from the model's config (the protocol's table).
+    assert "Trovami un'immagine di tutti i giorni che corrisponda alla didascalia data: {text}" in text
+    assert "<\\|image_1\\|>\\nStellen Sie das gegebene Bild für die Klassifizierung dar" in text
+
+
+def test_model_card_metadata(model_card):
+    data = model_card.data
+    assert data.base_model == "TIGER-Lab/VLM2Vec-Full"
+    assert data.datasets == ["someone/xvlm2vec-parallel", "someone/mmmeb"]
+    assert data.language == ["en", "de", "es", "fr", "it"]
+    assert data.license == "apache-2.0" and data.library_name == "transformers"
+    assert "@misc{musacchio2025xvlm2vec" in model_card.text
+
+
+def test_model_card_round_trips(model_card, tmp_path):
+    path = tmp_path / "README.md"
+    model_card.save(path)
+    loaded = ModelCard.load(path)
+    assert loaded.data.to_dict() == model_card.data.to_dict()
+    assert loaded.text.strip() == model_card.text.strip()
+    front = path.read_text().split("---\n")[1]
+    assert yaml.safe_load(front)["model-index"][0]["name"] == "xvlm2vec-tiny"
+
+
+def test_model_card_usage_snippet_is_valid_python(model_card):
+    code = re.search(r"```python\n(.*?)```", model_card.text, re.S).group(1)
+    compile(code, "usage", "exec")  # raises SyntaxError on a badly quoted instruction
+    assert 'AutoModel.from_pretrained("someone/xvlm2vec-tiny", trust_remote_code=True)' in code
+
+
+def test_model_card_picks_the_named_model(model_dir, card_inputs):
+    card = render_model_card(model_dir, card_inputs["results"], results_model="teacher")
+    values = {(r.dataset_config, r.dataset_split): r.metric_value for r in card.data.eval_results}
+    assert values[("xtd_t2i", "it")] == pytest.approx(12.0, abs=0.005)  # teacher's mean of 0.11 and 0.13
+
+
+def test_model_card_refuses_ambiguous_or_unknown_inputs(tmp_path, model_dir, card_inputs):
+    document = json.loads(card_inputs["results"].read_text())
+    document["models"][0]["name"] = "elsewhere"  # neither entry names the model folder
+    ambiguous = tmp_path / "ambiguous.json"
+    ambiguous.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="several models"):
+        render_model_card(model_dir, ambiguous)
+    with pytest.raises(ValueError, match="no model named 'nobody'"):
+        render_model_card(model_dir, card_inputs["results"], results_model="nobody")
+    document["data"]["source"] = str(tmp_path)  # local data: the model-index needs a Hub id
+    local = tmp_path / "local.json"
+    local.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="mmmeb_dataset_id"):
+        render_model_card(model_dir, local, results_model="teacher")
+    document["models"][1]["averages"]["overall"] = 1.5
+    invalid = tmp_path / "invalid.json"
+    invalid.write_text(json.dumps(document))
+    with pytest.raises(jsonschema.ValidationError):
+        render_model_card(model_dir, invalid, results_model="teacher", mmmeb_dataset_id="someone/mmmeb")
+    bad_recipe = tmp_path / "recipe.yaml"
+    bad_recipe.write_text("- just\n- a list\n")
+    with pytest.raises(ValueError, match="recipe .*expected a mapping"):
+        render_model_card(model_dir, recipe_yaml=bad_recipe)
+
+
+@pytest.fixture(scope="module")
+def mmmeb_dir(tmp_path_factory) -> Path:
+    """MMMEB built from release-format fixtures (2 queries per file)."""
+    root = tmp_path_factory.mktemp("mmmeb")
+    write_mmmeb(root / "src", rows_per_file=2, num_candidates=3)
+    build_mmmeb(root / "src", root / "out")
+    return root / "out"
+
+
+def test_dataset_card_keeps_builder_yaml_and_adds_metadata(mmmeb_dir, tmp_path):
+    built = DatasetCard.load(mmmeb_dir / "README.md").data
+    card = render_dataset_card(mmmeb_dir, repo_id="someone/mmmeb")
+    assert card.data["configs"] == built["configs"]
+    assert card.data["dataset_info"] == built["dataset_info"]
+    assert card.data["license"] == built["license"] and card.data["language"] == built["language"]
+    assert card.data["size_categories"] == ["n<1K"]
+    assert "visual-question-answering" in card.data["task_categories"]
+    path = tmp_path / "README.md"
+    card.save(path)
+    assert DatasetCard.load(path).data.to_dict() == card.data.to_dict()
+
+
+def test_dataset_card_sizes_come_from_the_build_report(mmmeb_dir):
+    report = json.loads((mmmeb_dir / "build_report.json").read_text())
+    full = render_dataset_card(mmmeb_dir).text
+    text = full[full.index("## Configurations and sizes"):]  # the sources table also names configs
+    header = re.search(r"\| configuration \| ([^\n]*) \| total \|", text).group(1).split(" | ")
+    for config in ("xtd_t2i", "flickr30k_entities_vg"):
+        cells = re.search(rf"\| `{config}` \| ([^\n]*) \|\n", text).group(1).split(" | ")
+        expected = [str(report["split_rows"].get(f"{config}/{split}", "–")) for split in header]
+        assert cells[:-1] == expected
+        assert int(cells[-1]) == sum(v for k, v in report["split_rows"].items() if k.startswith(f"{config}/"))
+    assert f"**{report['rows_out']}**" in text
+    assert "Crossmodal-3600" in full and "`positive_index` | int32" in text
+
+
+def test_dataset_card_refuses_a_report_of_another_folder(mmmeb_dir, tmp_path):
+    report = json.loads((mmmeb_dir / "build_report.json").read_text())
+    report["split_rows"]["xtd_t2i/it"] += 1
+    other = tmp_path / "build_report.json"
+    other.write_text(json.dumps(report))
+    with pytest.raises(ValueError, match=r"xtd_t2i/it has 3 rows but the card's dataset_info says 2"):
+        render_dataset_card(mmmeb_dir, other)
+
+
+def test_parallel_corpus_card(tmp_path):
+    write_parallel(tmp_path / "src", rows=12)
+    report = build_parallel(tmp_path / "src", tmp_path / "out", dev_fraction=0.2)
+    card = render_dataset_card(tmp_path / "out", repo_id="someone/parallel")
+    assert card.data["pretty_name"] == "xVLM2Vec parallel corpus"
+    assert card.data["source_datasets"] == ["TIGER-Lab/MMEB-train"]
+    sizes = card.text[card.text.index("## Configurations and sizes"):]
+    for key, count in report.split_rows.items():
+        config, split = key.split("/")
+        assert re.search(rf"\| `{config}` \|[^\n]*\b{count}\b", sizes), key
+    assert "MADLAD-400" in card.text
+    assert DatasetCard(str(card)).data.to_dict() == card.data.to_dict()
+
+
+def test_metric_card_gains_space_metadata_and_keeps_its_own():
+    own = SpaceCard.load(REPO_ROOT / "metrics" / "mmmeb" / "README.md")
+    card = render_metric_card(REPO_ROOT / "metrics" / "mmmeb")
+    assert card.data["sdk"] == "gradio" and card.data["app_file"] == "app.py"
+    assert card.data["title"] == own.data["title"] and card.data["description"] == own.data["description"]
+    assert {"evaluate", "metric"} <= set(card.data["tags"]) and set(own.data["tags"]) <= set(card.data["tags"])
+    assert card.text == own.text
+    assert SpaceCard(str(card)).data.to_dict() == card.data.to_dict()
+    files = space_files("someone/mmmeb")
+    assert 'evaluate.load("someone/mmmeb")' in files["app.py"]
+    compile(files["app.py"], "app.py", "exec")

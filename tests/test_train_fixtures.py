@@ -74,3 +74,41 @@ def test_written_corpus_loads_with_load_dataset(tmp_path: Path) -> None:
     with_image = [row for row in train if row["image"] is not None]
     assert len(with_image) == 2  # rows 0 and 3 of 6 carry an image (image_every=3)
     assert all(row["text_en"].startswith(TAG) and row["text_lang"].startswith(TAG) for row in with_image)
+
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_student(seed: int = 0):
+    """A tiny Qwen2-VL XVLM2Vec model wrapped with LoRA exactly as train.py does (TRL ModelConfig)."""
+    from trl import ModelConfig
+
+    from xvlm2vec.tiny_models import build_tiny_model
+    from xvlm2vec.training.script import add_lora
+
+    model, _ = build_tiny_model("qwen2_vl", seed=seed)
+    model_args = ModelConfig(use_peft=True, lora_r=8, lora_alpha=16, lora_dropout=0.0,
+                             lora_task_type="FEATURE_EXTRACTION", lora_target_modules=LORA_TARGETS)
+    return add_lora(model, model_args)
+
+
+def skd_config(output_dir: Path, **overrides):
+    """A fast, deterministic CPU `SKDConfig` for tests."""
+    from xvlm2vec.training import SKDConfig
+
+    settings = dict(
+        output_dir=str(output_dir), use_cpu=True, report_to="none", logging_steps=1, learning_rate=2e-3,
+        lr_scheduler_type="constant", per_device_train_batch_size=8, per_device_eval_batch_size=16,
+        save_strategy="no", disable_tqdm=True, seed=42, max_length=64,
+    )
+    settings.update(overrides)
+    return SKDConfig(**settings)
+
+
+def corpus_splits(folder: Path) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """The train and dev splits of a corpus folder, loaded as train.py loads them."""
+
+    from xvlm2vec.training.script import SKDScriptArguments, load_split
+
+    script_args = SKDScriptArguments(dataset_name=str(folder), dataset_config="it")
+    return load_split(script_args, "train", None), load_split(script_args, "dev", None)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .collator import ParallelCollator
 from .teacher import Teacher
+from .tensors import parameter_dtype, to_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def compute_teacher_embeddings(
 ) -> dict[str, torch.Tensor]:
     """Teacher embeddings of every row's English side ([N, D] float32; NaN rows for rows the collator refuses)."""
     device = next(runner.parameters()).device
-    dtype = next(runner.parameters()).dtype
+    dtype = parameter_dtype(runner)
     embeddings: torch.Tensor | None = None
     image_embeddings: torch.Tensor | None = None
     for start in tqdm(range(0, len(dataset), batch_size), desc="teacher cache"):
@@ -84,8 +85,7 @@ def compute_teacher_embeddings(
         if not rows:
             continue
         batch, rows, _ = collator.prepare(rows, ("text_en",))
-        batch = {key: value.to(device) for key, value in batch.items()}
-        batch = {key: value.to(dtype) if value.is_floating_point() else value for key, value in batch.items()}
+        batch = to_dtype(batch, dtype, device)
         emb, image_emb = teacher.embed(runner, batch, with_images=True)
         if embeddings is None:
             embeddings = torch.full((len(dataset), emb.shape[-1]), float("nan"))

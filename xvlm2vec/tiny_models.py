@@ -63,7 +63,7 @@ def train_tokenizer(
     return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_kwargs)
 
 
-def _qwen_family(backbone: str, vocab_size: int, hidden: int, layers: int, image_size: int) -> tuple[Any, Any]:
+def _qwen_family(backbone: str, vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int) -> tuple[Any, Any]:
     """Tiny Qwen2-VL / Qwen2.5-VL config and processor."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
@@ -71,7 +71,7 @@ def _qwen_family(backbone: str, vocab_size: int, hidden: int, layers: int, image
     tokenizer = train_tokenizer(special, vocab_size, pad_token="<|endoftext|>", eos_token="<|im_end|>")
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in special}
     text = dict(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [hidden // 16, hidden // 32, hidden // 32]},
         pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
@@ -99,7 +99,7 @@ def _qwen_family(backbone: str, vocab_size: int, hidden: int, layers: int, image
     return config, processor
 
 
-def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int) -> tuple[Any, Any]:
+def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int) -> tuple[Any, Any]:
     """Tiny LLaVA-Next config (Llama decoder, CLIP vision tower) and processor (PIL image processor)."""
     from transformers import LlavaNextConfig, LlavaNextProcessor
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
@@ -107,7 +107,7 @@ def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int) -> t
     special = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
     tokenizer = train_tokenizer(special, vocab_size, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     patch = 8
-    text = dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+    text = dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
                 num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                 pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id)
@@ -125,11 +125,11 @@ def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int) -> t
     return config, processor
 
 
-def _phi3_v(vocab_size: int, hidden: int, layers: int, image_size: int) -> tuple[Any, Any]:
+def _phi3_v(vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int) -> tuple[Any, Any]:
     """Tiny Phi-3.5-V config and processor (see xvlm2vec.tiny_phi3_v)."""
     from xvlm2vec.tiny_phi3_v import tiny_phi3_v_config_and_processor
 
-    return tiny_phi3_v_config_and_processor(vocab_size=vocab_size, hidden=hidden, layers=layers)
+    return tiny_phi3_v_config_and_processor(vocab_size=vocab_size, hidden=hidden, layers=layers, intermediate=intermediate)
 
 
 BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
@@ -147,14 +147,20 @@ def build_tiny_model(
     layers: int = 2,
     vocab_size: int = 600,
     image_size: int = 56,
+    intermediate: int | None = None,
     pooling: str = "last",
     padding_side: str = "right",
     normalize: bool = True,
 ) -> tuple[XVLM2VecModel, Any]:
-    """Build a tiny random XVLM2Vec model of ``backbone`` and its processor (attached to the model)."""
+    """Build a tiny random XVLM2Vec model of ``backbone`` and its processor (attached to the model).
+
+    ``intermediate`` is the decoder MLP width (default ``2 * hidden``).
+    """
     if backbone not in BUILDERS:
         raise ValueError(f"unsupported backbone type {backbone!r}; supported: {sorted(BUILDERS)}")
-    backbone_config, processor = BUILDERS[backbone](vocab_size=vocab_size, hidden=hidden, layers=layers, image_size=image_size)
+    backbone_config, processor = BUILDERS[backbone](
+        vocab_size=vocab_size, hidden=hidden, layers=layers, image_size=image_size, intermediate=intermediate or 2 * hidden
+    )
     config = XVLM2VecConfig(backbone_config=backbone_config, pooling=pooling, padding_side=padding_side, normalize=normalize)
     torch.manual_seed(seed)
     model = XVLM2VecModel(config).eval()

@@ -110,6 +110,13 @@ def load_translator(name_or_path: str, device: str | None = None, max_new_tokens
     return translator
 
 
+def process_state() -> PartialState:
+    """The accelerate process state; processes without an accelerator share work over gloo (CPU)."""
+    import torch
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def repair_journal(path: Path) -> None:
     """Cut a partial last line (left by a kill mid-write) so the journal ends on a full line."""
     if not path.exists() or path.stat().st_size == 0:
@@ -171,7 +178,7 @@ def translate_subset(
 ) -> int:
     """Translate the rows of ``subset`` not yet journalled; return how many this process wrote."""
     output_dir = Path(output_dir)
-    state = state or PartialState()
+    state = state or process_state()
     pending = sorted(set(range(len(rows))) - done_ids(output_dir, subset, lang))
     state.wait_for_everyone()
     journal = journal_path(output_dir, subset, lang, state.process_index)
@@ -214,7 +221,7 @@ def translate_mmeb_train(
 ) -> dict[str, int]:
     """Translate every subset into every language; return rows journalled per ``subset/lang``."""
     folder = resolve_source(source, revision)
-    state = PartialState()
+    state = process_state()
     counts = {}
     for subset in subsets:
         rows = load_subset(folder, subset, limit=rows_per_subset)
@@ -241,7 +248,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, translate, print per-subset counts and the rejects total."""
-    state = PartialState()
+    state = process_state()
     translator = load_translator(args.model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens)
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     unknown = [lang for lang in languages if lang not in LANGUAGE_NAMES or lang == "en"]

@@ -170,3 +170,33 @@ def test_cli_parses_and_rejects_unknown_language(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="xx"):
         run(args)
+
+
+_TWO_PROCESS = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_datasets_translate import StandInTranslator, SUBSET, LANG
+from dataset_builders.fixtures import mmeb_train_rows
+from dataset_builders.translate import process_state, translate_subset
+state = process_state()
+assert state.num_processes == 2, state.num_processes
+translate_subset(StandInTranslator(), mmeb_train_rows(SUBSET, {n}), SUBSET, LANG, {out!r}, batch_size=2, state=state)
+"""
+
+
+@pytest.mark.slow  # two torchrun workers each import torch: ~10-25 s on a loaded 2-core machine
+def test_two_processes_split_the_rows_without_overlap(tmp_path: Path) -> None:
+    n = 9
+    script = tmp_path / "two.py"
+    script.write_text(_TWO_PROCESS.format(tests=str(Path(__file__).parent), n=n, out=str(tmp_path / "out")))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", str(script)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    parts = sorted((tmp_path / "out" / SUBSET / LANG).glob("part-*.jsonl"))
+    assert [p.name for p in parts] == ["part-00000.jsonl", "part-00001.jsonl"]
+    per_rank = [[json.loads(x)["id"] for x in p.read_text().splitlines()] for p in parts]
+    assert all(per_rank) and sorted(per_rank[0] + per_rank[1]) == list(range(n))
+    translate_subset(StandInTranslator(), mmeb_train_rows(SUBSET, n), SUBSET, LANG, tmp_path / "one", batch_size=4)
+    assert _records(tmp_path / "out") == _records(tmp_path / "one")

@@ -7,6 +7,7 @@ from typing import Literal
 from transformers import PreTrainedConfig
 
 from .backbone_llava_next import LlavaNextBackbone  # noqa: F401  (importing registers the backbone)
+from .backbone_phi3_v import Phi3VBackbone  # noqa: F401
 from .backbone_qwen2_vl import Qwen2VLBackbone  # noqa: F401
 from .backbones import get_backbone
 from .instructions import INSTRUCTIONS

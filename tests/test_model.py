@@ -143,12 +143,12 @@ def test_no_split_modules_and_gradient_checkpointing(backbone, tiny_models):
     batch = model.prepare_inputs(TEXTS, [None] * 3)
     model.train()
     try:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         loss = model(**batch, normalize=False).embeddings.pow(2).sum()
         loss.backward()
         with_ckpt = model.get_input_embeddings().weight.grad.clone()
         model.zero_grad()
-        model.gradient_checkpointing_disable()
+        model.activation_checkpointing_disable()
         model(**batch, normalize=False).embeddings.pow(2).sum().backward()
         # recomputation gives the same gradients up to float32 summation order
         assert torch.allclose(with_ckpt, model.get_input_embeddings().weight.grad, atol=1e-6)

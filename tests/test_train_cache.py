@@ -1,0 +1,77 @@
+"""The teacher cache: same training as without it, reused when valid, never stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from test_train_fixtures import corpus_splits, lora_student, skd_config, write_parallel_corpus
+
+from xvlm2vec.training import SKDTrainer
+from xvlm2vec.training.teacher import weights_fingerprint
+
+
+def _run(tmp_path: Path, train, name: str, steps: int = 4, **config) -> SKDTrainer:
+    trainer = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / name, max_steps=steps, **config),
+                         train_dataset=train)
+    trainer.train()
+    return trainer
+
+
+def _losses(trainer: SKDTrainer) -> list[float]:
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_cache_gives_the_same_loss_trajectory_and_is_reused(tmp_path: Path) -> None:
+    train, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=16, dev=2))
+    plain = _run(tmp_path, train, "plain", image_loss=True)
+    cached = _run(tmp_path, train, "cached", image_loss=True, teacher_cache=str(tmp_path / "cache"))
+    assert cached.teacher_cache_path is not None and cached.teacher_cache_path.is_file()
+    batch = cached.data_collator([cached.train_dataset[i] for i in range(4)])
+    assert "teacher_embeddings" in batch and "teacher_inputs" not in batch  # no teacher forward in training
+    assert all("loss_image_x" in entry for entry in cached.state.log_history if "loss" in entry)
+    # The cache pass batches and pads rows differently from training batches; the teacher embeddings then
+    # differ by float rounding only (~1e-7), so the losses agree to 1e-5 relative.
+    assert torch.allclose(torch.tensor(_losses(plain)), torch.tensor(_losses(cached)), rtol=1e-5, atol=1e-7)
+    stamp = cached.teacher_cache_path.stat().st_mtime_ns
+    again = _run(tmp_path, train, "again", steps=1, teacher_cache=str(tmp_path / "cache"))
+    assert again.teacher_cache_path == cached.teacher_cache_path
+    assert again.teacher_cache_path.stat().st_mtime_ns == stamp  # reused, not rewritten
+
+
+def test_changed_data_or_teacher_or_tampered_file_is_not_reused(tmp_path: Path) -> None:
+    train, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=8, dev=2))
+    cache = str(tmp_path / "cache")
+    first = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "a", teacher_cache=cache), train_dataset=train)
+    edited = train.map(lambda row, i: {"text_en": row["text_en"] + " dog" if i == 3 else row["text_en"]},
+                       with_indices=True)
+    second = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "b", teacher_cache=cache),
+                        train_dataset=edited)
+    assert second.teacher_cache_path != first.teacher_cache_path
+    changed_teacher = lora_student()
+    with torch.no_grad():
+        changed_teacher.get_base_model().model.language_model.norm.weight[0] += 1e-3
+    third = SKDTrainer(model=changed_teacher, args=skd_config(tmp_path / "c", teacher_cache=cache), train_dataset=train)
+    assert third.teacher_cache_path not in (first.teacher_cache_path, second.teacher_cache_path)
+    # row 3's teacher embedding really differs between the first two caches; the others agree
+    rows_a = first.data_collator.teacher_cache["embeddings"]
+    rows_b = second.data_collator.teacher_cache["embeddings"]
+    differs = (rows_a - rows_b).abs().amax(-1) > 1e-6
+    assert differs.tolist() == [i == 3 for i in range(8)]
+    # a file whose metadata does not carry the key is recomputed, not trusted
+    from safetensors.torch import load_file, save_file
+
+    tampered = load_file(str(first.teacher_cache_path))
+    tampered["embeddings"].zero_()
+    save_file(tampered, str(first.teacher_cache_path), metadata={"key": "something else", "rows": "8"})
+    fourth = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "d", teacher_cache=cache), train_dataset=train)
+    assert torch.allclose(fourth.data_collator.teacher_cache["embeddings"], rows_a)
+
+
+def test_self_teacher_and_separate_copy_share_a_fingerprint() -> None:
+    student = lora_student()
+    plain = lora_student().get_base_model()  # same seed: the same weights without adapters
+    assert weights_fingerprint(student) == weights_fingerprint(plain)
+    with torch.no_grad():
+        next(plain.parameters()).view(-1)[0] += 1.0
+    assert weights_fingerprint(student) != weights_fingerprint(plain)

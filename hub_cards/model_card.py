@@ -21,6 +21,7 @@ from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
 from xvlm2vec.evaluation import results as eval_results
 
 TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
+ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) writes
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 LANGUAGE_NAMES = {"en": "English", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German"}
 MODEL_TAGS = ["xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "knowledge-distillation", "custom_code"]
@@ -28,9 +29,10 @@ MODEL_TAGS = ["xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "k
 
 @dataclass
 class TrainingSummary:
-    """What the card reports from ``trainer_state.json``."""
+    """What the card reports from ``trainer_state.json`` (or, lacking it, ``all_results.json``)."""
 
-    global_step: int
+    source: str
+    global_step: int | None
     epoch: float | None
     train_loss: float | None
     last_loss: float | None
@@ -63,20 +65,35 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     return recipe
 
 
-def summarize_trainer_state(state: dict) -> TrainingSummary:
+def summarize_trainer_state(state: dict, source: str = TRAINER_STATE_NAME) -> TrainingSummary:
     """Steps, epochs and losses from a Trainer's ``trainer_state.json`` content."""
     history = state.get("log_history") or []
     losses = [entry for entry in history if "loss" in entry]
     evals = [entry for entry in history if "eval_loss" in entry]
     final = next((entry for entry in reversed(history) if "train_loss" in entry), {})
     return TrainingSummary(
-        global_step=int(state.get("global_step", 0)),
+        source=source,
+        global_step=state.get("global_step"),
         epoch=state.get("epoch"),
         train_loss=final.get("train_loss"),
         last_loss=losses[-1]["loss"] if losses else None,
         last_loss_step=losses[-1].get("step") if losses else None,
         eval_loss=evals[-1]["eval_loss"] if evals else None,
         runtime=final.get("train_runtime"),
+    )
+
+
+def summarize_all_results(metrics: dict, source: str = ALL_RESULTS_NAME) -> TrainingSummary:
+    """Epochs, losses and run time from the Trainer's final metrics (``all_results.json``); no step count."""
+    return TrainingSummary(
+        source=source,
+        global_step=None,
+        epoch=metrics.get("epoch"),
+        train_loss=metrics.get("train_loss"),
+        last_loss=None,
+        last_loss_step=None,
+        eval_loss=metrics.get("eval_loss"),
+        runtime=metrics.get("train_runtime"),
     )
 
 
@@ -139,7 +156,8 @@ def render_model_card(
             the ``model-index``. ``results_model`` names this model's entry when the file holds several.
         recipe_yaml: the training recipe; its fields become the training table, and its
             ``model_name_or_path`` / ``dataset_name`` the ``base_model`` / ``datasets`` when those are Hub ids.
-        trainer_state_json: the Trainer's ``trainer_state.json`` (default: found in ``model_dir``).
+        trainer_state_json: the Trainer's ``trainer_state.json`` (default: found in ``model_dir`` or its last
+            checkpoint; lacking one, the final metrics of ``model_dir/all_results.json``).
         repo_id: where the model is published (usage snippet, ``model_name``).
         base_model, datasets, mmmeb_dataset_id, license: card metadata overriding what is inferred.
     """
@@ -147,7 +165,12 @@ def render_model_card(
     config = read_json(model_dir / "config.json", "model config")
     recipe = read_recipe(recipe_yaml) if recipe_yaml is not None else {}
     state_path = Path(trainer_state_json) if trainer_state_json is not None else find_trainer_state(model_dir)
-    state = summarize_trainer_state(read_json(state_path, "trainer state")) if state_path is not None else None
+    if state_path is not None:
+        state = summarize_trainer_state(read_json(state_path, "trainer state"), state_path.name)
+    elif (model_dir / ALL_RESULTS_NAME).is_file():
+        state = summarize_all_results(read_json(model_dir / ALL_RESULTS_NAME, "training metrics"))
+    else:
+        state = None
 
     base = base_model or (recipe.get("model_name_or_path") if is_hub_id(recipe.get("model_name_or_path")) else None)
     dataset_ids = list(datasets) if datasets is not None else [d for d in [recipe.get("dataset_name")] if is_hub_id(d)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -113,7 +114,10 @@ def test_model_card_tables_show_results_recipe_and_state(model_card):
     for key, value in RECIPE.items():
         shown = json.dumps(value) if isinstance(value, list) else str(value)
         assert f"| `{key}` | `{shown}` |" in text
-    assert "37 optimisation steps" in text and "0.4711" in text and "0.5123" in text and "0.4987" in text
+    assert "Training run (from `trainer_state.json`)" in text
+    for line in ("- optimisation steps: 37", "- mean training loss: 0.4711", "- last logged training loss: 0.5123 (step 30)",
+                 "- last evaluation loss: 0.4987", "- training time: 12.5 s"):
+        assert line in text
     # Per-language instructions come from the model's config (the protocol's table).
     assert "Trovami un'immagine di tutti i giorni che corrisponda alla didascalia data: {text}" in text
     assert "<\\|image_1\\|>\\nStellen Sie das gegebene Bild für die Klassifizierung dar" in text
@@ -142,6 +146,16 @@ def test_model_card_usage_snippet_is_valid_python(model_card):
     code = re.search(r"```python\n(.*?)```", model_card.text, re.S).group(1)
     compile(code, "usage", "exec")  # raises SyntaxError on a badly quoted instruction
     assert 'AutoModel.from_pretrained("someone/xvlm2vec-tiny", trust_remote_code=True)' in code
+
+
+def test_model_card_falls_back_to_the_trainers_final_metrics(model_dir, tmp_path):
+    folder = Path(shutil.copytree(model_dir, tmp_path / "run"))
+    (folder / "all_results.json").write_text(json.dumps({"epoch": 3.0, "train_loss": 0.0421, "train_runtime": 7.25}))
+    text = render_model_card(folder).text
+    assert "Training run (from `all_results.json`)" in text
+    assert "- mean training loss: 0.0421" in text and "- epochs: 3.0" in text
+    assert "optimisation steps" not in text  # all_results.json does not record them
+    assert "No evaluation results were given" in text and "No training recipe was given" in text
 
 
 def test_model_card_picks_the_named_model(model_dir, card_inputs):

@@ -48,6 +48,8 @@ def _build(args: argparse.Namespace) -> BuildReport:
                               args.revision, args.num_proc)
     if args.images is None:
         raise SystemExit("build parallel --mmeb-train: --images (the MMEB image root) is required")
+    if args.sample is not None:
+        raise SystemExit("build parallel --mmeb-train: use --rows-per-subset, --sample applies to --source builds")
     result = reproduce_parallel_jsonl(  # kept in the output folder: the release-format corpus
         args.mmeb_train, args.translations, args.output_dir / RELEASE_FILENAME,
         languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),

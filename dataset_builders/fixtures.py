@@ -18,9 +18,11 @@ import json
 import random
 from pathlib import Path
 
+from datasets import Dataset
 from PIL import Image
 
 from dataset_builders.mmeb_train import IMAGE_TAG, MMEB_TRAIN_SUBSETS
+from dataset_builders.mmmeb import TASKS, resolve_image_id
 from modeling_xvlm2vec.instructions import LANGUAGES
 
 COLOURS = {
@@ -80,8 +82,6 @@ def write_mmmeb(output_dir: str | Path, rows_per_file: int = 4, num_candidates: 
     ``{dataset}_images/x.jpg``), ``imagenet-1k-val`` ids have a folder and no extension, crops of
     ``flickr30k_entities`` a folder and an extension, ``maxm_v1`` a bare name with extension.
     """
-    from dataset_builders.mmmeb import TASKS, resolve_image_id
-
     root = Path(output_dir)
     rng = random.Random(seed)
     written = []
@@ -136,8 +136,6 @@ def write_mmeb_train(
     output_dir: str | Path, rows_per_subset: int = 6, subsets: tuple[str, ...] = MMEB_TRAIN_SUBSETS, seed: int = 0
 ) -> Path:
     """Write MMEB-train subsets as a Hub-layout folder (config per subset, split ``train``) with images."""
-    from datasets import Dataset
-
     root = Path(output_dir)
     configs = []
     for subset in subsets:

@@ -218,6 +218,7 @@ def build_mmmeb(
     with tempfile.TemporaryDirectory() as report_dir:
 
         def make_builders(cache_dir: str) -> list[MMMEBBuilder]:
+            """One builder per task config found in the release."""
             return [
                 MMMEBBuilder(
                     cache_dir=cache_dir,

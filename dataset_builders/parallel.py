@@ -25,7 +25,7 @@ from datasets.builder import Key
 from dataset_builders.hub_layout import materialise
 from dataset_builders.mmeb_train import IMAGE_TAG
 from dataset_builders.report import BuildReport, ReportFragment
-from dataset_builders.safe_io import ImageStore, JsonlLine, RowError, check_relative_path, iter_jsonl
+from dataset_builders.safe_io import ImageStore, RowError, check_relative_path, iter_jsonl
 from dataset_builders.source import resolve_source
 
 RELEASE_FILENAME = "parallel_shuffled.jsonl"
@@ -214,6 +214,7 @@ def build_parallel(
         report_dir = str(Path(scratch) / "reports")
 
         def make_builders(cache_dir: str) -> list[ParallelCorpusBuilder]:
+            """One builder per config; only ``all`` reports (it sees every row)."""
             return [
                 ParallelCorpusBuilder(
                     cache_dir=cache_dir,

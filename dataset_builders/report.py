@@ -107,9 +107,9 @@ class BuildReport:
 
     @property
     def passed(self) -> bool:
-        """True when the books balance and the rejects stay within ``max_rejects`` (None: no limit)."""
+        """True when the books balance, some row was written, and rejects stay within ``max_rejects`` (None: no limit)."""
         within = self.max_rejects is None or self.rows_rejected <= self.max_rejects
-        return self.balanced and within
+        return self.balanced and within and self.rows_out > 0
 
     def add_rejects(self, fragment: ReportFragment) -> None:
         """Add a fragment's rejection counts and examples (not its row totals)."""

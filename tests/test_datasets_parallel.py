@@ -194,3 +194,12 @@ def test_dev_size_bounds() -> None:
     assert dev_size(2, 0.01, 2000) == 1
     assert dev_size(10_000, 0.01, 2000) == 100
     assert dev_size(1_000_000, 0.01, 2000) == 2000
+
+
+def test_a_build_with_no_row_out_does_not_pass(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    line = {"id": 0, "text_en": "a dog.", "text_lang": "", "img_en": None, "img_lang": None}
+    (tmp_path / "src" / "parallel_shuffled.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    report = build_parallel(tmp_path / "src", tmp_path / "out")
+    assert report.balanced and report.rows_out == 0 and report.rejected == {"empty_text": 1}
+    assert not report.passed

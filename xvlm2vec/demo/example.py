@@ -1,0 +1,60 @@
+"""Cross-lingual text-to-image retrieval with a saved model, loaded exactly as from the Hub.
+
+    python -m xvlm2vec.demo.example --model runs/demo/student --data runs/demo/data/mmmeb
+
+A gallery of held-out images (the positives of the first ``--images`` rows of ``xtd_t2i``) is
+searched with each row's caption in every language; each line shows the query, the English
+caption of the image ranked first, and whether it is the right one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import datasets
+from transformers import AutoModel
+
+from modeling_xvlm2vec.instructions import LANGUAGES, compose_prompt, get_instruction
+
+CONFIG = "xtd_t2i"
+
+
+def retrieve(model, data: str, languages: list[str], images: int) -> list[str]:
+    """Lines of the example: per language, each query with its top-1 image's English caption and a mark."""
+    english = datasets.load_dataset(data, CONFIG, split="en").select(range(images))
+    gallery = [row["candidate_images"][row["positive_index"]] for row in english]
+    captions = english["query_text"]
+    lines = []
+    for lang in languages:
+        rows = datasets.load_dataset(data, CONFIG, split=lang).select(range(images))
+        image_vectors = model.encode([get_instruction("t2i", "candidate", lang)] * len(gallery), gallery)
+        queries = [compose_prompt(get_instruction("t2i", "query", lang), text) for text in rows["query_text"]]
+        scores = model.similarity(model.encode(queries), image_vectors)
+        best = scores.argmax(axis=1)
+        hits = int((best == range(len(best))).sum())
+        lines.append(f"[{lang}] {hits}/{len(best)} queries find their image")
+        for i, (text, top) in enumerate(zip(rows["query_text"], best)):
+            mark = "ok " if top == i else "MISS"
+            lines.append(f"  {mark} {text!r:45} -> image of {captions[top]!r}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load ``--model`` with ``AutoModel.from_pretrained(..., trust_remote_code=True)`` and print the example."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model folder or Hub repo")
+    parser.add_argument("--data", required=True, help="built MMMEB folder (needs the xtd_t2i config)")
+    parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), help="query languages")
+    parser.add_argument("--images", type=int, default=6, help="gallery size (first rows of xtd_t2i)")
+    args = parser.parse_args(argv)
+    if args.images < 2:
+        parser.error(f"--images must be >= 2, got {args.images}")
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True).eval()
+    print(f"loaded {type(model).__name__} from {args.model} with AutoModel (trust_remote_code=True)")
+    print("\n".join(retrieve(model, args.data, args.languages, args.images)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

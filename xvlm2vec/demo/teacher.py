@@ -1,0 +1,42 @@
+"""The demo's English-only teacher: contrastive training on the synthetic world's English pairs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from modeling_xvlm2vec.instructions import STYLES, format_text
+from xvlm2vec.training.contrastive import ContrastiveCollator, ContrastiveConfig, ContrastivePair, ContrastiveTrainer
+
+from .world import RELEASE_TASKS, World, candidate_prompt, query_prompt, task_examples
+
+
+def teacher_pairs(world: World, seed: int, lang: str = "en") -> list[ContrastivePair]:
+    """(query, positive) pairs of every task on the training split, in ``lang`` only, styles drawn at random."""
+    rng = random.Random(f"{seed}-teacher-pairs")
+    pairs = []
+    for task in RELEASE_TASKS:
+        for example in task_examples(world, "train", task, lang):
+            style = rng.choice(STYLES)
+            query_image = None if example.query_image is None else example.query_image.image
+            if example.candidate_texts:
+                text = format_text(example.candidate_texts[0], style)
+                pairs.append(ContrastivePair(query_prompt(example, style=style), query_image, text, None, f"text:{text}"))
+            else:
+                picture = example.candidate_images[0]
+                pairs.append(ContrastivePair(query_prompt(example, style=style), query_image,
+                                             candidate_prompt(task, lang, None), picture.image, f"image:{picture.name}"))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def train_teacher(model, pairs: list[ContrastivePair], args: ContrastiveConfig) -> Path:
+    """Train ``model`` contrastively on ``pairs`` with the Trainer; save it (weights + processor) to ``args.output_dir``."""
+    trainer = ContrastiveTrainer(
+        model=model, args=args, train_dataset=pairs,
+        data_collator=ContrastiveCollator(model.prepare_inputs, max_length=args.max_length),
+    )
+    trainer.train()
+    model.eval()
+    model.save_pretrained(args.output_dir)
+    return Path(args.output_dir)

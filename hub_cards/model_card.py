@@ -22,6 +22,7 @@ from xvlm2vec.evaluation import results as eval_results
 
 TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
 ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) writes
+TRAINING_ARGS_NAME = "training_args.json"  # TrainingArguments.to_json_string(), written by train.py
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 LANGUAGE_NAMES = {"en": "English", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German"}
 MODEL_TAGS = ["xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "knowledge-distillation", "custom_code"]
@@ -154,7 +155,8 @@ def render_model_card(
         model_dir: the saved model (``config.json`` with the backbone and instructions).
         results_json: ``results.json`` of ``xvlm2vec eval`` (schema-checked); fills the MMMEB tables and
             the ``model-index``. ``results_model`` names this model's entry when the file holds several.
-        recipe_yaml: the training recipe; its fields become the training table, and its
+        recipe_yaml: the training recipe; its fields become the training table (beside the values the run used,
+            from ``model_dir/training_args.json``, which differ where the command line overrode the recipe), and its
             ``model_name_or_path`` / ``dataset_name`` the ``base_model`` / ``datasets`` when those are Hub ids.
         trainer_state_json: the Trainer's ``trainer_state.json`` (default: found in ``model_dir`` or its last
             checkpoint; lacking one, the final metrics of ``model_dir/all_results.json``).
@@ -164,6 +166,8 @@ def render_model_card(
     model_dir = Path(model_dir)
     config = read_json(model_dir / "config.json", "model config")
     recipe = read_recipe(recipe_yaml) if recipe_yaml is not None else {}
+    run_args_path = model_dir / TRAINING_ARGS_NAME
+    run_args = read_json(run_args_path, "training arguments") if run_args_path.is_file() else None
     state_path = Path(trainer_state_json) if trainer_state_json is not None else find_trainer_state(model_dir)
     if state_path is not None:
         state = summarize_trainer_state(read_json(state_path, "trainer state"), state_path.name)
@@ -242,7 +246,11 @@ def render_model_card(
         example_candidate_instruction=json.dumps(t2i["candidate"].get("it", t2i["candidate"]["en"]), ensure_ascii=False),
         instruction_rows=instruction_rows,
         recipe_name=Path(recipe_yaml).name if recipe_yaml is not None else None,
-        recipe_rows=[(key, _recipe_value(value)) for key, value in recipe.items()],
+        recipe_rows=[
+            (key, _recipe_value(value), _recipe_value(run_args[key]) if run_args is not None and key in run_args else "–")
+            for key, value in recipe.items()
+        ],
+        run_args=run_args is not None,
         state=state,
         results_table=results_table,
         results_model=results_name,

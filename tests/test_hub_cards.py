@@ -148,14 +148,21 @@ def test_model_card_usage_snippet_is_valid_python(model_card):
     assert 'AutoModel.from_pretrained("someone/xvlm2vec-tiny", trust_remote_code=True)' in code
 
 
-def test_model_card_falls_back_to_the_trainers_final_metrics(model_dir, tmp_path):
+def test_model_card_shows_run_values_and_final_metrics_without_trainer_state(model_dir, tmp_path):
     folder = Path(shutil.copytree(model_dir, tmp_path / "run"))
     (folder / "all_results.json").write_text(json.dumps({"epoch": 3.0, "train_loss": 0.0421, "train_runtime": 7.25}))
-    text = render_model_card(folder).text
+    # The run overrode the recipe's learning rate on the command line.
+    (folder / "training_args.json").write_text(json.dumps({"learning_rate": 2e-5, "max_grad_norm": 0.3}))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE))
+    text = render_model_card(folder, recipe_yaml=recipe).text
+    assert "| `learning_rate` | `1e-05` | `2e-05` |" in text
+    assert "| `max_grad_norm` | `0.3` | `0.3` |" in text
+    assert "| `lora_target_modules` | `[\"q_proj\", \"v_proj\"]` | – |" in text
     assert "Training run (from `all_results.json`)" in text
-    assert "- mean training loss: 0.0421" in text and "- epochs: 3.0" in text
+    assert "- mean training loss: 0.0421" in text and "- epochs: 3" in text
     assert "optimisation steps" not in text  # all_results.json does not record them
-    assert "No evaluation results were given" in text and "No training recipe was given" in text
+    assert "No evaluation results were given" in text
 
 
 def test_model_card_picks_the_named_model(model_dir, card_inputs):

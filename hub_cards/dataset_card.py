@@ -18,6 +18,7 @@ from huggingface_hub import DatasetCard
 from hub_cards.templates_io import citation, read_template, template_path
 
 REPORT_FILENAME = "build_report.json"  # the name dataset_builders.report writes next to the data
+UNION_CONFIG = "all"  # the parallel corpus' config holding every language's rows
 KINDS = ("mmmeb", "parallel")
 
 # Hub metadata each kind adds when the builder's YAML does not already set the key.
@@ -135,7 +136,14 @@ def render_dataset_card(
 
     infos = _dataset_info(card_data)
     sizes = _split_sizes(report, infos, report_path)
-    rows_total = sum(sum(by_split.values()) for by_split in sizes.values())
+    if report.get("passed") is False:
+        raise ValueError(
+            f"build report {report_path}: the build FAILED ({sum(report.get('rejected', {}).values())} rows rejected, "
+            f"limit {report.get('max_rejects')}); fix the source or rebuild before publishing"
+        )
+    # A config named `all` is the union of the others (parallel corpus): it alone gives the dataset's size.
+    union = sizes.get(UNION_CONFIG)
+    rows_total = sum(union.values()) if union else sum(sum(by_split.values()) for by_split in sizes.values())
     for key, value in {**KIND_METADATA[kind], "size_categories": [size_category(rows_total)]}.items():
         if card_data.get(key) is None:
             card_data[key] = value
@@ -163,6 +171,7 @@ def render_dataset_card(
         size_rows=size_rows,
         split_totals={s: sum(row["sizes"].get(s, 0) for row in size_rows) for s in split_names},
         rows_total=rows_total,
+        has_union=union is not None,
         feature_groups=feature_groups,
         rows_in=report["rows_in"],
         rows_out=report["rows_out"],

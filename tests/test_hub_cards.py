@@ -241,6 +241,15 @@ def test_dataset_card_refuses_a_report_of_another_folder(mmmeb_dir, tmp_path):
         render_dataset_card(mmmeb_dir, other)
 
 
+def test_dataset_card_refuses_a_failed_build(mmmeb_dir, tmp_path):
+    report = json.loads((mmmeb_dir / "build_report.json").read_text())
+    report.update(passed=False, rejected={"unreadable image": 3}, max_rejects=0)
+    failed = tmp_path / "build_report.json"
+    failed.write_text(json.dumps(report))
+    with pytest.raises(ValueError, match=r"the build FAILED \(3 rows rejected, limit 0\)"):
+        render_dataset_card(mmmeb_dir, failed)
+
+
 def test_parallel_corpus_card(tmp_path):
     write_parallel(tmp_path / "src", rows=12)
     report = build_parallel(tmp_path / "src", tmp_path / "out", dev_fraction=0.2)
@@ -252,6 +261,8 @@ def test_parallel_corpus_card(tmp_path):
         config, split = key.split("/")
         assert re.search(rf"\| `{config}` \|[^\n]*\b{count}\b", sizes), key
     assert "MADLAD-400" in card.text
+    assert "**total**" not in sizes  # `all` is the union of the language configs: no double-counting sum
+    assert card.data["size_categories"] == ["n<1K"]
     assert DatasetCard(str(card)).data.to_dict() == card.data.to_dict()
 
 

@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
     group.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
     group.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
+    group.add_argument("--split", default="train", help="MMEB-train split to read (train at revision 0c3f4b8)")
 
 
 def _build(args: argparse.Namespace) -> BuildReport:
@@ -54,7 +55,7 @@ def _build(args: argparse.Namespace) -> BuildReport:
         args.mmeb_train, args.translations, args.output_dir / RELEASE_FILENAME,
         languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
         subsets=tuple(x.strip() for x in args.subsets.split(",") if x.strip()),
-        rows_per_subset=args.rows_per_subset, revision=args.revision,
+        rows_per_subset=args.rows_per_subset, revision=args.revision, split=args.split,
     )
     return build_parallel(args.output_dir, args.output_dir, args.images, None, args.max_rejects, None,
                           args.num_proc, upstream=result.fragment)

@@ -218,13 +218,14 @@ def translate_mmeb_train(
     rows_per_subset: int = ROWS_PER_SUBSET,
     batch_size: int = 8,
     revision: str | None = None,
+    split: str = "train",
 ) -> dict[str, int]:
     """Translate every subset into every language; return rows journalled per ``subset/lang``."""
     folder = resolve_source(source, revision)
     state = process_state()
     counts = {}
     for subset in subsets:
-        rows = load_subset(folder, subset, limit=rows_per_subset)
+        rows = load_subset(folder, subset, split, rows_per_subset)
         for lang in languages:
             counts[f"{subset}/{lang}"] = translate_subset(translator, rows, subset, lang, output_dir, batch_size, state)
     if state.is_main_process:
@@ -241,6 +242,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
     parser.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
     parser.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
+    parser.add_argument("--split", default="train", help="MMEB-train split to read (train at revision 0c3f4b8)")
     parser.add_argument("--batch-size", type=int, default=8, help="requests per generate call")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
     parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
@@ -256,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--languages: unsupported target(s) {unknown}; choose from it, es, fr, de")
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
     counts = translate_mmeb_train(translator, args.source, args.output_dir, languages, subsets,
-                                  args.rows_per_subset, args.batch_size, args.revision)
+                                  args.rows_per_subset, args.batch_size, args.revision, args.split)
     if state.is_main_process:
         for key, count in counts.items():
             print(f"{key:<32}{count:>8} rows translated this run")

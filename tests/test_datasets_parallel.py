@@ -203,3 +203,22 @@ def test_a_build_with_no_row_out_does_not_pass(tmp_path: Path) -> None:
     report = build_parallel(tmp_path / "src", tmp_path / "out")
     assert report.balanced and report.rows_out == 0 and report.rejected == {"empty_text": 1}
     assert not report.passed
+
+
+def test_cli_route_b_builds_and_keeps_the_release_file(reproduced, tmp_path: Path) -> None:
+    from dataset_builders.build_cli import run
+    from xvlm2vec.cli import build_parser
+
+    root, subsets, languages, result = reproduced
+    out = tmp_path / "out"
+    args = build_parser("build").parse_args([
+        "build", "parallel", "--mmeb-train", str(root / "mmeb"), "--translations", str(root / "tr"),
+        "--images", str(root / "mmeb"), "--subsets", ",".join(subsets), "--languages", ",".join(languages),
+        "--output-dir", str(out)])
+    assert run(args) == 0
+    assert (out / "parallel_shuffled.jsonl").read_text(encoding="utf-8") == result.path.read_text(encoding="utf-8")
+    saved = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+    assert saved["rows_in"] == result.fragment.rows_in and saved["passed"]
+    bad = build_parser("build").parse_args(["build", "parallel", "--output-dir", str(out)])
+    with pytest.raises(SystemExit, match="either --source"):
+        run(bad)

@@ -96,14 +96,17 @@ class Runner:
         if metric is None:
             import evaluate
 
-            metric = evaluate.load(config.metric).compute
+            if config.metric == DEFAULT_METRIC and not Path(DEFAULT_METRIC).is_dir():
+                raise FileNotFoundError(f"bundled metric {DEFAULT_METRIC} not found (installed without the repo?); pass --metric")
+            metric = evaluate.load(config.metric, keep_in_memory=True).compute
         self.metric = metric
         self.embedded_rows: Counter[str] = Counter()
         self.data_fingerprints: dict[str, str] = {}
 
-    def _embed(self, embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], kind: str, desc: str) -> np.ndarray:
+    def _embed(self, embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], kind: str) -> np.ndarray:
         """Embed (prompt, image id) rows, split across processes, in batches; rows return in input order."""
         size = self.config.batch_size
+        desc = f"{split.config}/{split.language} {kind}"
         chunks: list[np.ndarray] = []
         with self.state.split_between_processes(items) as mine:
             for start in tqdm(range(0, len(mine), size), desc=desc, leave=False, disable=not self.state.is_main_process):
@@ -131,8 +134,7 @@ class Runner:
             if key not in store and key not in missing:
                 missing[key] = item
         if missing:
-            desc = f"{split.config}/{split.language} {kind}"
-            vectors = self._embed(embedder, split, list(missing.values()), kind, desc)
+            vectors = self._embed(embedder, split, list(missing.values()), kind)
             store.update(zip(missing, vectors))
         return np.stack([store[key] for key in keys])
 

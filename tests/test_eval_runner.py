@@ -4,29 +4,18 @@ prompts, candidate deduplication, and cache reuse / invalidation."""
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from datasets import Dataset, Features, Image, List, Value
+from datasets import Dataset
 from PIL import Image as PILImage
 
+from dataset_builders.mmmeb import FEATURES
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
 from xvlm2vec.evaluation.embedders import Embedder, l2_normalize
 from xvlm2vec.evaluation.runner import RunConfig, Runner
 
-FEATURES = Features(
-    {
-        "id": Value("string"),
-        "query_text": Value("string"),
-        "query_image": Image(),
-        "candidate_texts": List(Value("string")),
-        "candidate_images": List(Image()),
-        "positive_index": Value("int32"),
-    }
-)
 COLOURS = {"red": (0, "rosso", "rossa"), "green": (1, "verde"), "blue": (2, "blu")}
 RGB = {"red": (200, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 200)}
 

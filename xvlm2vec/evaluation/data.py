@@ -15,9 +15,10 @@ from pathlib import Path
 import datasets
 from PIL import Image
 
+from dataset_builders.mmmeb import FEATURES as MMMEB_FEATURES
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
 
-REQUIRED_COLUMNS = ("id", "query_text", "query_image", "candidate_texts", "candidate_images", "positive_index")
+REQUIRED_COLUMNS = tuple(MMMEB_FEATURES)
 
 
 def parse_config(config: str) -> tuple[str, str]:

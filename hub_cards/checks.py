@@ -18,6 +18,8 @@ CARD_NAME = "README.md"
 # Formats that unpickle on load (or may): never published.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
+# Processor files saved beside the model (the first two hold the image processor); each may carry an auto_map.
+PROCESSOR_CONFIGS = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
 
 
 class PublishRefused(ValueError):
@@ -72,30 +74,45 @@ def _code_file_problems(folder: Path, module: str, field: str) -> list[str]:
     return problems
 
 
+def _auto_map_problems(folder: Path, config_name: str, required: tuple[str, ...] = ()) -> list[str]:
+    """Problems with one JSON config's ``auto_map``: ``required`` entries missing, or code files missing."""
+    try:
+        config = json.loads((folder / config_name).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        return [f"{config_name}: not valid JSON ({err})"]
+    auto_map = config.get("auto_map") or {}
+    problems = [
+        f"{config_name}: auto_map has no {needed} entry (trust_remote_code cannot find the code)"
+        for needed in required
+        if needed not in auto_map
+    ]
+    for auto_class, reference in auto_map.items():
+        references = reference if isinstance(reference, list) else [reference]
+        for ref in filter(None, references):
+            if "--" in ref:  # code kept in another repository
+                continue
+            problems += _code_file_problems(folder, ref.rsplit(".", 1)[0], f"{config_name} auto_map.{auto_class}")
+    return problems
+
+
 def check_model_folder(folder: str | Path) -> list[str]:
-    """Problems that stop ``AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)`` from loading it."""
+    """Problems that stop ``AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)`` and ``encode``."""
     folder = Path(folder)
     problems = [f"{name}: pickle-based weights or data are not published (save safetensors)" for name in pickle_files(folder)]
-    config_path = folder / "config.json"
-    if not config_path.is_file():
+    if not (folder / "config.json").is_file():
         problems.append("config.json: missing (not a saved model folder)")
     else:
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            config = {}
-            problems.append(f"config.json: not valid JSON ({err})")
-        auto_map = config.get("auto_map") or {}
-        for needed in ("AutoConfig", "AutoModel"):
-            if needed not in auto_map:
-                problems.append(f"config.json: auto_map has no {needed} entry (trust_remote_code cannot find the code)")
-        for auto_class, reference in auto_map.items():
-            references = reference if isinstance(reference, list) else [reference]
-            for ref in filter(None, references):
-                if "--" in ref:  # code kept in another repository
-                    continue
-                module = ref.rsplit(".", 1)[0]
-                problems += _code_file_problems(folder, module, f"auto_map.{auto_class}")
+        problems += _auto_map_problems(folder, "config.json", required=("AutoConfig", "AutoModel"))
+    for name in PROCESSOR_CONFIGS:
+        if (folder / name).is_file():
+            problems += _auto_map_problems(folder, name)
+    has_tokenizer = (folder / "tokenizer_config.json").is_file()
+    has_image_processor = any((folder / name).is_file() for name in PROCESSOR_CONFIGS[:2])
+    if not (has_tokenizer and has_image_processor):
+        problems.append(
+            "no processor saved (tokenizer_config.json and processor_config.json or preprocessor_config.json): "
+            "encode() needs the backbone's processor; call model.set_processor(processor) before save_pretrained"
+        )
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
         problems.append("no *.safetensors weights")

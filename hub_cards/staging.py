@@ -96,7 +96,8 @@ def _copy_tree(source: Path, target: Path, kind: str) -> list[tuple[str, str]]:
 def _write_card(kind: str, source: Path, target: Path, repo_id: str, inputs: CardInputs) -> str:
     """Write the staged card (and a metric's Space files); return a note on where the card came from."""
     if kind == "model":
-        given = [name for name, value in (("results", inputs.results), ("recipe", inputs.recipe), ("trainer state", inputs.trainer_state)) if value is not None]
+        sources = (("results", inputs.results), ("recipe", inputs.recipe), ("trainer state", inputs.trainer_state))
+        given = [name for name, value in sources if value is not None]
         if not given and (source / CARD_NAME).is_file():
             return "kept from the folder"
         from hub_cards.model_card import render_model_card

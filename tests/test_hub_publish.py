@@ -19,6 +19,12 @@ METRIC_DIR = REPO_ROOT / "metrics" / "mmmeb"
 
 
 @pytest.fixture(scope="module")
+def phi3_v_dir(tmp_path_factory) -> Path:
+    """A tiny Phi-3.5-V model: its processor is remote code too (``processing_phi3_v.py``)."""
+    return save_tiny_model("phi3_v", tmp_path_factory.mktemp("phi3_v") / "student")
+
+
+@pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A tiny saved model plus what transformers' Trainer leaves beside it (pickled args, a checkpoint)."""
     folder = save_tiny_model("qwen2_vl", tmp_path_factory.mktemp("model") / "student")
@@ -67,7 +73,9 @@ def test_model_dry_run_lists_the_staged_folder(model_dir, tmp_path, capsys):
             assert (target / name).read_bytes() == (model_dir / name).read_bytes(), name
 
 
-def test_dry_run_model_loads_in_a_fresh_process_without_the_project(model_dir, tmp_path, run_isolated, capsys):
+@pytest.mark.parametrize("backbone_fixture", ["model_dir", "phi3_v_dir"])  # Qwen2-VL; Phi-3.5-V (remote processor)
+def test_dry_run_model_loads_in_a_fresh_process_without_the_project(backbone_fixture, request, tmp_path, run_isolated, capsys):
+    model_dir = request.getfixturevalue(backbone_fixture)
     target = tmp_path / "someone" / "tiny"
     assert publish("model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(target)) == 0
     capsys.readouterr()
@@ -147,12 +155,17 @@ MODEL_BREAKAGES = {
     "pickled weights": (lambda f: (f / "pytorch_model.bin").write_bytes(b"\x80\x04"), "pytorch_model.bin: pickle-based"),
     "card YAML broken": (_bad_card, "README.md: YAML metadata does not parse"),
     "no safetensors": (lambda f: (f / "model.safetensors").unlink(), "no *.safetensors weights"),
+    "no processor": (lambda f: (f / "processor_config.json").unlink(), "no processor saved"),
+    "processor code missing": (
+        lambda f: (f / "processing_phi3_v.py").unlink(),
+        "processing_phi3_v.py: missing (needed by processor_config.json auto_map.AutoProcessor)",
+    ),
 }
 
 
 @pytest.mark.parametrize("breakage", sorted(MODEL_BREAKAGES))
-def test_model_refusals(breakage, model_dir, tmp_path, capsys):
-    folder = copy_of(model_dir, tmp_path)
+def test_model_refusals(breakage, model_dir, phi3_v_dir, tmp_path, capsys):
+    folder = copy_of(phi3_v_dir if breakage == "processor code missing" else model_dir, tmp_path)
     breaker, message = MODEL_BREAKAGES[breakage]
     breaker(folder)  # no card inputs given: a folder's own README.md is kept, and checked
     target = tmp_path / "dry"

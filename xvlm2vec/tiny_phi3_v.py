@@ -11,12 +11,16 @@ tokens 3-258, pieces after them, ``<|endoftext|>`` (pad) = 32000, chat tokens an
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import torch
+from huggingface_hub import split_torch_state_dict_into_shards
+from safetensors.torch import save_file
 from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaTokenizer
 
-from modeling_xvlm2vec.backbone_phi3_v import Phi3VBackbone  # noqa: F401  (registers the phi3_v backbone)
+from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel
 from modeling_xvlm2vec.configuration_phi3_v import PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
@@ -95,8 +99,11 @@ def build_tiny_phi3_tokenizer(num_pieces: int = 600) -> LlamaTokenizer:
     return tokenizer
 
 
-def tiny_phi3_v_config(hidden: int = 64, layers: int = 2, vision_hidden: int = 32) -> Phi3VConfig:
-    """A Phi-3.5-V config at tiny widths: LongRoPE, sliding window, 336x336 crops of 14-pixel patches."""
+def tiny_phi3_v_config(hidden: int = 64, layers: int = 2, vision_hidden: int = 64) -> Phi3VConfig:
+    """A Phi-3.5-V config at tiny widths: LongRoPE, sliding window, 336x336 crops of 14-pixel patches.
+
+    The CLIP heads are 64 wide as in OpenAI's ViTs (so the converter reads the same tower back).
+    """
     heads = 4
     half_head = hidden // heads // 2
     text = {
@@ -123,7 +130,7 @@ def tiny_phi3_v_config(hidden: int = 64, layers: int = 2, vision_hidden: int = 3
         "hidden_size": vision_hidden,
         "intermediate_size": 2 * vision_hidden,
         "num_hidden_layers": layers,
-        "num_attention_heads": 2,
+        "num_attention_heads": max(1, vision_hidden // 64),
         "projection_dim": vision_hidden,
     }
     return Phi3VConfig(text_config=text, vision_config=vision)
@@ -143,8 +150,78 @@ def tiny_phi3_v_config_and_processor(vocab_size: int = 600, hidden: int = 64, la
     return tiny_phi3_v_config(hidden=hidden, layers=layers), tiny_phi3_v_processor(num_pieces=vocab_size)
 
 
+def original_config_dict(config: Phi3VConfig) -> dict:
+    """``config`` in the original flat ``config.json`` layout of Phi-3.5-vision-instruct (``rope_scaling`` "su")."""
+    text = config.text_config
+    rope = text.rope_parameters
+    return {
+        "_name_or_path": "tiny-Phi-3.5-vision-instruct",
+        "architectures": ["Phi3VForCausalLM"],
+        "auto_map": {"AutoConfig": "configuration_phi3_v.Phi3VConfig", "AutoModelForCausalLM": "modeling_phi3_v.Phi3VForCausalLM"},
+        "model_type": "phi3_v",
+        "vocab_size": text.vocab_size,
+        "hidden_size": text.hidden_size,
+        "intermediate_size": text.intermediate_size,
+        "num_hidden_layers": text.num_hidden_layers,
+        "num_attention_heads": text.num_attention_heads,
+        "num_key_value_heads": text.num_key_value_heads,
+        "hidden_act": text.hidden_act,
+        "max_position_embeddings": text.max_position_embeddings,
+        "original_max_position_embeddings": text.original_max_position_embeddings,
+        "rope_theta": rope["rope_theta"],
+        "rope_scaling": {"type": "su", "short_factor": rope["short_factor"], "long_factor": rope["long_factor"]},
+        "sliding_window": text.sliding_window,
+        "rms_norm_eps": text.rms_norm_eps,
+        "embd_pdrop": text.embd_pdrop,
+        "resid_pdrop": text.resid_pdrop,
+        "attention_dropout": text.attention_dropout,
+        "initializer_range": text.initializer_range,
+        "bos_token_id": text.bos_token_id,
+        "eos_token_id": text.eos_token_id,
+        "pad_token_id": text.pad_token_id,
+        "tie_word_embeddings": False,
+        "use_cache": True,
+        "torch_dtype": "float32",
+        "embd_layer": {key: value for key, value in config.embd_layer.items()},
+        "img_processor": {key: config.img_processor[key] for key in ("image_dim_out", "model_name", "name", "num_img_tokens")},
+    }
+
+
+def save_tiny_original_checkpoint(folder: str | Path, seed: int = 0, max_shard_size: str = "4MB", wte_alias: bool = True) -> Path:
+    """Write a tiny Phi-3.5-V checkpoint as the originals are released: flat config, sharded safetensors.
+
+    Parameter names are the original ``Phi3VForCausalLM``'s (``model.*`` and ``lm_head.weight``; with
+    ``wte_alias`` also the ``model.vision_embed_tokens.wte.weight`` copy of the token table), shards
+    listed in ``model.safetensors.index.json``, plus the tokenizer and ``preprocessor_config.json``.
+    Returns the folder. The weights are those of ``Phi3VModel(tiny_phi3_v_config())`` after
+    ``torch.manual_seed(seed)``, and a random LM head.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = tiny_phi3_v_config()
+    torch.manual_seed(seed)
+    model = Phi3VModel(config)
+    state = {f"model.{key}": value.detach().clone().contiguous() for key, value in model.state_dict().items()}
+    state["lm_head.weight"] = torch.randn(config.text_config.vocab_size, config.text_config.hidden_size) * 0.02
+    if wte_alias:
+        state["model.vision_embed_tokens.wte.weight"] = state["model.embed_tokens.weight"].clone()
+    split = split_torch_state_dict_into_shards(state, filename_pattern="model{suffix}.safetensors", max_shard_size=max_shard_size)
+    for filename, keys in split.filename_to_tensors.items():
+        save_file({key: state[key] for key in keys}, str(folder / filename), metadata={"format": "pt"})
+    if split.is_sharded:
+        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}, "weight_map": split.tensor_to_filename}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps(original_config_dict(config), indent=2), encoding="utf-8")
+    preprocessor = {"image_processor_type": "Phi3VImageProcessor", "num_crops": 4, "num_img_tokens": 144, "processor_class": "Phi3VProcessor"}
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2), encoding="utf-8")
+    build_tiny_phi3_tokenizer().save_pretrained(folder)
+    return folder
+
+
 __all__ = [
     "PHI3_V_VOCAB_SIZE",
+    "original_config_dict",
+    "save_tiny_original_checkpoint",
     "build_tiny_phi3_tokenizer",
     "phi3_added_tokens",
     "tiny_phi3_v_config",

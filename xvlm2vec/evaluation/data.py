@@ -19,6 +19,8 @@ from dataset_builders.mmmeb import FEATURES as MMMEB_FEATURES
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
 
 REQUIRED_COLUMNS = tuple(MMMEB_FEATURES)
+# Rows decoded to Python at a time: a t2i row may carry a thousand encoded candidate images.
+ROWS_PER_READ = 16
 
 
 def parse_config(config: str) -> tuple[str, str]:
@@ -105,8 +107,8 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
     images: dict[str, dict] = {}
     digest = hashlib.sha256(f"{config}/{language}".encode())
     raw = table.with_format("arrow")
-    for start in range(0, len(table), 256):
-        batch = raw[start : start + 256].to_pylist()
+    for start in range(0, len(table), ROWS_PER_READ):
+        batch = raw[start : start + ROWS_PER_READ].to_pylist()
         for record in batch:
             where = f"{config}/{language} query {record['id']!r}"
             query_image = _image_id(record["query_image"], where)

@@ -1,7 +1,7 @@
 """Read MMMEB splits (the Hub layout of docs/architecture.md) into light, image-decoding-free rows.
 
-Images stay encoded until an embedder needs them: each image is known by an id (its stored path,
-or the SHA-256 of its bytes when it has none) and decoded from a table of unique images.
+Images stay encoded until an embedder needs them: each image is known by an id (the SHA-256 of its
+bytes, or its path when it is stored by path only) and decoded from a table of unique images.
 """
 
 from __future__ import annotations

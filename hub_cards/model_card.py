@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
@@ -182,7 +183,11 @@ def render_model_card(
     eval_entries, results_table, results_name, result_langs = [], None, None, set()
     if results_json is not None:
         document = read_json(results_json, "results")
-        eval_results.validate(document)
+        try:
+            eval_results.validate(document)
+        except jsonschema.ValidationError as err:
+            where = "/".join(str(part) for part in err.absolute_path) or "(top level)"
+            raise ValueError(f"results {results_json}: does not follow the results schema at {where}: {err.message}") from err
         results_name = _pick_results_model(document, model_dir, results_model)
         source = document["data"]["source"]
         mmmeb_id = mmmeb_dataset_id or (source if is_hub_id(source) else None)

@@ -14,7 +14,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub_cards.checks import CARD_NAME, PublishRefused, check_dataset_folder, check_metric_folder, check_model_folder
+from hub_cards.checks import (
+    CARD_NAME,
+    PublishRefused,
+    card_problems,
+    check_dataset_folder,
+    check_metric_folder,
+    check_model_folder,
+)
 
 KINDS = ("model", "dataset", "metric")
 REPO_TYPES = {"model": "model", "dataset": "dataset", "metric": "space"}  # evaluate metrics live in Spaces
@@ -93,6 +100,13 @@ def _copy_tree(source: Path, target: Path, kind: str) -> list[tuple[str, str]]:
     return left_out
 
 
+def _refuse_unreadable_card(source: Path, repo_type: str) -> None:
+    """Refuse a source folder whose own card (which the rendered card builds on) is missing or does not parse."""
+    problems = card_problems(source, repo_type)
+    if problems:
+        raise PublishRefused(source, problems)
+
+
 def _write_card(kind: str, source: Path, target: Path, repo_id: str, inputs: CardInputs) -> str:
     """Write the staged card (and a metric's Space files); return a note on where the card came from."""
     if kind == "model":
@@ -121,10 +135,12 @@ def _write_card(kind: str, source: Path, target: Path, repo_id: str, inputs: Car
         report = inputs.build_report or (source / REPORT_FILENAME if (source / REPORT_FILENAME).is_file() else None)
         if report is None:
             return "kept from the folder (no build report to render it from)"
+        _refuse_unreadable_card(source, "dataset")
         render_dataset_card(source, report, repo_id=repo_id).save(target / CARD_NAME)
         return f"rendered from the build report {report}"
     from hub_cards.metric_card import render_metric_card, space_files
 
+    _refuse_unreadable_card(source, "space")
     render_metric_card(source).save(target / CARD_NAME)
     added = []
     for name, text in space_files(repo_id).items():

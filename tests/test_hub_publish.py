@@ -186,10 +186,12 @@ DATASET_BREAKAGES = {
 }
 
 
+@pytest.mark.parametrize("with_report", [False, True], ids=["card-kept", "card-rendered"])
 @pytest.mark.parametrize("breakage", sorted(DATASET_BREAKAGES))
-def test_dataset_refusals(breakage, dataset_dir, tmp_path, capsys):
+def test_dataset_refusals(breakage, with_report, dataset_dir, tmp_path, capsys):
     folder = copy_of(dataset_dir, tmp_path)
-    (folder / "build_report.json").unlink()  # keep the folder's own card: the checks see it as the Hub would
+    if not with_report:
+        (folder / "build_report.json").unlink()  # the folder's own card is kept as it is
     breaker, message = DATASET_BREAKAGES[breakage]
     breaker(folder)
     target = tmp_path / "dry"
@@ -207,7 +209,11 @@ def test_metric_refusals(tmp_path, capsys):
     (folder / "mmmeb.py").unlink()
     assert publish("metric", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(tmp_path / "b")) == 2
     assert "mmmeb.py: missing" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    shutil.copy(METRIC_DIR / "mmmeb.py", folder / "mmmeb.py")
+    _bad_card(folder)
+    assert publish("metric", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(tmp_path / "c")) == 2
+    assert "README.md: YAML metadata does not parse" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def test_bad_arguments_are_refused(model_dir, tmp_path, capsys):

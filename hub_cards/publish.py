@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi
+from huggingface_hub.errors import HfHubHTTPError
 
 from hub_cards.checks import PublishRefused
 from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, stage
@@ -107,5 +108,8 @@ def run(args: argparse.Namespace) -> int:
     except (PublishRefused, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except HfHubHTTPError as err:
+        print(f"error: the Hub refused the upload to {args.repo_id}: {err}", file=sys.stderr)
+        return 1
     print(f"published {args.kind} to {commit.repo_url} ({commit.commit_url})")
     return 0

@@ -50,6 +50,9 @@ class HubStandIn:
                 path = self.path.split("?")[0]
                 if path == "/api/repos/create":
                     request = json.loads(body)
+                    if request["name"] == "forbidden":
+                        self._reply({"error": "You don't have the rights to create a model under this namespace"}, 403)
+                        return
                     self._reply({"url": f"{stand_in.endpoint}/{request['organization']}/{request['name']}"})
                 elif path == "/api/validate-yaml":
                     front = json.loads(body)["content"].split("---\n")[1]
@@ -163,3 +166,11 @@ def test_refused_folder_makes_no_request(hub, tmp_path, capsys):
     assert main(["publish", "model", str(model_dir), "--repo-id", "someone/tiny"]) == 2
     assert "pytorch_model.bin: pickle-based" in capsys.readouterr().err
     assert hub.requests == []
+
+
+def test_hub_error_is_reported_and_nothing_is_committed(hub, tmp_path, capsys):
+    model_dir = save_tiny_model("qwen2_vl", tmp_path / "student")
+    assert main(["publish", "model", str(model_dir), "--repo-id", "someone/forbidden"]) == 1
+    err = capsys.readouterr().err
+    assert "the Hub refused the upload to someone/forbidden" in err and "403" in err
+    assert hub.posts("/commit/") == []

@@ -199,12 +199,12 @@ def render_model_card(
         eval_entries = eval_results.model_index_entries(document, results_name, dataset_id=mmmeb_id)
         results_table = eval_results.markdown_table(document).replace("\n## ", "\n### ").replace("## ", "### ", 1)
         result_langs = {lang for m in document["models"] if m["name"] == results_name for lang in m["averages"]["per_language"]}
-        if mmmeb_id not in dataset_ids:
-            dataset_ids.append(mmmeb_id)
 
     trained_langs = recipe.get("languages") or []
     if isinstance(trained_langs, str):
         trained_langs = trained_langs.split(",")
+    if recipe.get("dataset_config") in LANGUAGES:  # the parallel corpus' per-language configs
+        trained_langs = [*trained_langs, recipe["dataset_config"]]
     languages = sorted({"en", *[l.strip() for l in trained_langs], *result_langs} - {""}, key=lambda l: (l != "en", l))
     if languages == ["en"]:
         languages = list(LANGUAGES)

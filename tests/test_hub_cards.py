@@ -125,7 +125,7 @@ def test_model_card_tables_show_results_recipe_and_state(model_card):
 def test_model_card_metadata(model_card):
     data = model_card.data
     assert data.base_model == "TIGER-Lab/VLM2Vec-Full"
-    assert data.datasets == ["someone/xvlm2vec-parallel", "someone/mmmeb"]
+    assert data.datasets == ["someone/xvlm2vec-parallel"]  # training data only; MMMEB is in the model-index
     assert data.language == ["en", "de", "es", "fr", "it"]
     assert data.license == "apache-2.0" and data.library_name == "transformers"
     assert "@misc{musacchio2025xvlm2vec" in model_card.text

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from test_train_fixtures import corpus_splits, lora_student, skd_config, write_parallel_corpus
 
+from xvlm2vec.tiny_models import build_tiny_model
 from xvlm2vec.training import SKDTrainer
 from xvlm2vec.training.teacher import weights_fingerprint
 
@@ -70,7 +71,7 @@ def test_changed_data_or_teacher_or_tampered_file_is_not_reused(tmp_path: Path) 
 
 def test_self_teacher_and_separate_copy_share_a_fingerprint() -> None:
     student = lora_student()
-    plain = lora_student().get_base_model()  # same seed: the same weights without adapters
+    plain, _ = build_tiny_model("qwen2_vl", seed=0)  # same seed: the same weights, no LoRA layers at all
     assert weights_fingerprint(student) == weights_fingerprint(plain)
     with torch.no_grad():
         next(plain.parameters()).view(-1)[0] += 1.0

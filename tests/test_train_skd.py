@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from test_train_fixtures import corpus_splits, lora_student, skd_config, write_parallel_corpus
 
+from xvlm2vec.tiny_models import build_tiny_model
 from xvlm2vec.training import ParallelCollator, SKDTrainer
 from xvlm2vec.training.teacher import Teacher, base_parameter_name
 from xvlm2vec.training.trainer import student_outputs
@@ -43,7 +44,7 @@ def test_distillation_pulls_x_onto_teacher_english(tmp_path: Path) -> None:
 def test_self_teacher_equals_frozen_copy_and_stays_fixed(tmp_path: Path) -> None:
     train, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=16, dev=4))
     student = lora_student()
-    reference = lora_student().get_base_model()  # same seed, never trained, never wrapped differently
+    reference, _ = build_tiny_model("qwen2_vl", seed=0)  # a plain separate copy: same seed, no LoRA layers
     collator = ParallelCollator(student.get_base_model().prepare_inputs, max_length=64)
     batch = collator([train[i] for i in range(8)])
     self_teacher = Teacher(student)
@@ -73,8 +74,6 @@ def test_self_teacher_equals_frozen_copy_and_stays_fixed(tmp_path: Path) -> None
 
 
 def test_separate_teacher_full_finetuning_keeps_teacher_bit_identical(tmp_path: Path) -> None:
-    from xvlm2vec.tiny_models import build_tiny_model
-
     train, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=16, dev=4))
     student, _ = build_tiny_model("qwen2_vl", seed=0)
     teacher, _ = build_tiny_model("qwen2_vl", seed=0)
@@ -90,8 +89,6 @@ def test_separate_teacher_full_finetuning_keeps_teacher_bit_identical(tmp_path: 
 
 def test_self_teacher_needs_lora(tmp_path: Path) -> None:
     import pytest
-
-    from xvlm2vec.tiny_models import build_tiny_model
 
     student, _ = build_tiny_model("qwen2_vl", seed=0)
     with pytest.raises(ValueError, match="self-teacher"):

@@ -50,6 +50,7 @@ class SKDConfig(TrainingArguments):
             English side once; the result is stored as safetensors named by a fingerprint of the teacher weights,
             the model/processor configuration, `max_length` and the rows' English texts and images, so a changed
             teacher or dataset never reuses a stale file, and later epochs and runs skip the teacher forward.
+            Single process or DDP only (refused under FSDP: it is filled with unsharded weights before training).
         teacher_cache_batch_size (`int`, defaults to `16`):
             Batch size of the one-off teacher pass that fills the cache.
     """

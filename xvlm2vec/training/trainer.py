@@ -114,6 +114,12 @@ class SKDTrainer(Trainer):
         self._skipped_rows = 0
         self.teacher_cache_path = None
         if args.teacher_cache and train_dataset is not None:
+            if self.is_fsdp_enabled:
+                raise ValueError(
+                    "teacher_cache is not supported with FSDP: the cache is keyed and filled with unsharded weights "
+                    "before training, which FSDP's cpu-RAM-efficient loading leaves on the main process only; "
+                    "leave teacher_cache unset (the teacher then runs sharded, with the student)"
+                )
             self._attach_teacher_cache(core)
 
     def _attach_teacher_cache(self, core: nn.Module) -> None:

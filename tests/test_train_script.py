@@ -101,3 +101,21 @@ def test_adapter_only_and_bad_task_type(inputs, tmp_path: Path) -> None:
         main(common + ["--output_dir", str(tmp_path / "b"), "--lora_task_type", "CAUSAL_LM"])
     with pytest.raises(ValueError, match="no rows"):
         main(common + ["--output_dir", str(tmp_path / "c"), "--languages", "de"])
+
+
+def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(inputs, tmp_path: Path) -> None:
+    from transformers import AutoModel, Qwen2VLForConditionalGeneration
+
+    from xvlm2vec.tiny_models import BUILDERS
+
+    _, corpus = inputs
+    config, processor = BUILDERS["qwen2_vl"](vocab_size=600, hidden=64, layers=2, image_size=56, intermediate=128)
+    backbone = tmp_path / "backbone"
+    Qwen2VLForConditionalGeneration(config).save_pretrained(str(backbone))
+    processor.save_pretrained(str(backbone))
+    assert main(["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(backbone),
+                 "--dataset_name", str(corpus), "--max_steps", "1", "--disable_tqdm", "true",
+                 "--output_dir", str(tmp_path / "out")]) == 0
+    model = AutoModel.from_pretrained(str(tmp_path / "out"), trust_remote_code=True)
+    assert model.config.model_type == "xvlm2vec" and model.config.backbone_config.model_type == "qwen2_vl"
+    assert model.encode(["gatto rosso"]).shape == (1, 64)

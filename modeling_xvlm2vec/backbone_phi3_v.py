@@ -30,17 +30,6 @@ from .backbones import Backbone, register_backbone
 from .configuration_phi3_v import Phi3VConfig
 
 
-def num_image_tokens(height: int, width: int, crop_size: int = 336, merged_grid: int = 12) -> int:
-    """Number of feature tokens of one image whose HD-transformed size is ``height`` x ``width`` pixels.
-
-    ``(h_crops * w_crops + 1) * grid**2 + 1 + (h_crops + 1) * grid``: the sub-image grid with one
-    separator per row, ``glb_GN``, and the global view with one separator per row (grid = 12 for
-    ViT-L/14-336, which gives Phi-3.5-V's ``... * 144 + 1 + (h // 336 + 1) * 12``).
-    """
-    h_crops, w_crops = height // crop_size, width // crop_size
-    return (h_crops * w_crops + 1) * merged_grid**2 + 1 + (h_crops + 1) * merged_grid
-
-
 class Phi3VCLIPTower(nn.Module):
     """Holds the CLIP vision model as ``vision_model``, the attribute path of the original checkpoints."""
 
@@ -153,7 +142,6 @@ class Phi3VPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
-    _keys_to_ignore_on_load_unexpected = [r"^lm_head\.", r"vision_embed_tokens\.wte\.weight$"]
 
     def _init_weights(self, module: nn.Module) -> None:
         """Default initialisation; the learnable separators get small random values."""
@@ -324,5 +312,4 @@ __all__ = [
     "Phi3VModel",
     "Phi3VPreTrainedModel",
     "check_placeholder_counts",
-    "num_image_tokens",
 ]

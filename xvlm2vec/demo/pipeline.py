@@ -40,7 +40,7 @@ class DemoConfig:
 
     seed: int = 0
     world: WorldConfig = field(default_factory=WorldConfig)
-    hidden: int = 64
+    hidden: int = 128
     layers: int = 2
     teacher_epochs: float = 6.0
     teacher_learning_rate: float = 2e-3
@@ -52,7 +52,7 @@ class DemoConfig:
     skd_rows: int | None = None  # rows of the parallel corpus to build (None: all)
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
-    threads: int = 2
+    threads: int = 1  # tiny models on a shared CPU: one thread avoids OpenMP oversubscription (benchmarks/bench_demo_threads.py)
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
@@ -101,14 +101,13 @@ def build_data(config: DemoConfig, output_dir: Path):
 
 def train_english_teacher(config: DemoConfig, world, output_dir: Path) -> Path:
     """Build the tiny Qwen2-VL embedding model and train it contrastively on English pairs only."""
-    from xvlm2vec.tiny_models import build_tiny_model
     from xvlm2vec.training.contrastive import ContrastiveConfig
 
+    from .model import build_demo_model
     from .teacher import teacher_pairs, train_teacher
 
-    model, _ = build_tiny_model("qwen2_vl", seed=config.seed, hidden=config.hidden, layers=config.layers,
-                                image_size=config.world.image_size)
-    pairs = teacher_pairs(world, config.seed, lang="en")
+    model, _ = build_demo_model(config.seed, config.hidden, config.layers, config.world.image_size)
+    pairs = [pair for rows in teacher_pairs(world, config.seed, lang="en").values() for pair in rows]
     logger.info("   %d English training pairs", len(pairs))
     args = ContrastiveConfig(
         output_dir=str(output_dir / TEACHER_NAME), num_train_epochs=config.teacher_epochs,

@@ -11,23 +11,42 @@ from xvlm2vec.training.contrastive import ContrastiveCollator, ContrastiveConfig
 from .world import RELEASE_TASKS, World, candidate_prompt, query_prompt, task_examples
 
 
-def teacher_pairs(world: World, seed: int, lang: str = "en") -> list[ContrastivePair]:
-    """(query, positive) pairs of every task on the training split, in ``lang`` only, styles drawn at random."""
+def teacher_pairs(world: World, seed: int, lang: str = "en") -> dict[str, list[ContrastivePair]]:
+    """(query, positive) pairs of each task on the training split, in ``lang`` only, styles drawn at random."""
     rng = random.Random(f"{seed}-teacher-pairs")
-    pairs = []
+    pairs: dict[str, list[ContrastivePair]] = {}
     for task in RELEASE_TASKS:
+        rows = pairs.setdefault(task, [])
         for example in task_examples(world, "train", task, lang):
             style = rng.choice(STYLES)
             query_image = None if example.query_image is None else example.query_image.image
             if example.candidate_texts:
                 text = format_text(example.candidate_texts[0], style)
-                pairs.append(ContrastivePair(query_prompt(example, style=style), query_image, text, None, f"text:{text}"))
+                rows.append(ContrastivePair(query_prompt(example, style=style), query_image, text, None, f"text:{text}"))
             else:
                 picture = example.candidate_images[0]
-                pairs.append(ContrastivePair(query_prompt(example, style=style), query_image,
-                                             candidate_prompt(task, lang, None), picture.image, f"image:{picture.name}"))
-    rng.shuffle(pairs)
+                rows.append(ContrastivePair(query_prompt(example, style=style), query_image,
+                                            candidate_prompt(task, lang, None), picture.image, f"image:{picture.name}"))
     return pairs
+
+
+def task_batches(pairs: dict[str, list[ContrastivePair]], batch_size: int, epochs: int, seed: int) -> list[ContrastivePair]:
+    """Pairs ordered so that every run of ``batch_size`` comes from one task, batches shuffled, ``epochs`` times.
+
+    One-task batches make the in-batch negatives the informative ones (other classes for a
+    classification query, other captions for a caption query); read them with a sequential sampler.
+    """
+    rng = random.Random(f"{seed}-task-batches")
+    ordered = []
+    for _ in range(epochs):
+        batches = []
+        for rows in pairs.values():
+            rows = rows[:]
+            rng.shuffle(rows)
+            batches += [rows[i : i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
+        rng.shuffle(batches)
+        ordered += [pair for batch in batches for pair in batch]
+    return ordered
 
 
 def train_teacher(model, pairs: list[ContrastivePair], args: ContrastiveConfig) -> Path:

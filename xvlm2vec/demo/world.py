@@ -20,6 +20,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from dataset_builders.mmmeb import TASKS as MMMEB_TASKS
+from dataset_builders.mmmeb import TaskSpec
+
 from modeling_xvlm2vec.instructions import (CANONICAL_IMAGE_TAG, INSTRUCTIONS, STYLES, compose_prompt, format_text,
                                             get_instruction)
 
@@ -28,11 +31,8 @@ from .lexicon import (COLOURS, COUNTS, LANGUAGES, QUESTION_KINDS, SHAPES, SIDES,
 
 RGB = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 215, 20),
        "purple": (140, 40, 170), "orange": (245, 140, 20)}
-# MMMEB release: which dataset tag carries which task, and in which languages
-RELEASE_TASKS = {
-    "i2t": ("xtd", LANGUAGES), "t2i": ("xtd", LANGUAGES), "c": ("imagenet-1k-val", LANGUAGES),
-    "vqa": ("maxm_v1", ("en", "fr")), "vg": ("flickr30k_entities", ("en", "fr")),
-}
+# the MMMEB release file of each task shape (dataset tag, languages, field names) as the builder reads it
+RELEASE_TASKS: dict[str, TaskSpec] = {spec.task: spec for spec in MMMEB_TASKS if spec.dataset != "xm"}
 
 
 @dataclass
@@ -284,44 +284,38 @@ def _save(picture: Picture, folder: Path) -> None:
 
 
 def write_mmmeb_release(world: World, output_dir: str | Path) -> list[Path]:
-    """Write the test split as released MMMEB files (``{dataset}_{lang}_{card}_formatted_{task}.jsonl``)."""
+    """Write the test split as released MMMEB files (``{dataset}_{lang}_{card}_formatted_{task}.jsonl`` + images)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for task, (dataset, languages) in RELEASE_TASKS.items():
-        images = output_dir / f"{dataset}_images"
-        for lang in languages:
-            examples = task_examples(world, "test", task, lang)
-            path = output_dir / f"{dataset}_{lang}_{len(examples)}_formatted_{task}.jsonl"
+    for task, spec in RELEASE_TASKS.items():
+        for lang in spec.languages:
+            path = output_dir / spec.filename(lang)
             with path.open("w", encoding="utf-8") as handle:
-                for example in examples:
-                    handle.write(json.dumps(_release_record(example, images, dataset), ensure_ascii=False) + "\n")
+                for example in task_examples(world, "test", task, lang):
+                    handle.write(json.dumps(_release_record(example, spec, output_dir), ensure_ascii=False) + "\n")
             written.append(path)
     return written
 
 
-def _release_record(example: Example, images: Path, dataset: str) -> dict:
-    """One release line: image ids resolve under the data root as the release's do."""
+def _release_record(example: Example, spec: TaskSpec, root: Path) -> dict:
+    """One release line (saving its images): ids resolve under ``root`` by the release's rule."""
+    images = root / f"{spec.dataset}_images"
     record: dict = {}
-    if example.query_image is not None:
+    if spec.query_text_field:
+        record[spec.query_text_field] = example.query_text
+    if spec.query_image_field:
         _save(example.query_image, images)
-        record["img"] = f"{example.query_image.name}.png"
-    for picture in example.candidate_images:
-        folder = images / "crops" if example.task == "vg" else images
-        _save(picture, folder)
-    if example.task == "i2t":
-        record["captions"] = example.candidate_texts
-    elif example.task == "t2i":
-        record["text"] = example.query_text
-        record["images"] = [f"{p.name}.png" for p in example.candidate_images]
-    elif example.task == "c":
-        record["classes"] = example.candidate_texts
-    elif example.task == "vqa":
-        record["question"] = example.query_text
-        record["answers"] = example.candidate_texts
-    elif example.task == "vg":
-        record["text"] = example.query_text
-        record["imgs"] = [f"{dataset}_images/crops/{p.name}.png" for p in example.candidate_images]
+        record[spec.query_image_field] = f"{example.query_image.name}.png"  # no folder: under {dataset}_images/
+    if spec.image_candidates:
+        crops = example.task == "vg"
+        for picture in example.candidate_images:
+            _save(picture, images / "crops" if crops else images)
+        record[spec.candidate_field] = [
+            f"{spec.dataset}_images/crops/{p.name}.png" if crops else f"{p.name}.png" for p in example.candidate_images
+        ]
+    else:
+        record[spec.candidate_field] = example.candidate_texts
     return record
 
 
@@ -329,8 +323,8 @@ def _has_instruction(task: str, side: str, lang: str) -> bool:
     return lang in INSTRUCTIONS[task].get(side, {})
 
 
-def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterator[tuple[str, str, Picture | None]]:
-    """English / ``lang`` text pairs of the training split: queries, text positives, image candidates.
+def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterator[tuple[str, str, str, Picture | None]]:
+    """(task, English text, ``lang`` text, image) pairs of the training split: queries, text positives, image candidates.
 
     Queries keep their instruction (as the released corpus does, translated with the text) where
     the protocol has one in ``lang``; the query text and the text positive also come alone.
@@ -341,25 +335,29 @@ def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterato
         for en, xx in zip(english, foreign):
             style = style_rng.choice(STYLES)
             if _has_instruction(task, "query", lang):
-                yield query_prompt(en, style=style), query_prompt(xx, style=style), en.query_image
+                yield task, query_prompt(en, style=style), query_prompt(xx, style=style), en.query_image
             if en.query_text is not None:
                 question = task == "vqa"
-                yield format_text(en.query_text, style, question), format_text(xx.query_text, style, question), None
+                yield task, format_text(en.query_text, style, question), format_text(xx.query_text, style, question), None
             if en.candidate_texts:
-                yield format_text(en.candidate_texts[0], style), format_text(xx.candidate_texts[0], style), None
+                yield task, format_text(en.candidate_texts[0], style), format_text(xx.candidate_texts[0], style), None
             elif _has_instruction(task, "candidate", lang):
-                yield candidate_prompt(task, "en", None), candidate_prompt(task, lang, None), en.candidate_images[0]
+                yield task, candidate_prompt(task, "en", None), candidate_prompt(task, lang, None), en.candidate_images[0]
 
 
 def write_parallel_release(world: World, output_dir: str | Path, languages: tuple[str, ...] = ("it", "es", "fr", "de")) -> Path:
-    """Write the training split as a released ``parallel_shuffled.jsonl`` (+ images), shuffled with the seed."""
+    """Write the training split as ``parallel_shuffled.jsonl`` (+ images), shuffled with the seed.
+
+    Lines have the released keys plus ``lang`` and ``source_dataset``, as the project's corpus
+    reproduction writes them, so the builder makes one config per language.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     images = output_dir / "images"
     rows = []
     for lang in languages:
         seen = set()
-        for text_en, text_lang, picture in parallel_pairs(world, lang, random.Random(f"{world.config.seed}-{lang}")):
+        for task, text_en, text_lang, picture in parallel_pairs(world, lang, random.Random(f"{world.config.seed}-{lang}")):
             key = (text_en, text_lang, None if picture is None else picture.name)
             if key in seen:
                 continue
@@ -369,7 +367,7 @@ def write_parallel_release(world: World, output_dir: str | Path, languages: tupl
                 _save(picture, images)
                 path = f"images/{picture.name}.png"
             rows.append({"id": f"{lang}-{len(seen):06d}", "text_en": text_en, "text_lang": text_lang,
-                         "img_en": path, "img_lang": path})
+                         "img_en": path, "img_lang": path, "lang": lang, "source_dataset": f"world-{task}"})
     random.Random(world.config.seed).shuffle(rows)
     path = output_dir / "parallel_shuffled.jsonl"
     with path.open("w", encoding="utf-8") as handle:

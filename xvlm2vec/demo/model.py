@@ -1,0 +1,38 @@
+"""The demo's tiny model: the factory's Qwen2-VL XVLM2Vec with a tokenizer trained on the world's language.
+
+The factory's tokenizer is trained on a few sample sentences, so the world's words would be cut into
+characters shared by every language. Here the same factory tokenizer trainer sees every phrase of
+the world in all five languages, with enough merges that each word is one token: non-English words
+are then tokens the English-only teacher never trains (their embeddings stay at their random
+initial values), which is what makes teacher-vs-student a fair test of distillation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xvlm2vec.tiny_models import build_tiny_model, multilingual_corpus, train_tokenizer
+
+from .lexicon import LANGUAGES, vocabulary
+
+
+def world_tokenizer(old: Any, vocab_size: int) -> Any:
+    """A BPE tokenizer trained on the world's phrases (all languages), with ``old``'s special tokens at the same ids."""
+    added = sorted(old.get_added_vocab().items(), key=lambda item: item[1])
+    special = [token for token, _ in added]
+    if [index for _, index in added] != list(range(len(added))):
+        raise ValueError(f"expected the special tokens at the first ids, got {added}")
+    corpus = multilingual_corpus(phrase for lang in LANGUAGES for phrase in vocabulary(lang))
+    kwargs = {name: getattr(old, name) for name in ("pad_token", "eos_token", "bos_token", "unk_token") if getattr(old, name)}
+    return train_tokenizer(special, vocab_size, corpus=corpus, **kwargs)
+
+
+def build_demo_model(seed: int, hidden: int, layers: int, image_size: int, vocab_size: int = 1024) -> tuple[Any, Any]:
+    """The tiny Qwen2-VL embedding model and processor, its tokenizer replaced by `world_tokenizer`."""
+    model, processor = build_tiny_model("qwen2_vl", seed=seed, hidden=hidden, layers=layers,
+                                        image_size=image_size, vocab_size=vocab_size)
+    rows = model.get_input_embeddings().num_embeddings  # the factory's tokenizer may stop below vocab_size
+    tokenizer = world_tokenizer(processor.tokenizer, rows)
+    processor.tokenizer = tokenizer
+    model.set_processor(processor)
+    return model, processor

@@ -130,7 +130,7 @@ def rope_parameters_from_original(original: dict) -> dict:
 
     Phi-3.5-V's ``rope_scaling`` type ``su`` is LongRoPE (short factors up to
     ``original_max_position_embeddings`` tokens, long factors beyond, attention scaled by
-    ``sqrt(1 + ln(max / original) / ln(original))``), transformers' ``longrope``.
+    ``sqrt(1 + ln(factor) / ln(original))`` with ``factor = max / original``), transformers' ``longrope``.
     """
     theta = float(original.get("rope_theta", 10000.0))
     scaling = original.get("rope_scaling")
@@ -139,8 +139,10 @@ def rope_parameters_from_original(original: dict) -> dict:
     kind = scaling.get("type", scaling.get("rope_type"))
     if kind not in ("su", "longrope"):
         raise ValueError(f"config.json: rope_scaling type {kind!r} is not supported (Phi-3.5-V uses 'su')")
+    # the scaling factor the original derives from the two lengths, stated explicitly as transformers asks
+    factor = original["max_position_embeddings"] / original["original_max_position_embeddings"]
     return {"rope_type": "longrope", "rope_theta": theta, "short_factor": list(scaling["short_factor"]),
-            "long_factor": list(scaling["long_factor"])}
+            "long_factor": list(scaling["long_factor"]), "factor": factor}
 
 
 def phi3v_config_from_original(

@@ -120,6 +120,7 @@ def tiny_phi3_v_config(hidden: int = 64, layers: int = 2, vision_hidden: int = 6
             "rope_theta": 10000.0,
             "short_factor": [1.0 + 0.05 * index for index in range(half_head)],
             "long_factor": [1.0 + 0.5 * index for index in range(half_head)],
+            "factor": 131072 / 4096,
         },
         "sliding_window": 262144,
         "pad_token_id": 32000,

@@ -9,11 +9,13 @@ through the library's own ``MetadataConfigs`` and ``DatasetInfosDict``, so
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import datasets
 from datasets import DatasetBuilder, DatasetInfo
 from datasets.splits import SplitDict
 from datasets.info import DatasetInfosDict
@@ -82,3 +84,25 @@ def materialise(
     card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_body.strip()}\n")
     card.save(output_dir / "README.md")
     return infos
+
+
+def local_cache_dir(name_or_path: str) -> str | None:
+    """A datasets cache folder keyed by a local dataset folder's files (paths, sizes, mtimes); None for Hub repos.
+
+    datasets 5 keys the cache of a local folder by its name and card only, so a folder rebuilt in
+    place (or another folder with the same name) would be read from a stale cache.
+    """
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "xvlm2vec_local" / digest.hexdigest()[:16])
+
+
+def load_split(name_or_path: str, config: str | None, split: str, **kwargs) -> datasets.Dataset:
+    """``load_dataset(name_or_path, config, split=split)`` that never reads a stale cache of a local folder."""
+    kwargs.setdefault("cache_dir", local_cache_dir(name_or_path))
+    return datasets.load_dataset(name_or_path, config, split=split, **kwargs)

@@ -10,11 +10,11 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import datasets
 from PIL import Image
 
+from dataset_builders import hub_layout
 from dataset_builders.mmmeb import FEATURES as MMMEB_FEATURES
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
 
@@ -94,10 +94,7 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
     ``ValueError`` that names the split and query id.
     """
     dataset_name, task = parse_config(config)
-    # datasets keys its cache of a local folder by the README's file patterns, not the files'
-    # contents or times, so a folder rebuilt in place would be read stale: regenerate local data.
-    mode = datasets.DownloadMode.FORCE_REDOWNLOAD if Path(data).is_dir() else None
-    table = datasets.load_dataset(data, config, split=language, download_mode=mode)
+    table = hub_layout.load_split(data, config, language)
     missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
     if missing:
         raise ValueError(f"{data} {config}/{language}: missing columns {missing}")

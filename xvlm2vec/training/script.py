@@ -7,7 +7,6 @@ Every recipe field can be overridden on the command line (`--learning_rate 2e-5`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sys
@@ -20,6 +19,7 @@ from peft import PeftModel, get_peft_model
 from transformers import AutoConfig, AutoModel
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
+from dataset_builders import hub_layout
 from modeling_xvlm2vec import XVLM2VecModel
 
 from .config import SKDConfig
@@ -78,32 +78,11 @@ def load_student(model_args: ModelConfig) -> torch.nn.Module:
     return XVLM2VecModel.from_backbone(model_args.model_name_or_path, **kwargs)
 
 
-def local_cache_dir(name_or_path: str) -> str | None:
-    """A datasets cache folder keyed by a local dataset folder's files (paths, sizes, mtimes); None for Hub repos.
-
-    datasets 5 keys the cache of a local folder by its name and card only, so a rebuilt folder with the same
-    name would be read from a stale cache (seen with two corpora built one after the other).
-    """
-    folder = Path(name_or_path)
-    if not folder.is_dir():
-        return None
-    digest = hashlib.sha256(str(folder.resolve()).encode())
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return str(Path(datasets.config.HF_DATASETS_CACHE) / "xvlm2vec_local" / digest.hexdigest()[:16])
-
-
 def load_split(script_args: SKDScriptArguments, split: str, languages: list[str] | None) -> datasets.Dataset:
     """One split of the parallel corpus, images left encoded (the collator decodes and checks them)."""
     if not script_args.dataset_name:
         raise ValueError("--dataset_name is required (a built parallel-corpus folder or Hub repo)")
-    dataset = datasets.load_dataset(
-        script_args.dataset_name,
-        script_args.dataset_config,
-        split=split,
-        cache_dir=local_cache_dir(script_args.dataset_name),
-    )
+    dataset = hub_layout.load_split(script_args.dataset_name, script_args.dataset_config, split)
     missing = {"text_en", "text_lang", "image"} - set(dataset.column_names)
     if missing:
         raise ValueError(f"{script_args.dataset_name} split {split!r} lacks columns {sorted(missing)}")

@@ -74,8 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=256, help="texts per measurement")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for every measurement")
     parser.add_argument("--output", type=Path, default=Path("bench_encode.json"))
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     texts = sentences(args.texts)
     results: dict[str, float] = {"torch_threads": torch.get_num_threads()}
 

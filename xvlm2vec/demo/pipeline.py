@@ -39,10 +39,10 @@ class DemoConfig:
     """Everything the demo does, sized for a 2-core CPU; `quick()` is the test-suite version."""
 
     seed: int = 0
-    world: WorldConfig = field(default_factory=WorldConfig)
+    world: WorldConfig = field(default_factory=lambda: WorldConfig(image_size=84))
     hidden: int = 128
     layers: int = 2
-    teacher_epochs: float = 6.0
+    teacher_epochs: float = 20.0
     teacher_learning_rate: float = 2e-3
     teacher_batch_size: int = 32
     temperature: float = 0.05
@@ -57,8 +57,8 @@ class DemoConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
         """A reduced demo for the test suite: a smaller world, fewer steps, one formatting style."""
-        return cls(seed=seed, world=WorldConfig(seed=seed, train_renders=1, vg_train_images=80, vg_test_images=24),
-                   teacher_epochs=4.0, skd_epochs=1.0, eval_styles=("plain",))
+        return cls(seed=seed, world=WorldConfig(seed=seed, image_size=56, train_renders=1, vg_train_images=80, vg_test_images=24),
+                   teacher_epochs=4.0, skd_epochs=1.0, skd_rows=2000, eval_styles=("plain",))
 
 
 @contextmanager

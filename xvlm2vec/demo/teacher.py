@@ -30,25 +30,6 @@ def teacher_pairs(world: World, seed: int, lang: str = "en") -> dict[str, list[C
     return pairs
 
 
-def task_batches(pairs: dict[str, list[ContrastivePair]], batch_size: int, epochs: int, seed: int) -> list[ContrastivePair]:
-    """Pairs ordered so that every run of ``batch_size`` comes from one task, batches shuffled, ``epochs`` times.
-
-    One-task batches make the in-batch negatives the informative ones (other classes for a
-    classification query, other captions for a caption query); read them with a sequential sampler.
-    """
-    rng = random.Random(f"{seed}-task-batches")
-    ordered = []
-    for _ in range(epochs):
-        batches = []
-        for rows in pairs.values():
-            rows = rows[:]
-            rng.shuffle(rows)
-            batches += [rows[i : i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
-        rng.shuffle(batches)
-        ordered += [pair for batch in batches for pair in batch]
-    return ordered
-
-
 def train_teacher(model, pairs: list[ContrastivePair], args: ContrastiveConfig) -> Path:
     """Train ``model`` contrastively on ``pairs`` with the Trainer; save it (weights + processor) to ``args.output_dir``."""
     trainer = ContrastiveTrainer(

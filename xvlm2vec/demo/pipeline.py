@@ -43,13 +43,16 @@ class DemoConfig:
     hidden: int = 128
     layers: int = 2
     teacher_epochs: float = 20.0
-    teacher_learning_rate: float = 2e-3
+    teacher_learning_rate: float = 5e-4
     teacher_batch_size: int = 32
     temperature: float = 0.05
-    skd_epochs: float = 1.0
+    skd_epochs: float = 2.0
     skd_learning_rate: float = 2e-3
     skd_batch_size: int = 32
     skd_rows: int | None = None  # rows of the parallel corpus to build (None: all)
+    # the world's non-English words are tokens the teacher never trained (random rows): the student
+    # learns their embeddings beside its LoRA adapters, as a pretrained LM would already know them
+    skd_modules_to_save: tuple[str, ...] = ("embed_tokens",)
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
     threads: int = 1  # tiny models on a shared CPU: one thread avoids OpenMP oversubscription (benchmarks/bench_demo_threads.py)
@@ -58,7 +61,7 @@ class DemoConfig:
     def quick(cls, seed: int = 0) -> DemoConfig:
         """A reduced demo for the test suite: a smaller world, fewer steps, one formatting style."""
         return cls(seed=seed, world=WorldConfig(seed=seed, image_size=56, train_renders=1, vg_train_images=80, vg_test_images=24),
-                   teacher_epochs=4.0, skd_epochs=1.0, skd_rows=2000, eval_styles=("plain",))
+                   teacher_epochs=10.0, skd_epochs=1.0, skd_rows=4000, eval_styles=("plain",))
 
 
 @contextmanager
@@ -130,6 +133,8 @@ def distil_student(config: DemoConfig, teacher: Path, parallel: Path, output_dir
         "--num_train_epochs", str(config.skd_epochs), "--learning_rate", str(config.skd_learning_rate),
         "--per_device_train_batch_size", str(config.skd_batch_size), "--logging_steps", "20",
     ]
+    if config.skd_modules_to_save:
+        argv += ["--lora_modules_to_save", *config.skd_modules_to_save]
     logger.info("   train.py %s", " ".join(argv))
     status = train_main(argv)
     if status:

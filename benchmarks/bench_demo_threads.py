@@ -36,7 +36,7 @@ def main() -> None:
     world = build_world(WorldConfig())
     model, _ = build_demo_model(seed=0, hidden=128, layers=2, image_size=world.config.image_size)
     model.train()
-    pairs = [pair for rows in teacher_pairs(world, seed=0).values() for pair in rows]
+    pairs = teacher_pairs(world, seed=0)
     collator = ContrastiveCollator(model.prepare_inputs)
     batches = [collator(pairs[i * args.batch_size : (i + 1) * args.batch_size]) for i in range(args.steps)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -46,7 +46,7 @@ def test_temperature_must_be_positive(tmp_path):
 @pytest.fixture(scope="module")
 def small():
     world = build_world(WorldConfig(seed=1, train_renders=1, vg_train_images=12, vg_test_images=10, candidates=4))
-    pairs = [pair for rows in teacher_pairs(world, seed=1).values() for pair in rows]
+    pairs = teacher_pairs(world, seed=1)
     return world, pairs
 
 

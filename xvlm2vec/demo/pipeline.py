@@ -43,9 +43,9 @@ class DemoConfig:
     hidden: int = 128
     layers: int = 2
     teacher_epochs: float = 20.0
-    teacher_learning_rate: float = 5e-4
+    teacher_learning_rate: float = 3e-4  # 2e-3 and 4e-3 collapse (every embedding alike); 3e-4..5e-4 learn
     teacher_batch_size: int = 32
-    temperature: float = 0.05
+    temperature: float = 0.02
     skd_epochs: float = 2.0
     skd_learning_rate: float = 2e-3
     skd_batch_size: int = 32
@@ -110,7 +110,7 @@ def train_english_teacher(config: DemoConfig, world, output_dir: Path) -> Path:
     from .teacher import teacher_pairs, train_teacher
 
     model, _ = build_demo_model(config.seed, config.hidden, config.layers, config.world.image_size)
-    pairs = [pair for rows in teacher_pairs(world, config.seed, lang="en").values() for pair in rows]
+    pairs = teacher_pairs(world, config.seed, lang="en")
     logger.info("   %d English training pairs", len(pairs))
     args = ContrastiveConfig(
         output_dir=str(output_dir / TEACHER_NAME), num_train_epochs=config.teacher_epochs,
@@ -167,10 +167,11 @@ def write_card(student: Path, output_dir: Path) -> Path:
     return path
 
 
-def retrieval_example(student: Path, mmmeb: Path) -> str:
+def retrieval_example(student: Path, mmmeb: Path, threads: int) -> str:
     """Run the cross-lingual retrieval example in a fresh process (loading with AutoModel) and return its output."""
     command = [sys.executable, "-m", "xvlm2vec.demo.example", "--model", str(student), "--data", str(mmmeb)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode:
         raise RuntimeError(f"the retrieval example failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return done.stdout
@@ -209,7 +210,7 @@ def run_demo(config: DemoConfig, output_dir: str | Path) -> dict[str, Any]:
     with step("5/6 student model card", timings):
         card = write_card(student, output_dir)
     with step("6/6 reload the student in a fresh process: cross-lingual retrieval", timings):
-        example = retrieval_example(student, mmmeb)
+        example = retrieval_example(student, mmmeb, config.threads)
     timings["total"] = round(time.perf_counter() - start, 2)
     summary = {
         "config": asdict(config),

@@ -74,14 +74,20 @@ def step(name: str, timings: dict[str, float]) -> Iterator[None]:
     logger.info("   %s done in %.1f s", name, timings[name])
 
 
-def seed_everything(seed: int, threads: int) -> None:
-    """Seed Python, NumPy and torch, fix the thread count and ask torch for deterministic kernels."""
+@contextmanager
+def seeded(seed: int, threads: int) -> Iterator[None]:
+    """Seed Python, NumPy and torch, fix the thread count and use deterministic kernels; restore torch's settings after."""
+    previous = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1])
 
 
 def build_data(config: DemoConfig, output_dir: Path):
@@ -196,21 +202,21 @@ def run_demo(config: DemoConfig, output_dir: str | Path) -> dict[str, Any]:
     """Run every step into ``output_dir`` and return (and write) the summary: P@1 averages, targets, timings."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(config.seed, config.threads)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    with step("1/6 synthetic world and datasets", timings):
-        world, mmmeb, parallel = build_data(config, output_dir)
-    with step("2/6 English-only teacher (contrastive)", timings):
-        teacher = train_english_teacher(config, world, output_dir)
-    with step("3/6 self-knowledge distillation (train.py, recipes/tiny_cpu.yaml)", timings):
-        student = distil_student(config, teacher, parallel, output_dir)
-    with step("4/6 MMMEB evaluation of teacher and student", timings):
-        document = evaluate_both(config, teacher, student, mmmeb, output_dir)
-    with step("5/6 student model card", timings):
-        card = write_card(student, output_dir)
-    with step("6/6 reload the student in a fresh process: cross-lingual retrieval", timings):
-        example = retrieval_example(student, mmmeb, config.threads)
+    with seeded(config.seed, config.threads):
+        with step("1/6 synthetic world and datasets", timings):
+            world, mmmeb, parallel = build_data(config, output_dir)
+        with step("2/6 English-only teacher (contrastive)", timings):
+            teacher = train_english_teacher(config, world, output_dir)
+        with step("3/6 self-knowledge distillation (train.py, recipes/tiny_cpu.yaml)", timings):
+            student = distil_student(config, teacher, parallel, output_dir)
+        with step("4/6 MMMEB evaluation of teacher and student", timings):
+            document = evaluate_both(config, teacher, student, mmmeb, output_dir)
+        with step("5/6 student model card", timings):
+            card = write_card(student, output_dir)
+        with step("6/6 reload the student in a fresh process: cross-lingual retrieval", timings):
+            example = retrieval_example(student, mmmeb, config.threads)
     timings["total"] = round(time.perf_counter() - start, 2)
     summary = {
         "config": asdict(config),

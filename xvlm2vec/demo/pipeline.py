@@ -55,7 +55,7 @@ class DemoConfig:
     skd_modules_to_save: tuple[str, ...] = ("embed_tokens",)
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
-    threads: int = 1  # tiny models on a shared CPU: one thread avoids OpenMP oversubscription (benchmarks/bench_demo_threads.py)
+    threads: int = 1  # robust on a shared CPU (OpenMP oversubscription); see docs/demo.md, benchmarks/bench_demo_threads.py
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:

@@ -27,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import DemoConfig, run_demo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    config = DemoConfig.quick(args.seed) if args.quick else DemoConfig(seed=args.seed)
-    config.world.seed = args.seed
+    config = DemoConfig.quick(args.seed) if args.quick else DemoConfig.full(args.seed)
     summary = run_demo(config, args.output_dir)
     print((args.output_dir / "results.md").read_text())
     print(summary["example"])

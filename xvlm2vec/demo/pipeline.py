@@ -28,9 +28,7 @@ from .world import WorldConfig
 
 logger = logging.getLogger("xvlm2vec.demo")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAIN_SCRIPT = REPO_ROOT / "train.py"
-RECIPE = REPO_ROOT / "recipes" / "tiny_cpu.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tiny_cpu.yaml"  # the repository checkout's recipe
 TEACHER_NAME, STUDENT_NAME = "teacher", "student"
 
 
@@ -56,6 +54,11 @@ class DemoConfig:
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
     threads: int = 1  # robust on a shared CPU (OpenMP oversubscription); see docs/demo.md, benchmarks/bench_demo_threads.py
+
+    @classmethod
+    def full(cls, seed: int = 0) -> DemoConfig:
+        """The demo as ``xvlm2vec demo`` runs it, with ``seed`` for the world, the weights and the training."""
+        return cls(seed=seed, world=WorldConfig(seed=seed, image_size=84))
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
@@ -132,6 +135,8 @@ def distil_student(config: DemoConfig, teacher: Path, parallel: Path, output_dir
     """Self-knowledge distillation with train.py's entry point and recipes/tiny_cpu.yaml (self-teacher, LoRA)."""
     from xvlm2vec.training.script import main as train_main
 
+    if not RECIPE.is_file():
+        raise FileNotFoundError(f"recipe {RECIPE} not found: run the demo from a checkout (pip install -e .)")
     student = output_dir / STUDENT_NAME
     argv = [
         "--config", str(RECIPE), "--model_name_or_path", str(teacher), "--dataset_name", str(parallel),

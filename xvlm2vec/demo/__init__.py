@@ -17,7 +17,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec demo``."""
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/demo"), help="where everything goes (default runs/demo)")
+    parser.add_argument("--output-dir", type=Path, default=Path("demo_output"), help="where everything goes (default demo_output)")
     parser.add_argument("--quick", action="store_true", help="reduced run (smaller world, fewer steps, one style)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world, the weights and the training (default 0)")
 

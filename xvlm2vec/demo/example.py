@@ -1,6 +1,6 @@
 """Cross-lingual text-to-image retrieval with a saved model, loaded exactly as from the Hub.
 
-    python -m xvlm2vec.demo.example --model runs/demo/student --data runs/demo/data/mmmeb
+    python -m xvlm2vec.demo.example --model demo_output/student --data demo_output/data/mmmeb
 
 A gallery of held-out images (the positives of the first ``--images`` rows of ``xtd_t2i``) is
 searched with each row's caption in every language; each line shows the query, the English

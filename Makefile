@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo quickstart test bench clean
+.PHONY: install demo quickstart test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: quickstart
+demo: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/xvlm2vec demo --output-dir $(DEMO_DIR)
 
 quickstart: install
 	HF_HUB_OFFLINE=1 $(PY) examples/quickstart.py

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import datasets
 from transformers import AutoModel
+
+from dataset_builders.hub_layout import load_split
 
 from modeling_xvlm2vec.instructions import LANGUAGES, compose_prompt, get_instruction
 
@@ -22,12 +23,12 @@ CONFIG = "xtd_t2i"
 
 def retrieve(model, data: str, languages: list[str], images: int) -> list[str]:
     """Lines of the example: per language, each query with its top-1 image's English caption and a mark."""
-    english = datasets.load_dataset(data, CONFIG, split="en").select(range(images))
+    english = load_split(data, CONFIG, "en").select(range(images))
     gallery = [row["candidate_images"][row["positive_index"]] for row in english]
     captions = english["query_text"]
     lines = []
     for lang in languages:
-        rows = datasets.load_dataset(data, CONFIG, split=lang).select(range(images))
+        rows = load_split(data, CONFIG, lang).select(range(images))
         image_vectors = model.encode([get_instruction("t2i", "candidate", lang)] * len(gallery), gallery)
         queries = [compose_prompt(get_instruction("t2i", "query", lang), text) for text in rows["query_text"]]
         scores = model.similarity(model.encode(queries), image_vectors)

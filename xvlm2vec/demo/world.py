@@ -26,7 +26,7 @@ from dataset_builders.mmmeb import TaskSpec
 from modeling_xvlm2vec.instructions import (CANONICAL_IMAGE_TAG, INSTRUCTIONS, STYLES, compose_prompt, format_text,
                                             get_instruction)
 
-from .lexicon import (COLOURS, COUNTS, LANGUAGES, QUESTION_KINDS, SHAPES, SIDES, SIZES, Scene, answer_key,
+from .lexicon import (COLOURS, COUNTS, QUESTION_KINDS, SHAPES, SIDES, SIZES, Scene, answer_key,
                       answer_options, caption, class_name, question)
 
 RGB = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 215, 20),

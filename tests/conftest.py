@@ -80,3 +80,18 @@ def run_isolated() -> Callable[[str, Path], dict]:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def built_mmmeb(tmp_path_factory) -> Path:
+    """MMMEB built by the project's builder from release-format fixtures (4 queries per file, 4 candidates).
+
+    Shared read-only: tests that change it work on a copy.
+    """
+    from dataset_builders.fixtures import write_mmmeb
+    from dataset_builders.mmmeb import build_mmmeb
+
+    root = tmp_path_factory.mktemp("mmmeb")
+    write_mmmeb(root / "release", rows_per_file=4, num_candidates=4)
+    build_mmmeb(root / "release", root / "built")
+    return root / "built"

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_builders.fixtures import write_mmmeb
-from dataset_builders.mmmeb import build_mmmeb
 from xvlm2vec.cli import main
 from xvlm2vec.evaluation.data import load_split
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
@@ -21,18 +18,10 @@ from xvlm2vec.evaluation.runner import RunConfig, Runner
 from xvlm2vec.tiny_models import save_tiny_model
 
 
-@pytest.fixture(scope="module")
-def mmmeb_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("mmmeb")
-    write_mmmeb(root / "release", rows_per_file=4, num_candidates=4)
-    build_mmmeb(root / "release", root / "built")
-    return root / "built"
-
-
-def test_eval_verb_end_to_end(mmmeb_data, tmp_path):
+def test_eval_verb_end_to_end(built_mmmeb, tmp_path):
     model_dir = save_tiny_model("qwen2_vl", tmp_path / "model")
     out = tmp_path / "out"
-    args = ["eval", "--model", str(model_dir), "--data", str(mmmeb_data), "--output-dir", str(out),
+    args = ["eval", "--model", str(model_dir), "--data", str(built_mmmeb), "--output-dir", str(out),
             "--tasks", "xtd_i2t", "vqa", "--languages", "fr", "--batch-size", "3"]
     assert main(args) == 0
     document = json.loads((out / "results.json").read_text())
@@ -54,10 +43,10 @@ def test_eval_verb_end_to_end(mmmeb_data, tmp_path):
 
 
 @pytest.mark.parametrize(("config", "language"), [("xtd_t2i", "it"), ("maxm_v1_vqa", "fr")])
-def test_one_query_alone_equals_in_batch(mmmeb_data, tiny_models, config, language):
+def test_one_query_alone_equals_in_batch(built_mmmeb, tiny_models, config, language):
     model, _ = tiny_models("qwen2_vl")
     embedder = XVLM2VecEmbedder(model, "tiny")
-    split = load_split(str(mmmeb_data), config, language)
+    split = load_split(str(built_mmmeb), config, language)
     batched = Runner(RunConfig(batch_size=4), metric=lambda **_: {}).score_split(embedder, split, "punct", {}, {})
     for index in range(len(split.rows)):
         alone_split = dataclasses.replace(split, rows=split.rows[index : index + 1])
@@ -68,14 +57,14 @@ def test_one_query_alone_equals_in_batch(mmmeb_data, tiny_models, config, langua
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(mmmeb_data, tmp_path):
+def test_two_processes_match_one(built_mmmeb, tmp_path):
     """accelerate with two CPU processes splits the work and gathers exactly the one-process scores."""
     import os
     import subprocess
     import sys
 
     model_dir = save_tiny_model("qwen2_vl", tmp_path / "model")
-    common = ["--model", str(model_dir), "--data", str(mmmeb_data), "--tasks", "xtd_t2i", "vqa", "--languages", "fr",
+    common = ["--model", str(model_dir), "--data", str(built_mmmeb), "--tasks", "xtd_t2i", "vqa", "--languages", "fr",
               "--batch-size", "2", "--no-cache"]
     assert main(["eval", *common, "--output-dir", str(tmp_path / "one")]) == 0
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",

@@ -11,8 +11,7 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 
-from dataset_builders.fixtures import write_mmmeb, write_parallel
-from dataset_builders.mmmeb import build_mmmeb
+from dataset_builders.fixtures import write_parallel
 from dataset_builders.parallel import build_parallel
 from hub_cards.dataset_card import render_dataset_card
 from hub_cards.metric_card import render_metric_card, space_files
@@ -195,18 +194,9 @@ def test_model_card_refuses_ambiguous_or_unknown_inputs(tmp_path, model_dir, car
         render_model_card(model_dir, recipe_yaml=bad_recipe)
 
 
-@pytest.fixture(scope="module")
-def mmmeb_dir(tmp_path_factory) -> Path:
-    """MMMEB built from release-format fixtures (2 queries per file)."""
-    root = tmp_path_factory.mktemp("mmmeb")
-    write_mmmeb(root / "src", rows_per_file=2, num_candidates=3)
-    build_mmmeb(root / "src", root / "out")
-    return root / "out"
-
-
-def test_dataset_card_keeps_builder_yaml_and_adds_metadata(mmmeb_dir, tmp_path):
-    built = DatasetCard.load(mmmeb_dir / "README.md").data
-    card = render_dataset_card(mmmeb_dir, repo_id="someone/mmmeb")
+def test_dataset_card_keeps_builder_yaml_and_adds_metadata(built_mmmeb, tmp_path):
+    built = DatasetCard.load(built_mmmeb / "README.md").data
+    card = render_dataset_card(built_mmmeb, repo_id="someone/mmmeb")
     assert card.data["configs"] == built["configs"]
     assert card.data["dataset_info"] == built["dataset_info"]
     assert card.data["license"] == built["license"] and card.data["language"] == built["language"]
@@ -217,9 +207,9 @@ def test_dataset_card_keeps_builder_yaml_and_adds_metadata(mmmeb_dir, tmp_path):
     assert DatasetCard.load(path).data.to_dict() == card.data.to_dict()
 
 
-def test_dataset_card_sizes_come_from_the_build_report(mmmeb_dir):
-    report = json.loads((mmmeb_dir / "build_report.json").read_text())
-    full = render_dataset_card(mmmeb_dir).text
+def test_dataset_card_sizes_come_from_the_build_report(built_mmmeb):
+    report = json.loads((built_mmmeb / "build_report.json").read_text())
+    full = render_dataset_card(built_mmmeb).text
     text = full[full.index("## Configurations and sizes"):]  # the sources table also names configs
     header = re.search(r"\| configuration \| ([^\n]*) \| total \|", text).group(1).split(" | ")
     for config in ("xtd_t2i", "flickr30k_entities_vg"):
@@ -231,22 +221,23 @@ def test_dataset_card_sizes_come_from_the_build_report(mmmeb_dir):
     assert "Crossmodal-3600" in full and "`positive_index` | int32" in text
 
 
-def test_dataset_card_refuses_a_report_of_another_folder(mmmeb_dir, tmp_path):
-    report = json.loads((mmmeb_dir / "build_report.json").read_text())
-    report["split_rows"]["xtd_t2i/it"] += 1
+def test_dataset_card_refuses_a_report_of_another_folder(built_mmmeb, tmp_path):
+    report = json.loads((built_mmmeb / "build_report.json").read_text())
+    rows = report["split_rows"]["xtd_t2i/it"]
+    report["split_rows"]["xtd_t2i/it"] = rows + 1
     other = tmp_path / "build_report.json"
     other.write_text(json.dumps(report))
-    with pytest.raises(ValueError, match=r"xtd_t2i/it has 3 rows but the card's dataset_info says 2"):
-        render_dataset_card(mmmeb_dir, other)
+    with pytest.raises(ValueError, match=rf"xtd_t2i/it has {rows + 1} rows but the card's dataset_info says {rows}"):
+        render_dataset_card(built_mmmeb, other)
 
 
-def test_dataset_card_refuses_a_failed_build(mmmeb_dir, tmp_path):
-    report = json.loads((mmmeb_dir / "build_report.json").read_text())
+def test_dataset_card_refuses_a_failed_build(built_mmmeb, tmp_path):
+    report = json.loads((built_mmmeb / "build_report.json").read_text())
     report.update(passed=False, rejected={"unreadable image": 3}, max_rejects=0)
     failed = tmp_path / "build_report.json"
     failed.write_text(json.dumps(report))
     with pytest.raises(ValueError, match=r"the build FAILED \(3 rows rejected, limit 0\)"):
-        render_dataset_card(mmmeb_dir, failed)
+        render_dataset_card(built_mmmeb, failed)
 
 
 def test_parallel_corpus_card(tmp_path):

@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_builders.fixtures import write_mmmeb
-from dataset_builders.mmmeb import build_mmmeb
 from xvlm2vec.cli import main
 from xvlm2vec.tiny_models import save_tiny_model
 
@@ -32,15 +30,6 @@ def model_dir(tmp_path_factory) -> Path:
     (folder / "checkpoint-5").mkdir()
     (folder / "checkpoint-5" / "optimizer.pt").write_bytes(b"\x80\x04pickled")
     return folder
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory) -> Path:
-    """MMMEB built from release-format fixtures."""
-    root = tmp_path_factory.mktemp("mmmeb")
-    write_mmmeb(root / "src", rows_per_file=2, num_candidates=3)
-    build_mmmeb(root / "src", root / "out")
-    return root / "out"
 
 
 def publish(*argv: str) -> int:
@@ -106,13 +95,13 @@ print(json.dumps({{"module": type(model).__module__, "emb": emb.tolist(),
     np.testing.assert_allclose(np.asarray(result["emb"]), expected, atol=1e-5)
 
 
-def test_dry_run_dataset_loads_with_load_dataset(dataset_dir, tmp_path, capsys):
+def test_dry_run_dataset_loads_with_load_dataset(built_mmmeb, tmp_path, capsys):
     from datasets import load_dataset
 
     target = tmp_path / "mmmeb"
-    assert publish("dataset", str(dataset_dir), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target)) == 0
+    assert publish("dataset", str(built_mmmeb), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target)) == 0
     assert "README.md: rendered from the build report" in capsys.readouterr().out
-    report = json.loads((dataset_dir / "build_report.json").read_text())
+    report = json.loads((built_mmmeb / "build_report.json").read_text())
     for key in ("xtd_t2i/it", "flickr30k_entities_vg/fr"):
         config, split = key.split("/")
         ds = load_dataset(str(target), config, split=split, cache_dir=str(tmp_path / "cache"))
@@ -188,8 +177,8 @@ DATASET_BREAKAGES = {
 
 @pytest.mark.parametrize("with_report", [False, True], ids=["card-kept", "card-rendered"])
 @pytest.mark.parametrize("breakage", sorted(DATASET_BREAKAGES))
-def test_dataset_refusals(breakage, with_report, dataset_dir, tmp_path, capsys):
-    folder = copy_of(dataset_dir, tmp_path)
+def test_dataset_refusals(breakage, with_report, built_mmmeb, tmp_path, capsys):
+    folder = copy_of(built_mmmeb, tmp_path)
     if not with_report:
         (folder / "build_report.json").unlink()  # the folder's own card is kept as it is
     breaker, message = DATASET_BREAKAGES[breakage]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dataset_builders.mmeb_train import MMEB_TRAIN_SUBSETS, ROWS_PER_SUBSET, reproduce_parallel_jsonl
+from dataset_builders.mmeb_train import add_selection_arguments, reproduce_parallel_jsonl
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
 from dataset_builders.report import BuildReport
@@ -30,10 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("parallel corpus from MMEB-train + translations (instead of --source)")
     group.add_argument("--mmeb-train", default=None, help="MMEB-train Hub-layout folder or repo id")
     group.add_argument("--translations", type=Path, default=None, help="journal folder written by `xvlm2vec translate`")
-    group.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
-    group.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
-    group.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
-    group.add_argument("--split", default="train", help="MMEB-train split to read (train at revision 0c3f4b8)")
+    add_selection_arguments(group)
 
 
 def _build(args: argparse.Namespace) -> BuildReport:

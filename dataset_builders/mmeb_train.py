@@ -9,6 +9,7 @@ then turns into the Hub-layout corpus.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -45,6 +46,14 @@ MARKERS: dict[str, tuple[str, str]] = {
     "fr": ("Question", "Réponse"),
     "de": ("Frage", "Antwort"),
 }
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The MMEB-train selection options shared by ``xvlm2vec translate`` and ``xvlm2vec build parallel``."""
+    parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
+    parser.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
+    parser.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
+    parser.add_argument("--split", default="train", help="MMEB-train split to read (train at revision 0c3f4b8)")
 
 
 def translated_fields(subset: str) -> list[str]:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from dataset_builders.mmeb_train import (
     MMEB_TRAIN_SUBSETS,
     ROWS_PER_SUBSET,
+    add_selection_arguments,
     journal_path,
     load_subset,
     pack_request,
@@ -239,10 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="MMEB-train as a Hub-layout folder or Hub repo id")
     parser.add_argument("--revision", default=None, help="pinned revision when --source is a Hub repo")
     parser.add_argument("--output-dir", required=True, type=Path, help="journal folder (resumable)")
-    parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
-    parser.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
-    parser.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
-    parser.add_argument("--split", default="train", help="MMEB-train split to read (train at revision 0c3f4b8)")
+    add_selection_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="requests per generate call")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
     parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import AutoProcessor, BatchFeature, PreTrainedModel
+from transformers import AutoConfig, AutoProcessor, BatchFeature, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .backbones import get_backbone
@@ -100,10 +100,9 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         The processor is loaded from the same place. `load_kwargs` go to the backbone's `from_pretrained`
         (`dtype`, `revision`, `attn_implementation`, ...).
         """
-        processor = AutoProcessor.from_pretrained(name_or_path, **{k: v for k, v in load_kwargs.items() if k == "revision"})
-        from transformers import AutoConfig
-
-        backbone_config = AutoConfig.from_pretrained(name_or_path, **{k: v for k, v in load_kwargs.items() if k == "revision"})
+        revision = {"revision": load_kwargs["revision"]} if "revision" in load_kwargs else {}
+        processor = AutoProcessor.from_pretrained(name_or_path, **revision)
+        backbone_config = AutoConfig.from_pretrained(name_or_path, **revision)
         backbone = get_backbone(backbone_config.model_type).load_pretrained(name_or_path, **load_kwargs)
         config = XVLM2VecConfig(
             backbone_config=backbone.config, pooling=pooling, normalize=normalize, padding_side=padding_side

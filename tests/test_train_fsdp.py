@@ -96,7 +96,8 @@ if __name__ == "__main__":
     parser.add_argument("--output", type=Path, required=True)
     arguments = parser.parse_args()
     dist.init_process_group("gloo")
-    try:
-        run_worker(arguments.output, shard=True)
-    finally:
-        dist.destroy_process_group()
+    run_worker(arguments.output, shard=True)
+    # Both ranks reach this point before either tears gloo down: a rank that destroys its group while the
+    # other still uses the shared store aborts the process ("terminate called without an active exception").
+    dist.barrier()
+    dist.destroy_process_group()

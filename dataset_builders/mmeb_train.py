@@ -136,6 +136,24 @@ def read_journal(translations_dir: str | Path, subset: str, lang: str) -> Iterat
         yield from iter_jsonl(path)
 
 
+def is_final(record: dict) -> bool:
+    """Whether a journal record settles its row: a translation or a deterministic rejection.
+
+    A ``failed`` record (the translator raised: out of memory, a lost device, ...) is transient:
+    the row is translated again on the next run.
+    """
+    return "fields" in record or bool(record.get("rejected"))
+
+
+def final_records(translations_dir: str | Path, subset: str, lang: str) -> dict[int, dict]:
+    """The first final journal record of every settled row of (``subset``, ``lang``), by row id."""
+    found: dict[int, dict] = {}
+    for item in read_journal(translations_dir, subset, lang):
+        if isinstance(item, JsonlLine) and is_final(item.record):
+            found.setdefault(int(item.record["id"]), item.record)
+    return found
+
+
 @dataclass
 class ReproduceResult:
     """What :func:`reproduce_parallel_jsonl` wrote and the counts of its pairs."""
@@ -165,10 +183,7 @@ def reproduce_parallel_jsonl(
     for subset in subsets:
         english = load_subset(source, subset, split, rows_per_subset)
         for lang in languages:
-            translated: dict[int, dict] = {}
-            for item in read_journal(translations_dir, subset, lang):
-                if isinstance(item, JsonlLine):
-                    translated.setdefault(int(item.record["id"]), item.record)
+            translated = final_records(translations_dir, subset, lang)
             for row_id, row in enumerate(english):
                 record = translated.get(row_id)
                 for field_name, image_field in PAIR_FIELDS.items():
@@ -176,7 +191,7 @@ def reproduce_parallel_jsonl(
                     where = f"{subset}/{row_id}/{field_name}/{lang}"
                     try:
                         if record is None:
-                            raise RowError("translation_missing", "no translation journal record")
+                            raise RowError("translation_missing", "no final translation journal record (rerun translate)")
                         if record.get("rejected"):
                             raise RowError("translation_rejected", f"translation rejected: {record['rejected']}")
                         text_lang = clean_pair(row[field_name] or "", record["fields"].get(field_name) or "")

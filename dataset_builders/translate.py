@@ -4,12 +4,16 @@ Each row of a subset (its first 10,000) is packed as one request
 (``Question: ... Answer: ... [Answer: ...]``, see :mod:`dataset_builders.mmeb_train`), translated,
 split on the target language's markers and journalled under its id:
 ``<output>/<subset>/<lang>/part-<rank>.jsonl``. A journal line is either
-``{"id", "subset", "lang", "fields": {...}}`` or ``{"id", "subset", "lang", "rejected": reason,
-"output": ...}``; ``<output>/rejects.jsonl`` lists the rejects at the end of a run.
+``{"id", "subset", "lang", "fields": {...}}``, ``{"id", "subset", "lang", "rejected": reason,
+"output": ...}`` (a deterministic rejection: the output could not be split, was truncated, ...) or
+``{"id", "subset", "lang", "failed": reason}`` (the translator raised: out of memory, a lost
+device; transient). At the end of a run ``<output>/rejects.jsonl`` lists the final rejections and
+``<output>/failures.jsonl`` the rows whose last attempt failed.
 
 Resumable: a batch's lines go to the journal in one ``O_APPEND`` write followed by ``fsync``;
-on start a partial last line (a kill mid-write) is cut off and every id already journalled is
-skipped, so a killed and restarted run ends with exactly the rows of an uninterrupted one.
+on start a partial last line (a kill mid-write) is cut off and every id already settled (a
+translation or a rejection) is skipped, so a killed and restarted run ends with exactly the rows
+of an uninterrupted one. Rows that only failed are translated again.
 Processes split the remaining rows with ``accelerate.PartialState.split_between_processes``.
 """
 
@@ -19,6 +23,7 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +34,7 @@ from dataset_builders.mmeb_train import (
     MMEB_TRAIN_SUBSETS,
     ROWS_PER_SUBSET,
     add_selection_arguments,
+    final_records,
     journal_path,
     load_subset,
     pack_request,
@@ -142,10 +148,10 @@ def append_lines(path: Path, records: list[dict]) -> None:
 
 
 def done_ids(output_dir: Path, subset: str, lang: str) -> set[int]:
-    """Ids already journalled for (``subset``, ``lang``) by any process."""
+    """Ids already settled (translated or rejected) for (``subset``, ``lang``) by any process."""
     for path in (output_dir / subset / lang).glob("part-*.jsonl"):
         repair_journal(path)
-    return {int(item.record["id"]) for item in read_journal(output_dir, subset, lang) if isinstance(item, JsonlLine)}
+    return set(final_records(output_dir, subset, lang))
 
 
 def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset: str, lang: str) -> list[dict]:
@@ -157,8 +163,8 @@ def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset
         outputs = translator.translate([request for request, _ in packed], lang)
         if len(outputs) != len(rows):
             raise RuntimeError(f"translator returned {len(outputs)} outputs for {len(rows)} inputs")
-    except Exception as err:  # a model failure rejects the batch with its reason; the run goes on
-        return [{**b, "rejected": f"translator_error: {err}", "output": None} for b in base]
+    except Exception as err:  # a model failure is journalled as transient (retried on restart); the run goes on
+        return [{**b, "failed": f"translator_error: {err}"} for b in base]
     records = []
     for record, output, (_, tagged) in zip(base, outputs, packed):
         try:
@@ -196,18 +202,30 @@ def translate_subset(
     return written
 
 
-def write_rejects(output_dir: str | Path, subsets: Sequence[str], languages: Sequence[str]) -> int:
-    """Collect every rejected journal record into ``<output>/rejects.jsonl``; return the count."""
-    rejects = [
-        item.record
-        for subset in subsets
-        for lang in languages
-        for item in read_journal(output_dir, subset, lang)
-        if isinstance(item, JsonlLine) and item.record.get("rejected")
-    ]
-    path = Path(output_dir) / "rejects.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects), encoding="utf-8")
-    return len(rejects)
+@dataclass
+class JournalReport:
+    """Rows of a journal that are finally rejected, and rows whose last attempt failed (to retry)."""
+
+    rejected: int
+    failed: int
+
+
+def write_rejects(output_dir: str | Path, subsets: Sequence[str], languages: Sequence[str]) -> JournalReport:
+    """Write ``rejects.jsonl`` (final rejections) and ``failures.jsonl`` (unsettled failed rows); count both."""
+    rejects, failures = [], []
+    for subset in subsets:
+        for lang in languages:
+            final = final_records(output_dir, subset, lang)
+            rejects += [record for record in final.values() if record.get("rejected")]
+            last_failure = {}
+            for item in read_journal(output_dir, subset, lang):
+                if isinstance(item, JsonlLine) and "failed" in item.record and int(item.record["id"]) not in final:
+                    last_failure[int(item.record["id"])] = item.record
+            failures += [last_failure[row_id] for row_id in sorted(last_failure)]
+    for name, records in (("rejects.jsonl", rejects), ("failures.jsonl", failures)):
+        path = Path(output_dir) / name
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return JournalReport(rejected=len(rejects), failed=len(failures))
 
 
 def translate_mmeb_train(
@@ -260,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
     if state.is_main_process:
         for key, count in counts.items():
             print(f"{key:<32}{count:>8} rows translated this run")
-        rejects = sum(1 for _ in open(Path(args.output_dir) / "rejects.jsonl", encoding="utf-8"))
-        print(f"rejects: {rejects} (see {Path(args.output_dir) / 'rejects.jsonl'})")
+        for name, meaning in (("rejects.jsonl", "rejected (final)"), ("failures.jsonl", "failed (retried on the next run)")):
+            path = Path(args.output_dir) / name
+            print(f"{meaning}: {len(path.read_text(encoding='utf-8').splitlines())} (see {path})")
     return 0

@@ -63,7 +63,7 @@ def test_journal_records_translations_and_rejects(tmp_path: Path) -> None:
             assert record["fields"]["qry"].startswith("<|image_1|>\n<it> ") == row["qry"].startswith("<|image_1|>\n")
     rejected = sum("rejected" in r for r in records)
     assert 0 < rejected < 12  # the fixture has both kinds
-    assert write_rejects(tmp_path, [SUBSET], [LANG]) == rejected
+    assert write_rejects(tmp_path, [SUBSET], [LANG]).rejected == rejected
     # a second run finds everything done and repeats nothing
     assert translate_subset(StandInTranslator(), rows, SUBSET, LANG, tmp_path) == 0
     assert len(_records(tmp_path)) == 12
@@ -146,7 +146,7 @@ def test_tiny_random_seq2seq_model_end_to_end(tmp_path: Path) -> None:
     assert [r["id"] for r in records] == list(range(5))
     # the vocabulary cannot spell the markers: every row is kept as a reject with its output
     assert all(r["rejected"] == "part_count_mismatch" and isinstance(r["output"], str) for r in records)
-    assert write_rejects(tmp_path / "out", [SUBSET], [LANG]) == 5
+    assert write_rejects(tmp_path / "out", [SUBSET], [LANG]).rejected == 5
 
 
 def test_translator_failure_becomes_rejects_not_a_crash(tmp_path: Path) -> None:
@@ -156,7 +156,40 @@ def test_translator_failure_becomes_rejects_not_a_crash(tmp_path: Path) -> None:
 
     translate_subset(Broken(), mmeb_train_rows(SUBSET, 3), SUBSET, LANG, tmp_path)
     records = _records(tmp_path)
-    assert len(records) == 3 and all(r["rejected"].startswith("translator_error: CUDA out of memory") for r in records)
+    # journalled with the reason, as a transient failure (retried on restart), not as a final rejection
+    assert len(records) == 3 and all(r["failed"].startswith("translator_error: CUDA out of memory") for r in records)
+    assert not any("rejected" in r for r in records)
+
+
+def test_transient_failures_are_retried_on_restart_and_reported_apart(tmp_path: Path) -> None:
+    class FailsOnce(StandInTranslator):
+        """Raises (an OOM, say) on its first call only."""
+
+        calls = 0
+
+        def translate(self, texts: Sequence[str], lang: str) -> list[str]:
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 1:
+                raise RuntimeError("CUDA out of memory")
+            return super().translate(texts, lang)
+
+    rows = mmeb_train_rows(SUBSET, 6)
+    translator = FailsOnce()
+    assert translate_subset(translator, rows, SUBSET, LANG, tmp_path, batch_size=3) == 6
+    report = write_rejects(tmp_path, [SUBSET], [LANG])
+    assert (report.rejected, report.failed) == (0, 3)  # the first batch failed; nothing is final yet
+    failures = [json.loads(x) for x in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in failures] == [0, 1, 2] and all("out of memory" in r["failed"] for r in failures)
+
+    assert translate_subset(translator, rows, SUBSET, LANG, tmp_path, batch_size=3) == 3  # the failed rows only
+    uninterrupted = tmp_path / "uninterrupted"
+    translate_subset(StandInTranslator(), rows, SUBSET, LANG, uninterrupted, batch_size=3)
+    final = {r["id"]: r for r in _records(tmp_path) if "failed" not in r}
+    assert sorted(final) == list(range(6)) and list(final.values()) == _records(uninterrupted)
+    dogs = sum(" dog" in row["qry"] + row["pos_text"] + row["neg_text"] for row in rows)
+    report = write_rejects(tmp_path, [SUBSET], [LANG])
+    assert (report.rejected, report.failed) == (dogs, 0)
+    assert (tmp_path / "failures.jsonl").read_text() == ""
 
 
 def test_cli_parses_and_rejects_unknown_language(tmp_path: Path) -> None:

@@ -17,11 +17,13 @@ import datasets
 import torch
 from peft import PeftModel, get_peft_model
 from transformers import AutoConfig, AutoModel
+from transformers.trainer_utils import enable_full_determinism, set_seed
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from dataset_builders import hub_layout
 from modeling_xvlm2vec import XVLM2VecModel
 
+from .checkpoints import resolve_resume
 from .config import SKDConfig
 from .trainer import SKDTrainer
 
@@ -63,6 +65,18 @@ def torch_dtype(name: str | None) -> torch.dtype | str:
     if not isinstance(value, torch.dtype):
         raise ValueError(f"--dtype {name!r} is not a torch dtype")
     return value
+
+
+def seed_everything(training_args: SKDConfig) -> None:
+    """Seed python, numpy and torch from ``--seed`` (fully deterministic with ``--full_determinism``).
+
+    Called before any model is built: LoRA's initialisation (and any other random init) draws from
+    these generators, so one seed gives bit-identical runs.
+    """
+    if training_args.full_determinism:
+        enable_full_determinism(training_args.seed)
+    else:
+        set_seed(training_args.seed)
 
 
 def load_student(model_args: ModelConfig) -> torch.nn.Module:
@@ -150,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     """Train from a recipe and save the student; print the final metrics as JSON."""
     script_args, training_args, model_args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    seed_everything(training_args)
     model = add_lora(load_student(model_args), model_args)
     train = load_split(script_args, script_args.dataset_train_split, training_args.languages)
     if training_args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
@@ -157,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluating = training_args.eval_strategy != "no"
     dev = load_split(script_args, script_args.dataset_test_split, training_args.languages) if evaluating else None
     trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev)
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)
     if dev is not None:
         metrics.update(trainer.evaluate())

@@ -1,0 +1,66 @@
+"""Which checkpoint a run resumes from: a named folder, or the newest *complete* one of ``output_dir``.
+
+transformers' ``get_last_checkpoint`` picks the newest ``checkpoint-N`` folder even when a kill
+during its save left it half written. The Trainer writes ``trainer_state.json`` last, so a
+checkpoint is complete when that file holds the state of step ``N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+TRAINER_STATE = "trainer_state.json"
+#: ``--resume_from_checkpoint`` values that mean "the newest complete checkpoint of --output_dir".
+LAST = ("last", "true")
+_STEP = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+def is_complete(folder: str | Path) -> bool:
+    """Whether ``folder`` (``checkpoint-N``) holds a readable trainer state of step ``N``."""
+    folder = Path(folder)
+    match = _STEP.match(folder.name)
+    try:
+        state = json.loads((folder / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and (match is None or state.get("global_step") == int(match.group(1)))
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The complete ``checkpoint-N`` folder of ``output_dir`` with the largest ``N`` (None if there is none)."""
+    folder = Path(output_dir)
+    found = [(int(m.group(1)), p) for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if (m := _STEP.match(p.name))]
+    for _, path in sorted(found, reverse=True):
+        if path.is_dir() and is_complete(path):
+            return path
+    return None
+
+
+def resolve_resume(value: str | None, output_dir: str | Path) -> str | None:
+    """The checkpoint folder to resume from for ``--resume_from_checkpoint value`` (None: start afresh).
+
+    ``last`` (or ``true``) is the newest complete checkpoint of ``output_dir``; a folder must be a
+    complete checkpoint. Anything else is an ``argparse.ArgumentTypeError`` (a user error).
+    """
+    if value is None or value == "":
+        return None
+    if value.lower() in LAST:
+        found = last_complete_checkpoint(output_dir)
+        if found is None:
+            raise argparse.ArgumentTypeError(
+                f"--resume_from_checkpoint {value}: no complete checkpoint in --output_dir {output_dir}"
+            )
+        return str(found)
+    if not Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"--resume_from_checkpoint {value}: no such folder")
+    if not is_complete(value):
+        raise argparse.ArgumentTypeError(
+            f"--resume_from_checkpoint {value}: the checkpoint is incomplete (no readable {TRAINER_STATE}; "
+            f"killed during its save?); use 'last' for the newest complete one"
+        )
+    return str(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dataset_builders.mmeb_train import add_selection_arguments, reproduce_parallel_jsonl
+from dataset_builders.mmeb_train import MMEB_TRAIN_REVISION, add_selection_arguments, reproduce_parallel_jsonl
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
 from dataset_builders.report import BuildReport
@@ -20,7 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=["mmmeb", "parallel"], help="which dataset to build")
     parser.add_argument("--source", default=None,
                         help="release folder or Hub repo id (mmmeb: the jsonl files; parallel: parallel_shuffled.jsonl)")
-    parser.add_argument("--revision", default=None, help="pinned revision (commit or tag) when --source is a Hub repo")
+    parser.add_argument(
+        "--revision", default=None,
+        help=f"pinned revision (commit or tag) of a Hub --source or --mmeb-train (MMEB-train: {MMEB_TRAIN_REVISION} by default)",
+    )
     parser.add_argument("--images", type=Path, default=None, help="image root, a folder or a zip archive (default: the source)")
     parser.add_argument("--output-dir", required=True, type=Path, help="Hub-layout output folder")
     parser.add_argument("--sample", type=int, default=None, help="keep the first N good rows per split (small builds)")
@@ -52,10 +55,10 @@ def _build(args: argparse.Namespace) -> BuildReport:
         args.mmeb_train, args.translations, args.output_dir / RELEASE_FILENAME,
         languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
         subsets=tuple(x.strip() for x in args.subsets.split(",") if x.strip()),
-        rows_per_subset=args.rows_per_subset, revision=args.revision, split=args.split,
+        rows_per_subset=args.rows_per_subset, revision=args.revision or MMEB_TRAIN_REVISION, split=args.split,
     )
     return build_parallel(args.output_dir, args.output_dir, args.images, None, args.max_rejects, None,
-                          args.num_proc, upstream=result.fragment)
+                          args.num_proc, upstream=result.fragment, card_note=result.card_note())
 
 
 def run(args: argparse.Namespace) -> int:

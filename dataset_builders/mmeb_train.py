@@ -28,16 +28,23 @@ from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
 IMAGE_TAG = CANONICAL_IMAGE_TAG + "\n"
 ROWS_PER_SUBSET = 10_000
 SHUFFLE_SEED = 42
+#: The Hub dataset the corpus is built from, and the revision the release read (``load_dataset(..., revision=...)``).
+MMEB_TRAIN_REPO = "TIGER-Lab/MMEB-train"
+MMEB_TRAIN_REVISION = "0c3f4b8"
 
 MMEB_TRAIN_SUBSETS: tuple[str, ...] = (
     "A-OKVQA", "CIFAR_100", "CIRR", "FashionIQ", "ImageNet-A", "ImageNet-R", "ImageNet_1K", "MSCOCO",
     "MSCOCO_i2t", "MSCOCO_t2i", "N24News", "NIGHTS", "OK-VQA", "SUN397", "VOC2007", "VisDial", "Visual7W",
     "Visual7W-pointing", "VisualNews_i2t", "VisualNews_t2i", "WebQA",
 )
+#: The 20 subsets the release translated: every MMEB-train subset but VisDial (opt-in with ``--subsets``).
+TRANSLATED_SUBSETS: tuple[str, ...] = tuple(s for s in MMEB_TRAIN_SUBSETS if s != "VisDial")
 # Subsets whose negative text is translated too (packed as a second "Answer:").
 SUBSETS_WITH_NEGATIVE = frozenset({"A-OKVQA", "N24News", "OK-VQA", "VisDial", "Visual7W", "Visual7W-pointing"})
 # Fields that become parallel pairs, with the image column each pair shares.
 PAIR_FIELDS: dict[str, str] = {"qry": "qry_image_path", "pos_text": "pos_image_path"}
+#: The pair field whose drop drops the row's other pairs (the released builder skips the rest of the row).
+QUERY_FIELD = "qry"
 
 MARKERS: dict[str, tuple[str, str]] = {
     "en": ("Question", "Answer"),
@@ -51,9 +58,12 @@ MARKERS: dict[str, tuple[str, str]] = {
 def add_selection_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The MMEB-train selection options shared by ``xvlm2vec translate`` and ``xvlm2vec build parallel``."""
     parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
-    parser.add_argument("--subsets", default=",".join(MMEB_TRAIN_SUBSETS), help="comma-separated MMEB-train subsets")
+    parser.add_argument(
+        "--subsets", default=",".join(TRANSLATED_SUBSETS),
+        help="comma-separated MMEB-train subsets (default: the 20 the release translated; VisDial only when named)",
+    )
     parser.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
-    parser.add_argument("--split", default="train", help="MMEB-train split to read (train at revision 0c3f4b8)")
+    parser.add_argument("--split", default="train", help=f"MMEB-train split to read (train at revision {MMEB_TRAIN_REVISION})")
 
 
 def translated_fields(subset: str) -> list[str]:
@@ -160,6 +170,18 @@ class ReproduceResult:
 
     path: Path
     fragment: ReportFragment
+    source: str
+    revision: str | None
+
+    def card_note(self) -> str:
+        """The card line recording which MMEB-train (and revision) the corpus was joined from."""
+        where = f"`{self.source}`" if not Path(self.source).exists() else f"a local copy (`{Path(self.source).name}`)"
+        return f"Joined from MMEB-train, {where} at revision `{self.revision or 'unpinned'}`."
+
+
+def translation_reject_reason(record: dict) -> str:
+    """Report reason of a rejected journal record: ``translation_`` + its reason name (``translation_truncated``...)."""
+    return "translation_" + str(record["rejected"]).split(":", 1)[0].strip()
 
 
 def reproduce_parallel_jsonl(
@@ -167,15 +189,17 @@ def reproduce_parallel_jsonl(
     translations_dir: str | Path,
     output_path: str | Path,
     languages: tuple[str, ...] = ("it", "es", "fr", "de"),
-    subsets: tuple[str, ...] = MMEB_TRAIN_SUBSETS,
+    subsets: tuple[str, ...] = TRANSLATED_SUBSETS,
     rows_per_subset: int = ROWS_PER_SUBSET,
-    revision: str | None = None,
+    revision: str | None = MMEB_TRAIN_REVISION,
     split: str = "train",
 ) -> ReproduceResult:
     """Join English MMEB-train rows with their translations into ``parallel_shuffled.jsonl``.
 
     Every (row, pair field, language) is one input: it ends as a line, or as a counted
-    rejection (``translation_missing``, ``translation_rejected``, or a cleaning rule).
+    rejection (``translation_missing``, ``translation_<reason>`` for a rejected translation such as
+    ``translation_truncated``, or a cleaning rule). As released, a row whose query pair is dropped
+    loses its positive pair too (``query_pair_dropped``).
     """
     source = resolve_source(mmeb_train, revision)
     fragment = ReportFragment()
@@ -186,6 +210,7 @@ def reproduce_parallel_jsonl(
             translated = final_records(translations_dir, subset, lang)
             for row_id, row in enumerate(english):
                 record = translated.get(row_id)
+                query_dropped = False
                 for field_name, image_field in PAIR_FIELDS.items():
                     fragment.rows_in += 1
                     where = f"{subset}/{row_id}/{field_name}/{lang}"
@@ -193,10 +218,13 @@ def reproduce_parallel_jsonl(
                         if record is None:
                             raise RowError("translation_missing", "no final translation journal record (rerun translate)")
                         if record.get("rejected"):
-                            raise RowError("translation_rejected", f"translation rejected: {record['rejected']}")
+                            raise RowError(translation_reject_reason(record), f"translation rejected: {record['rejected']}")
+                        if query_dropped:
+                            raise RowError("query_pair_dropped", "the row's query pair was dropped (released rule)")
                         text_lang = clean_pair(row[field_name] or "", record["fields"].get(field_name) or "")
                     except RowError as err:
                         fragment.reject(err, where)
+                        query_dropped = query_dropped or field_name == QUERY_FIELD
                         continue
                     image = row.get(image_field) or None
                     lines.append({"id": where, "text_en": row[field_name], "text_lang": text_lang,
@@ -208,4 +236,4 @@ def reproduce_parallel_jsonl(
     with open(output_path, "w", encoding="utf-8") as handle:
         for line in lines:
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-    return ReproduceResult(output_path, fragment)
+    return ReproduceResult(output_path, fragment, str(mmeb_train), revision)

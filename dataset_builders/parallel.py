@@ -172,12 +172,14 @@ def build_parallel(
     dev_fraction: float = 0.01,
     max_dev_rows: int = 2000,
     upstream: ReportFragment | None = None,
+    card_note: str | None = None,
 ) -> BuildReport:
     """Build the corpus from a folder (or Hub repo at ``revision``) holding ``parallel_shuffled.jsonl``.
 
     ``images`` is the MMEB image root (folder or zip; default: the source folder). ``upstream``
     carries the counts of an earlier stage (corpus reproduction) into the report, so rows in
-    stays equal to rows out + rows rejected across the whole pipeline.
+    stays equal to rows out + rows rejected across the whole pipeline; ``card_note`` (provenance, such
+    as the MMEB-train revision) is added to the dataset card.
     """
     if upstream is not None and sample is not None:
         raise ValueError("sample cannot be combined with an upstream stage (the counts would not balance)")
@@ -229,7 +231,8 @@ def build_parallel(
             ]
 
         card = {"pretty_name": "xVLM2Vec parallel corpus", "language": ["en", *languages], "license": "other"}
-        infos = materialise(make_builders, output_dir, card, CARD_BODY, num_proc=num_proc)
+        body = CARD_BODY if card_note is None else f"{CARD_BODY.rstrip()}\n\n{card_note}\n"
+        infos = materialise(make_builders, output_dir, card, body, num_proc=num_proc)
         built = ReportFragment.load_all(report_dir)
     for stage in (upstream, prepass, built):
         if stage is not None:

@@ -9,6 +9,9 @@ split on the target language's markers and journalled under its id:
 ``{"id", "subset", "lang", "failed": reason}`` (the translator raised: out of memory, a lost
 device; transient). At the end of a run ``<output>/rejects.jsonl`` lists the final rejections and
 ``<output>/failures.jsonl`` the rows whose last attempt failed.
+As released, the 20 translated subsets are the default (VisDial only when named), generation stops
+at 2048 new tokens, and an output that reached that limit is rejected as ``truncated`` even when it
+splits into the right number of parts (a cut translation is not a translation).
 
 Resumable: a batch's lines go to the journal in one ``O_APPEND`` write followed by ``fsync``;
 on start a partial last line (a kill mid-write) is cut off and every id already settled (a
@@ -22,17 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from dataset_builders.mmeb_train import (
-    MMEB_TRAIN_SUBSETS,
+    MMEB_TRAIN_REVISION,
     ROWS_PER_SUBSET,
+    TRANSLATED_SUBSETS,
     add_selection_arguments,
     final_records,
     journal_path,
@@ -47,32 +52,62 @@ from dataset_builders.source import resolve_source
 
 LANGUAGE_NAMES = {"en": "English", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German"}
 MADLAD_PREFIX = "<2{lang}> "
+#: Generation limit of the release (MADLAD-400 3B, greedy).
+MAX_NEW_TOKENS = 2048
+
+
+class Translated(NamedTuple):
+    """One translator output: the text, and whether generation stopped at the token limit."""
+
+    text: str
+    truncated: bool
 
 
 class Translator(Protocol):
-    """Anything that translates a batch of texts into ``lang``, one output per input."""
+    """Anything that translates a batch of texts into ``lang``, one output per input.
 
-    def translate(self, texts: Sequence[str], lang: str) -> list[str]:
+    An output is a [`Translated`] (text + whether it hit the token limit) or, for a translator that has
+    no token limit, a plain string (never truncated).
+    """
+
+    def translate(self, texts: Sequence[str], lang: str) -> list[Translated | str]:
         """Return the translations of ``texts`` into ``lang``."""
         ...
+
+
+def hit_token_limit(new_tokens, stop_ids: set[int], max_new_tokens: int) -> list[bool]:
+    """Per row of generated ids [B, T]: True when all ``max_new_tokens`` were generated without a stop token."""
+    if new_tokens.shape[1] < max_new_tokens:
+        return [False] * new_tokens.shape[0]
+    return [not stop_ids.intersection(row.tolist()) for row in new_tokens]
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """Ids that end a generation: the model's generation config ``eos_token_id`` (int or list), else the tokenizer's."""
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 
 
 class Seq2SeqTranslator:
     """A transformers encoder-decoder model (MADLAD-400 style: ``<2xx> `` prefix on the input)."""
 
-    def __init__(self, model, tokenizer, prefix: str = MADLAD_PREFIX, max_new_tokens: int = 256) -> None:
+    def __init__(self, model, tokenizer, prefix: str = MADLAD_PREFIX, max_new_tokens: int = MAX_NEW_TOKENS) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.prefix, self.max_new_tokens = prefix, max_new_tokens
 
-    def translate(self, texts: Sequence[str], lang: str) -> list[str]:
-        """Generate greedily from ``prefix + text`` for every text."""
+    def translate(self, texts: Sequence[str], lang: str) -> list[Translated]:
+        """Generate greedily from ``prefix + text`` for every text; flag outputs cut by the token limit."""
         import torch
 
         inputs = self.tokenizer([self.prefix.format(lang=lang) + t for t in texts], return_tensors="pt", padding=True)
         inputs = inputs.to(self.model.device)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        return self.tokenizer.batch_decode(output, skip_special_tokens=True)
+        new_tokens = output[:, 1:]  # after the decoder start token
+        cut = hit_token_limit(new_tokens, stop_token_ids(self.model, self.tokenizer), self.max_new_tokens)
+        return [Translated(text, flag) for text, flag in zip(self.tokenizer.batch_decode(output, skip_special_tokens=True), cut)]
 
 
 class ChatTranslator:
@@ -81,12 +116,12 @@ class ChatTranslator:
     PROMPT = ("Translate the following text from English to {language}. Translate the markers "
               "'Question:' and 'Answer:' too. Reply with the translation only.\n\n{text}")
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 256) -> None:
+    def __init__(self, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS) -> None:
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
         self.tokenizer.padding_side = "left"
 
-    def translate(self, texts: Sequence[str], lang: str) -> list[str]:
-        """Generate greedily after each prompt; return only the new tokens."""
+    def translate(self, texts: Sequence[str], lang: str) -> list[Translated]:
+        """Generate greedily after each prompt; return only the new tokens, flagged when cut by the token limit."""
         import torch
 
         prompts = [
@@ -99,10 +134,12 @@ class ChatTranslator:
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.model.device)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        return self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        cut = hit_token_limit(new_tokens, stop_token_ids(self.model, self.tokenizer), self.max_new_tokens)
+        return [Translated(text, flag) for text, flag in zip(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), cut)]
 
 
-def load_translator(name_or_path: str, device: str | None = None, max_new_tokens: int = 256) -> Translator:
+def load_translator(name_or_path: str, device: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS) -> Translator:
     """Load a seq2seq (``config.is_encoder_decoder``) or chat model with transformers Auto classes."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -167,10 +204,13 @@ def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset
         return [{**b, "failed": f"translator_error: {err}"} for b in base]
     records = []
     for record, output, (_, tagged) in zip(base, outputs, packed):
+        text, truncated = (output, False) if isinstance(output, str) else output
         try:
-            records.append({**record, "fields": parse_response(output, lang, fields, tagged)})
+            if truncated:
+                raise RowError("truncated", "the output reached the token limit (max_new_tokens)")
+            records.append({**record, "fields": parse_response(text, lang, fields, tagged)})
         except RowError as err:
-            records.append({**record, "rejected": err.reason, "output": output})
+            records.append({**record, "rejected": err.reason, "output": text})
     return records
 
 
@@ -210,6 +250,11 @@ class JournalReport:
     failed: int
 
 
+def reason_name(record: dict) -> str:
+    """The reason of a rejected or failed journal record without its detail (``truncated``, ``translator_error``)."""
+    return str(record.get("rejected") or record.get("failed")).split(":", 1)[0].strip()
+
+
 def write_rejects(output_dir: str | Path, subsets: Sequence[str], languages: Sequence[str]) -> JournalReport:
     """Write ``rejects.jsonl`` (final rejections) and ``failures.jsonl`` (unsettled failed rows); count both."""
     rejects, failures = [], []
@@ -233,10 +278,10 @@ def translate_mmeb_train(
     source: str | Path,
     output_dir: str | Path,
     languages: Sequence[str] = ("it", "es", "fr", "de"),
-    subsets: Sequence[str] = MMEB_TRAIN_SUBSETS,
+    subsets: Sequence[str] = TRANSLATED_SUBSETS,
     rows_per_subset: int = ROWS_PER_SUBSET,
     batch_size: int = 8,
-    revision: str | None = None,
+    revision: str | None = MMEB_TRAIN_REVISION,
     split: str = "train",
 ) -> dict[str, int]:
     """Translate every subset into every language; return rows journalled per ``subset/lang``."""
@@ -256,16 +301,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec translate``."""
     parser.add_argument("--model", required=True, help="seq2seq or chat model (Hub id or folder), e.g. google/madlad400-3b-mt")
     parser.add_argument("--source", required=True, help="MMEB-train as a Hub-layout folder or Hub repo id")
-    parser.add_argument("--revision", default=None, help="pinned revision when --source is a Hub repo")
+    parser.add_argument("--revision", default=MMEB_TRAIN_REVISION,
+                        help="revision of a Hub --source (default: the release's pinned MMEB-train revision)")
     parser.add_argument("--output-dir", required=True, type=Path, help="journal folder (resumable)")
     add_selection_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="requests per generate call")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit")
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
+                        help="generation length limit; an output that reaches it is rejected as truncated")
     parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model, translate, print per-subset counts and the rejects total."""
+    """Load the model, translate, print per-subset counts and the rejections and failures per reason."""
     state = process_state()
     translator = load_translator(args.model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens)
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
@@ -280,5 +327,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key:<32}{count:>8} rows translated this run")
         for name, meaning in (("rejects.jsonl", "rejected (final)"), ("failures.jsonl", "failed (retried on the next run)")):
             path = Path(args.output_dir) / name
-            print(f"{meaning}: {len(path.read_text(encoding='utf-8').splitlines())} (see {path})")
+            with open(path, encoding="utf-8") as handle:
+                reasons = Counter(reason_name(json.loads(line)) for line in handle)
+            by_reason = ", ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
+            print(f"{meaning}: {sum(reasons.values())}{f' ({by_reason})' if reasons else ''} (see {path})")
     return 0

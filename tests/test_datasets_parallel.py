@@ -123,7 +123,7 @@ def test_reproduction_counts_every_pair_and_shuffles_with_seed_42(reproduced) ->
     root, subsets, languages, result = reproduced
     frag = result.fragment
     assert frag.rows_in == len(subsets) * len(languages) * 5 * len(PAIR_FIELDS)
-    assert frag.rejected["translation_rejected"] == len(subsets) * len(languages) * len(PAIR_FIELDS)
+    assert frag.rejected["translation_part_count_mismatch"] == len(subsets) * len(languages) * len(PAIR_FIELDS)
     # row 2 of each subset/lang lost its tag on its image side only (one of the two pair fields)
     assert frag.rejected["lost_image_tag"] == len(subsets) * len(languages)
     assert frag.rows_in == frag.rows_out + sum(frag.rejected.values())
@@ -219,6 +219,50 @@ def test_cli_route_b_builds_and_keeps_the_release_file(reproduced, tmp_path: Pat
     assert (out / "parallel_shuffled.jsonl").read_text(encoding="utf-8") == result.path.read_text(encoding="utf-8")
     saved = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
     assert saved["rows_in"] == result.fragment.rows_in and saved["passed"]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "MMEB-train" in card and "revision `0c3f4b8`" in card  # the pinned revision is recorded in the card
     bad = build_parser("build").parse_args(["build", "parallel", "--output-dir", str(out)])
     with pytest.raises(SystemExit, match="either --source"):
         run(bad)
+
+
+def test_a_dropped_query_pair_drops_the_rows_positive_pair(tmp_path: Path) -> None:
+    subset, lang = "CIRR", "it"
+    write_mmeb_train(tmp_path / "mmeb", rows_per_subset=6, subsets=(subset,))
+    from dataset_builders.mmeb_train import load_subset
+
+    rows = load_subset(tmp_path / "mmeb", subset)
+    assert rows[0]["qry"].startswith(IMAGE_TAG) and not rows[2]["qry"].startswith(IMAGE_TAG)
+    fields = [{f: f"[it] {row[f]}" for f in translated_fields(subset)} for row in rows]
+    fields[0]["qry"] = "[it] la domanda senza immagine"  # image query lost its tag: query dropped
+    fields[1]["qry"] = ""  # empty query: dropped
+    fields[3]["pos_text"] = ""  # empty positive only: the query stays
+    records = [{"id": i, "subset": subset, "lang": lang, "fields": f} for i, f in enumerate(fields)]
+    append_lines(journal_path(tmp_path / "tr", subset, lang, 0), records)
+    result = reproduce_parallel_jsonl(tmp_path / "mmeb", tmp_path / "tr", tmp_path / "p.jsonl",
+                                      languages=(lang,), subsets=(subset,))
+    kept = sorted(json.loads(x)["id"] for x in result.path.read_text(encoding="utf-8").splitlines())
+    expected = [f"{subset}/3/qry/it"] + [f"{subset}/{i}/{f}/it" for i in (2, 4, 5) for f in ("qry", "pos_text")]
+    assert kept == sorted(expected)
+    frag = result.fragment
+    assert dict(frag.rejected) == {"lost_image_tag": 1, "empty_text": 2, "query_pair_dropped": 2}
+    dropped = {e["where"] for e in frag.examples if e["reason"] == "query_pair_dropped"}
+    assert dropped == {f"{subset}/0/pos_text/it", f"{subset}/1/pos_text/it"}
+    assert frag.rows_in == frag.rows_out + sum(frag.rejected.values()) == 12
+
+
+def test_reproduction_defaults_are_the_released_20_subsets_at_the_pinned_revision(monkeypatch, tmp_path: Path) -> None:
+    import dataset_builders.mmeb_train as mmeb_train
+
+    seen = {}
+
+    def fake_resolve(source, revision=None, **kwargs):
+        seen["revision"] = revision
+        return tmp_path / "mmeb"
+
+    read = []
+    monkeypatch.setattr(mmeb_train, "resolve_source", fake_resolve)
+    monkeypatch.setattr(mmeb_train, "load_subset", lambda source, subset, split, limit: read.append(subset) or [])
+    result = reproduce_parallel_jsonl("TIGER-Lab/MMEB-train", tmp_path / "tr", tmp_path / "p.jsonl")
+    assert seen["revision"] == "0c3f4b8" and len(read) == 20 and "VisDial" not in read
+    assert "`TIGER-Lab/MMEB-train` at revision `0c3f4b8`" in result.card_note()

@@ -17,7 +17,10 @@ import pytest
 from dataset_builders.fixtures import mmeb_train_rows
 from dataset_builders.mmeb_train import MARKERS, journal_path, translated_fields
 from dataset_builders.translate import (
+    MAX_NEW_TOKENS,
     Seq2SeqTranslator,
+    Translated,
+    hit_token_limit,
     load_translator,
     repair_journal,
     translate_subset,
@@ -112,11 +115,13 @@ def test_kill_mid_run_then_restart_gives_the_uninterrupted_rows(tmp_path: Path) 
     assert _records(out) == _records(tmp_path / "clean")
 
 
-def _tiny_t5(folder: Path):
+def _tiny_t5(folder: Path, end: str = "forced_eos"):
     """A seeded random 1-layer T5 and a word-level tokenizer trained offline on the fixture texts.
 
     The vocabulary holds no target-language marker, so no output can parse: every row must
-    end as a reject carrying the model's output.
+    end as a reject carrying the model's output. ``end`` fixes how generation ends, through the saved
+    generation config: ``forced_eos`` (the last allowed token is EOS: never cut by the limit) or
+    ``no_eos`` (EOS suppressed: every output runs into the limit).
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -131,6 +136,10 @@ def _tiny_t5(folder: Path):
                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(0)
     model = T5ForConditionalGeneration(config).eval()
+    if end == "forced_eos":
+        model.generation_config.forced_eos_token_id = 1
+    else:
+        model.generation_config.suppress_tokens = [1]
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return model, tokenizer
@@ -147,6 +156,37 @@ def test_tiny_random_seq2seq_model_end_to_end(tmp_path: Path) -> None:
     # the vocabulary cannot spell the markers: every row is kept as a reject with its output
     assert all(r["rejected"] == "part_count_mismatch" and isinstance(r["output"], str) for r in records)
     assert write_rejects(tmp_path / "out", [SUBSET], [LANG]).rejected == 5
+
+
+def test_output_that_reaches_the_token_limit_is_rejected_as_truncated(tmp_path: Path) -> None:
+    _tiny_t5(tmp_path / "t5", end="no_eos")
+    translator = load_translator(str(tmp_path / "t5"), max_new_tokens=6)
+    translate_subset(translator, mmeb_train_rows(SUBSET, 3), SUBSET, LANG, tmp_path / "out", batch_size=2)
+    records = _records(tmp_path / "out")
+    assert [r["rejected"] for r in records] == ["truncated"] * 3
+    assert all(len(r["output"].split()) == 6 for r in records)  # the 6 words generated before the cut
+    assert write_rejects(tmp_path / "out", [SUBSET], [LANG]).rejected == 3
+
+
+def test_truncated_output_is_rejected_even_when_it_splits_into_the_right_parts(tmp_path: Path) -> None:
+    class Cut(StandInTranslator):
+        def translate(self, texts: Sequence[str], lang: str) -> list[Translated]:
+            # row 0 reached the limit, row 1 ended on its own; both parse
+            return [Translated(text, index == 0) for index, text in enumerate(super().translate(texts, lang))]
+
+    rows = [row for row in mmeb_train_rows(SUBSET, 12) if " dog" not in row["qry"] + row["pos_text"] + row["neg_text"]][:2]
+    translate_subset(Cut(), rows, SUBSET, LANG, tmp_path, batch_size=2)
+    first, second = _records(tmp_path)
+    assert first["rejected"] == "truncated" and first["output"].count("Risposta: ") == 2
+    assert "rejected" not in second and set(second["fields"]) == set(translated_fields(SUBSET))
+
+
+def test_token_limit_rule_on_generated_ids() -> None:
+    import torch
+
+    eos = {1}
+    assert hit_token_limit(torch.tensor([[5, 6, 7], [5, 1, 0], [5, 6, 1]]), eos, 3) == [True, False, False]
+    assert hit_token_limit(torch.tensor([[5, 6]]), eos, 3) == [False]  # stopped before the limit
 
 
 def test_translator_failure_becomes_rejects_not_a_crash(tmp_path: Path) -> None:
@@ -199,6 +239,10 @@ def test_cli_parses_and_rejects_unknown_language(tmp_path: Path) -> None:
     args = build_parser("translate").parse_args(
         ["translate", "--model", str(tmp_path / "t5"), "--source", str(tmp_path), "--output-dir", str(tmp_path / "o"),
          "--languages", "it,xx"])
+    # the release's defaults: 2048 new tokens, the 20 translated subsets (no VisDial), MMEB-train at 0c3f4b8
+    assert args.max_new_tokens == MAX_NEW_TOKENS == 2048 and args.revision == "0c3f4b8"
+    subsets = args.subsets.split(",")
+    assert len(subsets) == 20 and "VisDial" not in subsets and "WebQA" in subsets
     from dataset_builders.translate import run
 
     with pytest.raises(SystemExit, match="xx"):

@@ -30,7 +30,7 @@ def run_worker(output: Path, shard: bool, lr: float = LR) -> list[float]:
 
     from xvlm2vec.training import ParallelCollator, combine_terms, distillation_terms
     from xvlm2vec.training.teacher import Teacher
-    from xvlm2vec.training.trainer import skd_outputs
+    from xvlm2vec.training.step import skd_outputs
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if shard else (0, 1)
     model = lora_student(seed=0)

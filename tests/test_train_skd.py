@@ -10,7 +10,7 @@ from test_train_fixtures import corpus_splits, lora_student, skd_config, write_p
 from xvlm2vec.tiny_models import build_tiny_model
 from xvlm2vec.training import ParallelCollator, SKDTrainer
 from xvlm2vec.training.teacher import Teacher, base_parameter_name
-from xvlm2vec.training.trainer import student_outputs
+from xvlm2vec.training.step import student_outputs
 
 
 def _losses(trainer: SKDTrainer) -> list[float]:

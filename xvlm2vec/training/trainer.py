@@ -11,51 +11,10 @@ from transformers import AutoModel, Trainer
 
 from .collator import ParallelCollator
 from .config import SKDConfig
-from .losses import combine_terms, distillation_terms, translation_metrics
+from .losses import translation_metrics
+from .step import skd_loss
 from .teacher import Teacher
-from .tensors import parameter_dtype, to_dtype
 from .teacher_cache import load_or_build_teacher_cache, settings_fingerprint, with_teacher_rows
-
-
-def student_outputs(model: nn.Module, inputs: dict[str, Any], image_loss: bool) -> dict[str, torch.Tensor]:
-    """Student embeddings (and image embeddings) of the English and x sides, fused or side by side."""
-    dtype = parameter_dtype(model)
-    if "student_inputs" in inputs:
-        output = model(**to_dtype(inputs["student_inputs"], dtype), normalize=False, return_image_embeddings=image_loss)
-        half = output.embeddings.shape[0] // 2
-        found = {"student_en": output.embeddings[:half], "student_x": output.embeddings[half:]}
-        if image_loss:
-            found["student_en_image"] = output.image_embeddings[:half]
-            found["student_x_image"] = output.image_embeddings[half:]
-        return found
-    found = {}
-    for side in ("en", "x"):
-        batch = to_dtype(inputs[f"student_{side}_inputs"], dtype)
-        output = model(**batch, normalize=False, return_image_embeddings=image_loss)
-        found[f"student_{side}"] = output.embeddings
-        if image_loss:
-            found[f"student_{side}_image"] = output.image_embeddings
-    return found
-
-
-def teacher_outputs(model: nn.Module, teacher: Teacher, inputs: dict[str, Any], image_loss: bool) -> dict[str, torch.Tensor]:
-    """Teacher English embeddings: from the teacher cache when the collator found them, else a teacher forward."""
-    if "teacher_embeddings" in inputs:
-        found = {"teacher_en": inputs["teacher_embeddings"]}
-        if image_loss:
-            found["teacher_en_image"] = inputs["teacher_image_embeddings"]
-        return found
-    dtype = parameter_dtype(teacher.separate if teacher.separate is not None else model)
-    embeddings, image_embeddings = teacher.embed(model, to_dtype(inputs["teacher_inputs"], dtype), with_images=image_loss)
-    found = {"teacher_en": embeddings}
-    if image_loss:
-        found["teacher_en_image"] = image_embeddings
-    return found
-
-
-def skd_outputs(model: nn.Module, teacher: Teacher, inputs: dict[str, Any], image_loss: bool) -> dict[str, torch.Tensor]:
-    """Everything `distillation_terms` takes, for one collated batch (teacher first, then the student)."""
-    return {**teacher_outputs(model, teacher, inputs, image_loss), **student_outputs(model, inputs, image_loss)}
 
 
 class SKDTrainer(Trainer):
@@ -148,9 +107,9 @@ class SKDTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Distillation loss of one batch; records its terms for logging while training."""
-        outputs = skd_outputs(model, self.teacher, inputs, self.args.image_loss)
-        terms = distillation_terms(**outputs)
-        loss = combine_terms(terms, self.args.en_loss_weight, self.args.x_loss_weight)
+        loss, terms, outputs = skd_loss(
+            model, self.teacher, inputs, self.args.image_loss, self.args.en_loss_weight, self.args.x_loss_weight
+        )
         skipped = inputs.get("skipped_rows", 0)
         if model.training:
             self._skipped_rows += int(skipped)

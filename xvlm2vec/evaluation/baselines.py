@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
-from xvlm2vec.evaluation.embedders import Embedder, l2_normalize, weights_fingerprint
+from xvlm2vec.evaluation.embedders import Embedder, l2_normalize
+from xvlm2vec.fingerprint import code_state, processor_state, weights_fingerprint
 
 DUAL_ENCODER_MODEL_TYPES = ("clip", "siglip", "siglip2")
 # SigLIP models were trained on text padded to the full context; CLIP on unpadded text.
@@ -85,9 +86,11 @@ class TransformersDualEncoder(DualEncoderEmbedder):
 
     @property
     def fingerprint(self) -> str:
-        """Digest of the weights and the model configuration (computed once)."""
+        """Digest of the weights, configuration, processor and library code (computed once)."""
         if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint({"model": self.model}, self.model.config.to_dict())
+            extra = {"config": self.model.config.to_dict(), "processor": processor_state(self.processor),
+                     "code": code_state(self.model, self.processor)}
+            self._fingerprint = weights_fingerprint({"model": self.model}, extra)
         return self._fingerprint
 
     def _features(self, method: str, inputs: dict) -> np.ndarray:
@@ -157,9 +160,11 @@ class SentenceTransformerEmbedder(DualEncoderEmbedder):
 
     @property
     def fingerprint(self) -> str:
-        """Digest of both encoders' weights and their module layouts (computed once)."""
+        """Digest of both encoders' weights, module layouts, tokenizers and library code (computed once)."""
         if self._fingerprint is None:
-            layout = {"text": repr(self.text_model), "image": repr(self.image_model)}
+            layout = {"text": repr(self.text_model), "image": repr(self.image_model),
+                      "tokenizers": [processor_state(m.tokenizer) for m in (self.text_model, self.image_model)],
+                      "code": code_state(distributions=("sentence-transformers", "transformers", "torch"))}
             self._fingerprint = weights_fingerprint({"text": self.text_model, "image": self.image_model}, layout)
         return self._fingerprint
 

@@ -2,14 +2,18 @@
 
 One file per (model fingerprint, data fingerprint, dataset config, language split) holds two
 tensors: ``keys`` (uint8 [N, 32], the SHA-256 of each candidate's exact prompt text and image
-identity) and ``embeddings`` (float32 [N, D]). Changing the model's weights or configuration, the
-data, the instruction, the formatting style or the candidate itself changes the file or the key,
-so a stale embedding is never reused.
+identity) and ``embeddings`` (float32 [N, D]). Changing the model's weights, configuration,
+processor or tokenizer files or code (see :mod:`xvlm2vec.fingerprint`), the data, the
+instruction, the formatting style or the candidate itself changes the file or the key, so a stale
+embedding is never reused. A file that cannot be trusted (truncated, garbage, inconsistent
+shapes, non-finite values, another width than the model's) is discarded with a warning and its
+embeddings are computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 KEY_BYTES = 32
+logger = logging.getLogger(__name__)
 
 
 def candidate_key(prompt: str | None, image_id: str | None) -> bytes:
@@ -39,18 +44,34 @@ class EmbeddingCache:
             return None
         return self.root / model_fingerprint[:32] / data_fingerprint[:32] / config / f"{split}.safetensors"
 
-    def load(self, path: Path | None) -> dict[bytes, np.ndarray]:
-        """Entries stored at ``path`` (empty when there is none). A corrupt file is a ValueError naming it."""
+    def load(self, path: Path | None, width: int | None = None) -> dict[bytes, np.ndarray]:
+        """Entries stored at ``path``; empty when there is none or when the file cannot be trusted.
+
+        ``width`` is the model's embedding width: a file of another width is discarded too. A
+        discarded file is named in a warning and replaced on the next :meth:`save`.
+        """
         if path is None or not path.is_file():
             return {}
         try:
             tensors = load_file(str(path))
             keys, embeddings = tensors["keys"], tensors["embeddings"]
         except Exception as error:  # safetensors raises several types for damaged files
-            raise ValueError(f"embedding cache file {path} is unreadable ({error}); delete it to rebuild") from error
-        if keys.ndim != 2 or keys.shape[1] != KEY_BYTES or len(keys) != len(embeddings):
-            raise ValueError(f"embedding cache file {path} has inconsistent shapes {keys.shape} / {embeddings.shape}")
-        return {bytes(key): vector for key, vector in zip(keys, embeddings)}
+            return self._discard(path, f"unreadable ({type(error).__name__}: {error})")
+        if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != KEY_BYTES:
+            return self._discard(path, f"keys of shape {keys.shape} and type {keys.dtype}, expected [N, {KEY_BYTES}] uint8")
+        if embeddings.ndim != 2 or len(keys) != len(embeddings):
+            return self._discard(path, f"{len(keys)} keys for embeddings of shape {embeddings.shape}")
+        if width is not None and embeddings.shape[1] != width:
+            return self._discard(path, f"embeddings of width {embeddings.shape[1]}, the model's is {width}")
+        if not np.isfinite(embeddings).all():
+            return self._discard(path, "non-finite embeddings")
+        return {bytes(key): vector for key, vector in zip(keys, embeddings.astype(np.float32))}
+
+    @staticmethod
+    def _discard(path: Path, reason: str) -> dict[bytes, np.ndarray]:
+        """Warn that ``path`` is ignored for ``reason``; no entries."""
+        logger.warning("embedding cache file %s discarded: %s; recomputing its embeddings", path, reason)
+        return {}
 
     def save(self, path: Path | None, entries: dict[bytes, np.ndarray]) -> None:
         """Write ``entries`` to ``path`` atomically (a temporary file renamed into place)."""

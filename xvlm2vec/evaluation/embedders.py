@@ -2,14 +2,12 @@
 
 An embedder turns rows of (text or None, image or None) into L2-normalised vectors. It says whether
 it takes the protocol's instructions (``uses_instructions``), which instruction table it uses, and
-a ``fingerprint`` of everything that changes its outputs (weights and configuration), which keys
-the embedding cache.
+a ``fingerprint`` of everything that changes its outputs (weights, configuration, processor and
+tokenizer, code), which keys the embedding cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -18,22 +16,7 @@ import torch
 from PIL import Image
 
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
-
-
-def weights_fingerprint(modules: dict[str, torch.nn.Module], extra: Any = None) -> str:
-    """SHA-256 over every parameter and buffer (name, dtype, shape, bytes) of ``modules`` plus ``extra``.
-
-    ``extra`` (JSON-serialisable, e.g. configurations) covers settings that change outputs without
-    changing weights, such as the pooling mode.
-    """
-    digest = hashlib.sha256()
-    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
-    for prefix, module in sorted(modules.items()):
-        for name, tensor in sorted(module.state_dict().items()):
-            flat = tensor.detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{prefix}.{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
-            digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+from xvlm2vec.fingerprint import code_state, processor_state, weights_fingerprint
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -63,7 +46,7 @@ class Embedder(ABC):
     @property
     @abstractmethod
     def fingerprint(self) -> str:
-        """Hex digest of everything that determines the embeddings (weights, configuration)."""
+        """Hex digest of everything that determines the embeddings (weights, configuration, processor, code)."""
 
     @abstractmethod
     def embed(self, texts: list[str | None], images: list[Image.Image | None], batch_size: int) -> np.ndarray:
@@ -95,9 +78,12 @@ class XVLM2VecEmbedder(Embedder):
 
     @property
     def fingerprint(self) -> str:
-        """Digest of the weights and the model configuration (computed once)."""
+        """Digest of the weights, configuration, processor (tokenizer included) and model code (computed once)."""
         if self._fingerprint is None:
-            self._fingerprint = weights_fingerprint({"model": self.model}, self.model.config.to_dict())
+            processor = self.model.processor
+            extra = {"config": self.model.config.to_dict(), "processor": processor_state(processor),
+                     "code": code_state(self.model, processor)}
+            self._fingerprint = weights_fingerprint({"model": self.model}, extra)
         return self._fingerprint
 
     def embed(self, texts: list[str | None], images: list[Image.Image | None], batch_size: int) -> np.ndarray:
@@ -108,4 +94,4 @@ class XVLM2VecEmbedder(Embedder):
         return l2_normalize(vectors)
 
 
-__all__ = ["Embedder", "XVLM2VecEmbedder", "l2_normalize", "weights_fingerprint"]
+__all__ = ["Embedder", "XVLM2VecEmbedder", "l2_normalize"]

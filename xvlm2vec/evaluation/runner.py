@@ -138,6 +138,14 @@ class Runner:
             store.update(zip(missing, vectors))
         return np.stack([store[key] for key in keys])
 
+    def _width(self, embedder: Embedder, split: SplitData, query_store: dict[bytes, np.ndarray]) -> int | None:
+        """The embedder's width, from the split's first query (kept in ``query_store`` for its scoring)."""
+        if not split.rows or self.cache.root is None:
+            return None
+        row = split.rows[0]
+        item = (protocol_prompt(embedder, split.task, "query", split.language, row.text, self.config.styles[0]), row.image_id)
+        return self._vectors(embedder, split, [item], query_store, "queries").shape[1]
+
     def score_split(self, embedder: Embedder, split: SplitData, style: str, candidate_store: dict[bytes, np.ndarray], query_store: dict[bytes, np.ndarray]) -> list[np.ndarray]:
         """Each query's scores over its own candidate list under ``style`` (cosine of normalised vectors)."""
         task, lang = split.task, split.language
@@ -163,9 +171,9 @@ class Runner:
             split = load_split(data, config, lang, cfg.max_queries)
             self.data_fingerprints[f"{config}/{lang}"] = split.fingerprint
             path = self.cache.path(embedder.fingerprint, split.fingerprint, config, lang)
-            candidate_store = self.cache.load(path)
-            stored = len(candidate_store)
             query_store: dict[bytes, np.ndarray] = {}
+            candidate_store = self.cache.load(path, self._width(embedder, split, query_store))
+            stored = len(candidate_store)
             for style in cfg.styles:
                 scores = self.score_split(embedder, split, style, candidate_store, query_store)
                 result = self.metric(predictions=[s.tolist() for s in scores], references=[r.positive_index for r in split.rows])

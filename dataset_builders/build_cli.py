@@ -13,6 +13,7 @@ from dataset_builders.mmeb_train import MMEB_TRAIN_REVISION, add_selection_argum
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
 from dataset_builders.report import BuildReport
+from modeling_xvlm2vec.languages import load_languages
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +57,7 @@ def _build(args: argparse.Namespace) -> BuildReport:
         languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
         subsets=tuple(x.strip() for x in args.subsets.split(",") if x.strip()),
         rows_per_subset=args.rows_per_subset, revision=args.revision or MMEB_TRAIN_REVISION, split=args.split,
+        registry=load_languages(args.languages_file),
     )
     return build_parallel(args.output_dir, args.output_dir, args.images, None, args.max_rejects, None,
                           args.num_proc, upstream=result.fragment, card_note=result.card_note())

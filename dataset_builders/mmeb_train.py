@@ -24,6 +24,7 @@ from dataset_builders.report import ReportFragment
 from dataset_builders.safe_io import JsonlLine, RowError, iter_jsonl
 from dataset_builders.source import resolve_source
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
+from modeling_xvlm2vec.languages import Language, LanguageRegistry, load_languages
 
 IMAGE_TAG = CANONICAL_IMAGE_TAG + "\n"
 ROWS_PER_SUBSET = 10_000
@@ -46,18 +47,28 @@ PAIR_FIELDS: dict[str, str] = {"qry": "qry_image_path", "pos_text": "pos_image_p
 #: The pair field whose drop drops the row's other pairs (the released builder skips the rest of the row).
 QUERY_FIELD = "qry"
 
-MARKERS: dict[str, tuple[str, str]] = {
-    "en": ("Question", "Answer"),
-    "it": ("Domanda", "Risposta"),
-    "es": ("Pregunta", "Respuesta"),
-    "fr": ("Question", "Réponse"),
-    "de": ("Frage", "Antwort"),
-}
+# Sentence-final marks of other scripts that stand for English's (full-width CJK, Arabic, Urdu,
+# Devanagari, Armenian, Ethiopic, Greek): a translation ending in one of them already matches.
+SCRIPT_FINAL_MARKS: dict[str, str] = {".": "。．｡।۔։።", "?": "？؟՞፧\u037e", "!": "！՜"}
+# Bidirectional-text controls an MT model may leave at the end of a right-to-left sentence.
+BIDI_CONTROLS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def language_markers(lang: str | Language) -> tuple[str, str]:
+    """The ``Question``/``Answer`` words of ``lang`` (an entry, or a code of the shipped registry)."""
+    entry = lang if isinstance(lang, Language) else load_languages().get(lang)
+    if entry.markers is None:
+        raise ValueError(f"language {entry.code!r} has no translation markers: run `xvlm2vec translate` with "
+                         "--languages-file FILE to translate and cache them, or write them into the file")
+    return entry.markers
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The MMEB-train selection options shared by ``xvlm2vec translate`` and ``xvlm2vec build parallel``."""
-    parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target languages")
+    parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target language codes")
+    parser.add_argument("--languages-file", type=Path, default=None,
+                        help="language file adding languages to the shipped registry (name, markers, punctuation); "
+                             "`xvlm2vec translate` caches translated markers in it")
     parser.add_argument(
         "--subsets", default=",".join(TRANSLATED_SUBSETS),
         help="comma-separated MMEB-train subsets (default: the 20 the release translated; VisDial only when named)",
@@ -81,7 +92,7 @@ def pack_request(row: dict, fields: list[str]) -> tuple[str, list[str]]:
     Image tags and newlines are removed first and each part ends with punctuation. Returns
     the request and the fields that carried the image tag (restored by :func:`parse_response`).
     """
-    question, answer = MARKERS["en"]
+    question, answer = language_markers("en")
     tagged = [f for f in fields if IMAGE_TAG in (row.get(f) or "")]
     parts = []
     for i, name in enumerate(fields):
@@ -90,13 +101,14 @@ def pack_request(row: dict, fields: list[str]) -> tuple[str, list[str]]:
     return " ".join(parts), tagged
 
 
-def parse_response(text: str, lang: str, fields: list[str], tagged: list[str]) -> dict[str, str]:
-    """Split a translation on ``lang``'s markers and restore the image tags.
+def parse_response(text: str, lang: str | Language, fields: list[str], tagged: list[str]) -> dict[str, str]:
+    """Split a translation on ``lang``'s markers (each followed by ``:`` or the full-width ``：``) and
+    restore the image tags.
 
     Raises ``RowError('part_count_mismatch')`` when the number of parts differs from ``fields``.
     """
-    question, answer = MARKERS[lang]
-    pieces = re.split(f"({re.escape(question)}:|{re.escape(answer)}:)", text)
+    question, answer = language_markers(lang)
+    pieces = re.split(f"((?:{re.escape(question)}|{re.escape(answer)})[:：])", text)
     parts = pieces[2::2]
     if len(parts) != len(fields):
         raise RowError("part_count_mismatch", f"expected {len(fields)} parts, got {len(parts)} in {text!r}")
@@ -107,21 +119,34 @@ def parse_response(text: str, lang: str, fields: list[str], tagged: list[str]) -
     return result
 
 
-def clean_pair(text_en: str, text_lang: str) -> str:
+def clean_pair(text_en: str, text_lang: str, lang: Language | None = None) -> str:
     """Apply the cleaning rules to one pair; return the cleaned ``text_lang`` or raise ``RowError``.
 
     Rules, in order: (1) an empty side drops the pair (``empty_text``); (2) trailing punctuation
-    of x is made to match English (removed when English has none, added/replaced otherwise);
-    (3) a trailing newline is kept when English has one; (4) a pair whose English side has the
-    image tag and whose x side lost it is dropped (``lost_image_tag``).
+    of x is made to match English: removed when English has none; when English ends in a mark,
+    x keeps a final mark that stands for it in its script (``。`` / ``？`` in ja and zh, ``؟`` and
+    ``۔`` in ar and ur, the entry's ``punctuation``), else gains the language's mark (English's
+    own unless the entry says otherwise; none for a script without one, e.g. th, which also
+    loses a stray one); trailing bidirectional controls of a right-to-left text are dropped
+    first; (3) a trailing newline is kept when English has one; (4) a pair whose English side has
+    the image tag and whose x side lost it is dropped (``lost_image_tag``).
     """
     en_body = text_en[:-1] if text_en.endswith("\n") else text_en
+    text_lang = text_lang.rstrip(BIDI_CONTROLS)
     if not en_body.strip() or not text_lang.strip():
         raise RowError("empty_text", "empty side in pair")
-    if en_body[-1] not in string.punctuation and text_lang[-1] in string.punctuation:
+    own_marks = set(lang.punctuation.values()) - {""} if lang is not None else set()
+    marks = set(string.punctuation) | set("".join(SCRIPT_FINAL_MARKS.values())) | own_marks
+    if en_body[-1] not in string.punctuation and text_lang[-1] in marks:
         text_lang = text_lang[:-1]
-    if en_body[-1] in string.punctuation and text_lang[-1:] != en_body[-1]:
-        text_lang += en_body[-1]
+    if en_body[-1] in string.punctuation:
+        mark = en_body[-1]
+        target = lang.final_mark(mark) if lang is not None else mark
+        equivalent = {mark, target, *SCRIPT_FINAL_MARKS.get(mark, "")} - {""}
+        if not target and text_lang[-1] in equivalent:
+            text_lang = text_lang[:-1]
+        elif target and text_lang[-1] not in equivalent:
+            text_lang += target
     if text_en.endswith("\n") and not text_lang.endswith("\n"):
         text_lang += "\n"
     if IMAGE_TAG in text_en and IMAGE_TAG not in text_lang:
@@ -193,6 +218,7 @@ def reproduce_parallel_jsonl(
     rows_per_subset: int = ROWS_PER_SUBSET,
     revision: str | None = MMEB_TRAIN_REVISION,
     split: str = "train",
+    registry: LanguageRegistry | None = None,
 ) -> ReproduceResult:
     """Join English MMEB-train rows with their translations into ``parallel_shuffled.jsonl``.
 
@@ -200,13 +226,16 @@ def reproduce_parallel_jsonl(
     rejection (``translation_missing``, ``translation_<reason>`` for a rejected translation such as
     ``translation_truncated``, or a cleaning rule). As released, a row whose query pair is dropped
     loses its positive pair too (``query_pair_dropped``).
+    ``registry`` gives each language's punctuation for the cleaning rules (default: the shipped languages).
     """
+    registry = registry or load_languages()
     source = resolve_source(mmeb_train, revision)
     fragment = ReportFragment()
     lines: list[dict] = []
     for subset in subsets:
         english = load_subset(source, subset, split, rows_per_subset)
         for lang in languages:
+            entry = registry.get(lang)
             translated = final_records(translations_dir, subset, lang)
             for row_id, row in enumerate(english):
                 record = translated.get(row_id)
@@ -221,7 +250,7 @@ def reproduce_parallel_jsonl(
                             raise RowError(translation_reject_reason(record), f"translation rejected: {record['rejected']}")
                         if query_dropped:
                             raise RowError("query_pair_dropped", "the row's query pair was dropped (released rule)")
-                        text_lang = clean_pair(row[field_name] or "", record["fields"].get(field_name) or "")
+                        text_lang = clean_pair(row[field_name] or "", record["fields"].get(field_name) or "", entry)
                     except RowError as err:
                         fragment.reject(err, where)
                         query_dropped = query_dropped or field_name == QUERY_FIELD

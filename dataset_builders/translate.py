@@ -27,7 +27,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -41,6 +41,7 @@ from dataset_builders.mmeb_train import (
     add_selection_arguments,
     final_records,
     journal_path,
+    language_markers,
     load_subset,
     pack_request,
     parse_response,
@@ -49,8 +50,9 @@ from dataset_builders.mmeb_train import (
 )
 from dataset_builders.safe_io import JsonlLine, RowError
 from dataset_builders.source import resolve_source
+from modeling_xvlm2vec.languages import (Language, LanguageRegistry, check_code, load_languages, read_language_file,
+                                         write_language_file)
 
-LANGUAGE_NAMES = {"en": "English", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German"}
 MADLAD_PREFIX = "<2{lang}> "
 #: Generation limit of the release (MADLAD-400 3B, greedy).
 MAX_NEW_TOKENS = 2048
@@ -73,6 +75,11 @@ class Translator(Protocol):
     def translate(self, texts: Sequence[str], lang: str) -> list[Translated | str]:
         """Return the translations of ``texts`` into ``lang``."""
         ...
+
+
+def output_text(output: Translated | str) -> Translated:
+    """A translator output as (text, truncated); a plain string was not cut."""
+    return Translated(output, False) if isinstance(output, str) else Translated(*output)
 
 
 def hit_token_limit(new_tokens, stop_ids: set[int], max_new_tokens: int) -> list[bool]:
@@ -116,8 +123,9 @@ class ChatTranslator:
     PROMPT = ("Translate the following text from English to {language}. Translate the markers "
               "'Question:' and 'Answer:' too. Reply with the translation only.\n\n{text}")
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS) -> None:
+    def __init__(self, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS, registry: LanguageRegistry | None = None) -> None:
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self.registry = registry or load_languages()
         self.tokenizer.padding_side = "left"
 
     def translate(self, texts: Sequence[str], lang: str) -> list[Translated]:
@@ -126,7 +134,7 @@ class ChatTranslator:
 
         prompts = [
             self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": self.PROMPT.format(language=LANGUAGE_NAMES[lang], text=t)}],
+                [{"role": "user", "content": self.PROMPT.format(language=self.registry.name(lang), text=t)}],
                 tokenize=False, add_generation_prompt=True,
             )
             for t in texts
@@ -139,8 +147,10 @@ class ChatTranslator:
         return [Translated(text, flag) for text, flag in zip(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), cut)]
 
 
-def load_translator(name_or_path: str, device: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS) -> Translator:
-    """Load a seq2seq (``config.is_encoder_decoder``) or chat model with transformers Auto classes."""
+def load_translator(name_or_path: str, device: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
+                    registry: LanguageRegistry | None = None) -> Translator:
+    """Load a seq2seq (``config.is_encoder_decoder``) or chat model with transformers Auto classes
+    (a chat model names the target language from ``registry``)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     config = AutoConfig.from_pretrained(name_or_path)
@@ -150,7 +160,8 @@ def load_translator(name_or_path: str, device: str | None = None, max_new_tokens
         translator: Translator = Seq2SeqTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens)
     else:
         model = AutoModelForCausalLM.from_pretrained(name_or_path)
-        translator = ChatTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens)
+        translator = ChatTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens,
+                                    registry=registry)
     return translator
 
 
@@ -191,8 +202,10 @@ def done_ids(output_dir: Path, subset: str, lang: str) -> set[int]:
     return set(final_records(output_dir, subset, lang))
 
 
-def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset: str, lang: str) -> list[dict]:
-    """Translate and parse one batch; a failed request becomes a rejected record, never a loss."""
+def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset: str, lang: str | Language) -> list[dict]:
+    """Translate and parse one batch (split on ``lang``'s markers); a failed request becomes a rejected record, never a loss."""
+    entry = lang if isinstance(lang, Language) else load_languages().get(lang)
+    lang = entry.code
     fields = translated_fields(subset)
     packed = [pack_request(row, fields) for _, row in rows]
     base = [{"id": row_id, "subset": subset, "lang": lang} for row_id, _ in rows]
@@ -204,11 +217,11 @@ def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset
         return [{**b, "failed": f"translator_error: {err}"} for b in base]
     records = []
     for record, output, (_, tagged) in zip(base, outputs, packed):
-        text, truncated = (output, False) if isinstance(output, str) else output
+        text, truncated = output_text(output)
         try:
             if truncated:
                 raise RowError("truncated", "the output reached the token limit (max_new_tokens)")
-            records.append({**record, "fields": parse_response(text, lang, fields, tagged)})
+            records.append({**record, "fields": parse_response(text, entry, fields, tagged)})
         except RowError as err:
             records.append({**record, "rejected": err.reason, "output": text})
     return records
@@ -218,12 +231,15 @@ def translate_subset(
     translator: Translator,
     rows: list[dict],
     subset: str,
-    lang: str,
+    lang: str | Language,
     output_dir: str | Path,
     batch_size: int = 8,
     state: PartialState | None = None,
 ) -> int:
-    """Translate the rows of ``subset`` not yet journalled; return how many this process wrote."""
+    """Translate the rows of ``subset`` not yet journalled into ``lang`` (an entry, or a code of the
+    shipped registry); return how many this process wrote."""
+    entry = lang if isinstance(lang, Language) else load_languages().get(lang)
+    lang = entry.code
     output_dir = Path(output_dir)
     state = state or process_state()
     pending = sorted(set(range(len(rows))) - done_ids(output_dir, subset, lang))
@@ -234,12 +250,56 @@ def translate_subset(
         bar = tqdm(total=len(mine), desc=f"{subset} -> {lang}", disable=not state.is_main_process)
         for start in range(0, len(mine), batch_size):
             batch = [(row_id, rows[row_id]) for row_id in mine[start : start + batch_size]]
-            append_lines(journal, translate_batch(translator, batch, subset, lang))
+            append_lines(journal, translate_batch(translator, batch, subset, entry))
             written += len(batch)
             bar.update(len(batch))
         bar.close()
     state.wait_for_everyone()
     return written
+
+
+class MarkerError(ValueError):
+    """A language's translation markers are missing and cannot be translated and cached."""
+
+
+def translate_markers(translator: Translator, lang: str) -> tuple[str, str]:
+    """The ``Question``/``Answer`` markers of ``lang``, translated by ``translator`` itself (the model that
+    will translate the packed requests, so its output uses the same words).
+
+    Raises :class:`MarkerError` when the outputs are not two different single-line words or phrases.
+    """
+    english = language_markers("en")
+    outputs = [output_text(output) for output in translator.translate([f"{word}:" for word in english], lang)]
+    markers = tuple(text.strip().rstrip(":：").strip() for text, _ in outputs)
+    if (len(markers) != 2 or not all(markers) or markers[0] == markers[1] or any(cut for _, cut in outputs)
+            or any(c in marker for marker in markers for c in ":：\n") or max(map(len, markers)) > 40):
+        raise MarkerError(f"language {lang!r}: the model translated the markers {english} to {[text for text, _ in outputs]!r}, which cannot "
+                         "split a request; write {\"question\": ..., \"answer\": ...} markers into the language file")
+    return markers  # type: ignore[return-value]
+
+
+def ensure_markers(
+    translator: Translator,
+    registry: LanguageRegistry,
+    languages: Sequence[str],
+    languages_file: Path | None,
+    write: bool = True,
+) -> LanguageRegistry:
+    """``registry`` with markers for every language in ``languages``: the missing ones are translated
+    once with ``translator`` and cached in ``languages_file`` (written when ``write``), so every later
+    run reads them back (and a person may correct them there)."""
+    missing = [lang for lang in languages if registry.get(lang).markers is None]
+    if not missing:
+        return registry
+    if languages_file is None:
+        raise MarkerError(f"language(s) {missing} have no translation markers: give --languages-file FILE to translate "
+                         "them once with this model and cache them there")
+    entries = read_language_file(languages_file) if languages_file.is_file() else {}
+    for lang in missing:
+        entries[lang] = replace(entries.get(lang) or Language(lang), markers=translate_markers(translator, lang))
+    if write:
+        write_language_file(languages_file, entries.values())
+    return registry.with_entries({lang: entries[lang] for lang in missing})
 
 
 @dataclass
@@ -283,15 +343,24 @@ def translate_mmeb_train(
     batch_size: int = 8,
     revision: str | None = MMEB_TRAIN_REVISION,
     split: str = "train",
+    registry: LanguageRegistry | None = None,
+    languages_file: Path | None = None,
 ) -> dict[str, int]:
-    """Translate every subset into every language; return rows journalled per ``subset/lang``."""
+    """Translate every subset into every language; return rows journalled per ``subset/lang``.
+
+    Each language's markers come from ``registry`` (default: the shipped languages); missing ones
+    are translated first and cached in ``languages_file`` (see :func:`ensure_markers`).
+    """
     folder = resolve_source(source, revision)
     state = process_state()
+    registry = ensure_markers(translator, registry or load_languages(), languages, languages_file,
+                              write=state.is_main_process)
     counts = {}
     for subset in subsets:
         rows = load_subset(folder, subset, split, rows_per_subset)
         for lang in languages:
-            counts[f"{subset}/{lang}"] = translate_subset(translator, rows, subset, lang, output_dir, batch_size, state)
+            counts[f"{subset}/{lang}"] = translate_subset(translator, rows, subset, registry.get(lang), output_dir,
+                                                          batch_size, state)
     if state.is_main_process:
         write_rejects(output_dir, subsets, languages)
     return counts
@@ -314,14 +383,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model, translate, print per-subset counts and the rejections and failures per reason."""
     state = process_state()
-    translator = load_translator(args.model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens)
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
-    unknown = [lang for lang in languages if lang not in LANGUAGE_NAMES or lang == "en"]
-    if unknown:
-        raise SystemExit(f"--languages: unsupported target(s) {unknown}; choose from it, es, fr, de")
+    try:
+        languages = [check_code(lang) for lang in languages]
+    except ValueError as err:
+        raise SystemExit(f"--languages: {err}") from err
+    if "en" in languages or not languages:
+        raise SystemExit("--languages: give target language codes other than en")
+    known = args.languages_file is not None and args.languages_file.is_file()
+    registry = load_languages(args.languages_file if known else None)
+    translator = load_translator(args.model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens,
+                                 registry=registry)
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
-    counts = translate_mmeb_train(translator, args.source, args.output_dir, languages, subsets,
-                                  args.rows_per_subset, args.batch_size, args.revision, args.split)
+    try:
+        counts = translate_mmeb_train(translator, args.source, args.output_dir, languages, subsets,
+                                      args.rows_per_subset, args.batch_size, args.revision, args.split,
+                                      registry=registry, languages_file=args.languages_file)
+    except MarkerError as err:
+        raise SystemExit(str(err)) from err
     if state.is_main_process:
         for key, count in counts.items():
             print(f"{key:<32}{count:>8} rows translated this run")

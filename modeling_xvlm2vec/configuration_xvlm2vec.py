@@ -10,7 +10,7 @@ from .backbone_llava_next import LlavaNextBackbone  # noqa: F401  (importing reg
 from .backbone_phi3_v import Phi3VBackbone  # noqa: F401
 from .backbone_qwen2_vl import Qwen2VLBackbone  # noqa: F401
 from .backbones import get_backbone
-from .instructions import INSTRUCTIONS
+from .instructions import default_instructions
 
 
 
@@ -31,7 +31,8 @@ class XVLM2VecConfig(PreTrainedConfig):
             The backbone's own image tag in prompts; defaults to the adapter's.
         instructions (`dict`, *optional*):
             Task -> side -> language -> instruction of the MMMEB protocol, written with the canonical tag
-            `<|image_1|>` (mapped to `image_tag` when inputs are built). Defaults to the protocol's table.
+            `<|image_1|>` (mapped to `image_tag` when inputs are built). Defaults to the table of the
+            shipped language registry; any table (any languages) may be given.
     """
 
     model_type = "xvlm2vec"
@@ -57,7 +58,7 @@ class XVLM2VecConfig(PreTrainedConfig):
         if self.image_tag is None:
             self.image_tag = adapter.image_tag
         if self.instructions is None:
-            self.instructions = INSTRUCTIONS
+            self.instructions = default_instructions()
         super().__post_init__(**kwargs)
 
     @property

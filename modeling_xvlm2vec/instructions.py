@@ -1,73 +1,32 @@
 """MMMEB evaluation protocol: task instructions per language and text formatting styles.
 
 Instructions are written with the canonical (Phi-3.5-V) image tag ``<|image_1|>``; a model maps
-it to its own backbone's tag when it builds inputs. ``{text}`` marks where the query text goes;
+it to its own backbone's tag when it builds inputs. The default table comes from the language
+registry (:mod:`.languages`); a model's config carries its own table. ``{text}`` marks where the query text goes;
 an instruction without it is followed by the text after a space (or used alone).
 """
 
 from __future__ import annotations
 
-CANONICAL_IMAGE_TAG = "<|image_1|>"
-LANGUAGES = ("en", "it", "es", "fr", "de")
+from .languages import IMAGE_TAG as CANONICAL_IMAGE_TAG
+from .languages import TASK_SIDES, load_languages
+
 STYLES = ("plain", "punct", "newline")
+TASKS = tuple(TASK_SIDES)
 
-_TAG = CANONICAL_IMAGE_TAG + "\n"
 
-INSTRUCTIONS: dict[str, dict[str, dict[str, str]]] = {
-    "i2t": {
-        "query": {
-            "en": _TAG + "Find an image caption describing the given everyday image",
-            "it": _TAG + "Trova una didascalia che descriva l'immagine di tutti i giorni",
-            "es": _TAG + "Encuentra una leyenda que describa la imagen cotidiana dada",
-            "fr": _TAG + "Trouvez une légende décrivant l'image donnée",
-            "de": _TAG + "Finde eine Bildunterschrift, die das gegebene Alltagsbild beschreibt",
-        },
-    },
-    "t2i": {
-        "query": {
-            "en": "Find me an everyday image that matches the given caption: {text}",
-            "it": "Trovami un'immagine di tutti i giorni che corrisponda alla didascalia data: {text}",
-            "es": "Encuentra una imagen cotidiana que coincida con la leyenda dada: {text}",
-            "fr": "Trouvez-moi une image de tous les jours qui correspond à la légende donnée: {text}",
-            "de": "Finde mir ein alltägliches Bild, das der gegebenen Beschriftung entspricht: {text}",
-        },
-        "candidate": {
-            "en": _TAG + "Represent the given image",
-            "it": _TAG + "Rappresenta l'immagine data",
-            "es": _TAG + "Representa la imagen dada",
-            "fr": _TAG + "Représentez l'image donnée",
-            "de": _TAG + "Stelle das gegebene Bild dar",
-        },
-    },
-    "vqa": {
-        "query": {
-            "en": _TAG + "Represent the given image with the following question: {text}",
-            "it": _TAG + "Rappresenta l'immagine data con la seguente domanda: {text}",
-            "es": _TAG + "Representa la imagen dada con la siguiente pregunta: {text}",
-            "fr": _TAG + "Représentez l'image donnée avec la question suivante: {text}",
-            "de": _TAG + "Stellen Sie das gegebene Bild mit der folgenden Frage dar: {text}",
-        },
-    },
-    "vg": {
-        "query": {
-            "en": _TAG + 'Select the portion of the image that isolates the object labeled as "{text}"',
-            "fr": _TAG + "Sélectionnez la partie de l'image qui isole l'objet étiqueté comme \"{text}\"",
-        },
-        "candidate": {
-            "en": _TAG + "Represent the given cropped image of the object",
-            "fr": _TAG + "Représentez l'image recadrée donnée de l'objet",
-        },
-    },
-    "c": {
-        "query": {
-            "en": _TAG + "Represent the given image for classification",
-            "it": _TAG + "Rappresenta l'immagine data per la classificazione",
-            "es": _TAG + "Representa la imagen dada para clasificación",
-            "fr": _TAG + "Représentez l'image donnée pour la classification",
-            "de": _TAG + "Stellen Sie das gegebene Bild für die Klassifizierung dar",
-        },
-    },
-}
+def default_instructions() -> dict[str, dict[str, dict[str, str]]]:
+    """The protocol's instruction table (task -> side -> language -> text) from the shipped language registry."""
+    return load_languages().instruction_table()
+
+
+def __getattr__(name: str):
+    """``INSTRUCTIONS`` (the default table) and ``LANGUAGES`` (the shipped languages), read lazily from the registry."""
+    if name == "INSTRUCTIONS":
+        return default_instructions()
+    if name == "LANGUAGES":
+        return load_languages().codes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_instruction(task: str, side: str, lang: str, table: dict | None = None) -> str | None:
@@ -76,7 +35,7 @@ def get_instruction(task: str, side: str, lang: str, table: dict | None = None) 
     Returns ``None`` when the protocol has no instruction for that side (text candidates are
     embedded alone). Raises ``ValueError`` for an unknown task or a language the task lacks.
     """
-    table = INSTRUCTIONS if table is None else table
+    table = default_instructions() if table is None else table
     if task not in table:
         raise ValueError(f"unknown MMMEB task {task!r}; expected one of {sorted(table)}")
     by_lang = table[task].get(side)

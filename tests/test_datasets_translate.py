@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dataset_builders.fixtures import mmeb_train_rows
-from dataset_builders.mmeb_train import MARKERS, journal_path, translated_fields
+from dataset_builders.mmeb_train import journal_path, language_markers, translated_fields
 from dataset_builders.translate import (
     MAX_NEW_TOKENS,
     Seq2SeqTranslator,
@@ -41,7 +41,7 @@ class StandInTranslator:
 
     def translate(self, texts: Sequence[str], lang: str) -> list[str]:
         time.sleep(self.delay)
-        question, answer = MARKERS[lang]
+        question, answer = language_markers(lang)
         return ["no markers at all" if " dog" in t else
                 t.replace("Question: ", f"{question}: <{lang}> ").replace("Answer: ", f"{answer}: <{lang}> ")
                 for t in texts]

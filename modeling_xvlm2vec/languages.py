@@ -96,6 +96,18 @@ def placeholder_problems(english: str, text: str) -> list[str]:
     return problems
 
 
+def check_instructions(entry: Language, english: Language, where: str) -> None:
+    """Raise ``ValueError`` when an instruction of ``entry`` lost or gained a placeholder or image tag against English's."""
+    for task, sides in entry.instructions.items():
+        for side, text in sides.items():
+            reference = english.instructions.get(task, {}).get(side)
+            if reference is None:
+                raise ValueError(f"{where}: {entry.code}.instructions.{task}.{side} has no English counterpart")
+            problems = placeholder_problems(reference, text)
+            if problems:
+                raise ValueError(f"{where}: {entry.code}.instructions.{task}.{side}: {'; '.join(problems)}")
+
+
 def _parse_entry(code: str, raw: object, where: str) -> Language:
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: entry {code!r} must be a mapping")
@@ -237,12 +249,18 @@ def _shipped() -> dict[str, Language]:
 
 
 def load_languages(files: Sequence[str | Path] | str | Path | None = ()) -> LanguageRegistry:
-    """The shipped paper languages with the entries of ``files`` merged in, in order."""
+    """The shipped paper languages with the entries of ``files`` merged in, in order.
+
+    Every instruction of a file's language must keep English's ``{text}`` placeholders and image tags.
+    """
     if isinstance(files, (str, Path)):
         files = [files]
     registry = LanguageRegistry(_shipped())
     for path in files or ():
-        registry = registry.with_entries(read_language_file(path))
+        entries = read_language_file(path)
+        registry = registry.with_entries(entries)
+        for code in entries:
+            check_instructions(registry[code], registry["en"], str(path))
     return registry
 
 

@@ -15,6 +15,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "fixtures": ("dataset_builders.fixtures", "write small data sets in the released formats"),
     "build": ("dataset_builders.build_cli", "build MMMEB or the parallel corpus as a Hub-layout dataset folder"),
     "translate": ("dataset_builders.translate", "translate MMEB-train rows with a seq2seq or chat model"),
+    "instructions": ("xvlm2vec.instructions_cli", "translate the instruction table into new languages; apply it to a model"),
     "eval": ("xvlm2vec.evaluation.cli", "evaluate embedding models on MMMEB"),
     "convert": ("xvlm2vec.convert_phi3v", "convert an original Phi-3.5-V / VLM2Vec checkpoint"),
     "publish": ("hub_cards.publish", "publish a model, dataset or metric folder to the Hub"),

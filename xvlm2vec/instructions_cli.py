@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dataset_builders.translate import output_text
 from modeling_xvlm2vec.languages import (IMAGE_TAG, Language, LanguageRegistry, check_code, load_languages,
                                          placeholder_problems, read_language_file, table_with_entries,
                                          write_language_file)
@@ -44,18 +45,20 @@ def translate_instructions(translator, english: Language, lang: str) -> tuple[di
     """Translate every instruction of ``english`` into ``lang``; return the accepted table and the refusals."""
     slots = [(task, side, text) for task, sides in english.instructions.items() for side, text in sides.items()]
     requests = [text[len(TAG_LINE):] if text.startswith(TAG_LINE) else text for _, _, text in slots]
-    outputs = translator.translate(requests, lang)
+    outputs = [output_text(output) for output in translator.translate(requests, lang)]
     if len(outputs) != len(slots):
         raise RuntimeError(f"translator returned {len(outputs)} outputs for {len(slots)} instructions")
     accepted: dict[str, dict[str, str]] = {}
     refused = []
-    for (task, side, text), output in zip(slots, outputs):
+    for (task, side, text), (output, truncated) in zip(slots, outputs):
         translated = output.strip()
         if text.startswith(TAG_LINE) and not translated.startswith(TAG_LINE):
             translated = TAG_LINE + translated
         problems = placeholder_problems(text, translated)
         if not translated.removeprefix(TAG_LINE).strip():
             problems.append("empty translation")
+        if truncated:
+            problems.append("cut by the token limit")
         if problems:
             refused.append(Refusal(lang, task, side, output, problems))
         else:

@@ -300,6 +300,12 @@ class Phi3VBackbone(Backbone):
         return Phi3VModel(config)
 
     @classmethod
+    def image_prefix_end_ids(cls, config: PreTrainedConfig) -> tuple[int, ...]:
+        """BOS, as released: a prompt piece after an image starts with BOS, so the prefix through the last BOS
+        is BOS + the image tokens + the following BOS with an image, and the first BOS alone without one."""
+        return (int(config.text_config.bos_token_id),)
+
+    @classmethod
     def load_pretrained(cls, name_or_path: str, **kwargs) -> nn.Module:
         """Load a [`Phi3VModel`] saved by this port (see ``xvlm2vec convert phi3v`` for original checkpoints)."""
         return Phi3VModel.from_pretrained(name_or_path, **kwargs)

@@ -19,6 +19,11 @@ class Qwen2VLBackbone(Backbone):
     vision_inputs: ClassVar[tuple[str, ...]] = ("pixel_values", "image_grid_thw")
 
     @classmethod
+    def image_prefix_end_ids(cls, config) -> tuple[int, ...]:
+        """The image prefix ends at ``<|vision_end|>`` (the image segment with its delimiters)."""
+        return (int(config.vision_end_token_id),)
+
+    @classmethod
     def forward(cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
         """Run the base model with 3-D rotary positions computed over real (unpadded) tokens."""
         grid = inputs.get("image_grid_thw")

@@ -45,6 +45,14 @@ class Backbone:
         return int(config.image_token_id)
 
     @classmethod
+    def image_prefix_end_ids(cls, config: PreTrainedConfig) -> tuple[int, ...]:
+        """Ids whose last occurrence in a row ends its image prefix (the image-loss pooling span).
+
+        Default: the image placeholder itself (the prefix runs through the last image token).
+        """
+        return (cls.image_token_id(config),)
+
+    @classmethod
     def position_ids(cls, attention_mask: torch.Tensor) -> torch.Tensor:
         """Positions counted over real tokens only, so left padding does not shift them."""
         positions = attention_mask.long().cumsum(-1) - 1

@@ -32,13 +32,36 @@ class XVLM2VecOutput(ModelOutput):
         last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
             The backbone's last hidden state.
         image_embeddings (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
-            Mean of the hidden states at the image placeholder positions (zeros for rows without an image);
-            returned with `return_image_embeddings=True`.
+            The image-loss pooling of each row (see `IMAGE_POOLINGS`), returned with `return_image_embeddings=True`.
     """
 
     embeddings: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     image_embeddings: torch.FloatTensor | None = None
+
+
+#: Image-loss poolings: `prefix` (as released) is the mean over real tokens up to and including the row's last
+#: image-prefix end token (the backbone's `image_prefix_end_ids`; Phi-3.5-V: BOS, i.e. BOS + image tokens + BOS,
+#: or the first BOS of a text-only row), falling back to the first real token when a row has none;
+#: `image_tokens` is the mean over the image placeholder tokens only (zeros for a row without an image).
+IMAGE_POOLINGS = ("prefix", "image_tokens")
+
+
+def prefix_mean(
+    hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, end_ids: Sequence[int]
+) -> torch.Tensor:
+    """Mean of [B, L, H] hidden states over each row's real tokens up to and including its last `end_ids` token.
+
+    A row without such a token keeps its first real token only. Padding (either side) is never counted.
+    """
+    real = attention_mask.bool()
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    is_end = torch.isin(input_ids, torch.tensor(list(end_ids), device=input_ids.device)) & real
+    last_end = torch.where(is_end, positions, -1).max(-1).values
+    first_real = real.long().argmax(-1)
+    end = torch.where(last_end >= 0, last_end, first_real)
+    weights = ((positions <= end[:, None]) & real).to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -160,6 +183,7 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         attention_mask: torch.Tensor,
         normalize: bool | None = None,
         return_image_embeddings: bool = False,
+        image_pooling: str = "prefix",
         **backbone_inputs: Any,
     ) -> XVLM2VecOutput:
         """Embed a processed batch.
@@ -167,7 +191,9 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         Args:
             input_ids, attention_mask: token ids and mask as returned by the backbone's processor.
             normalize: L2-normalise `embeddings` (default: `config.normalize`); training passes `False`.
-            return_image_embeddings: also return the mean hidden state over image placeholder tokens.
+            return_image_embeddings: also return the image-loss pooling of each row (`image_embeddings`).
+            image_pooling: `prefix` (as released: the mean through the last image-prefix end token, e.g. BOS +
+                image tokens + BOS on Phi-3.5-V) or `image_tokens` (the mean over the image placeholders only).
             backbone_inputs: the processor's vision outputs (`pixel_values`, `image_grid_thw`, `image_sizes`, ...).
         """
         if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
@@ -181,10 +207,21 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             embeddings = F.normalize(embeddings, dim=-1)
         image_embeddings = None
         if return_image_embeddings:
-            image_mask = (input_ids == self.adapter.image_token_id(self.config.backbone_config)) & attention_mask.bool()
-            weights = image_mask.to(hidden.dtype).unsqueeze(-1)
-            image_embeddings = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+            image_embeddings = self.image_pool(hidden, input_ids, attention_mask, image_pooling)
         return XVLM2VecOutput(embeddings=embeddings, last_hidden_state=hidden, image_embeddings=image_embeddings)
+
+    def image_pool(
+        self, hidden: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_pooling: str
+    ) -> torch.Tensor:
+        """The image-loss pooling `image_pooling` (one of `IMAGE_POOLINGS`) of [B, L, H] hidden states."""
+        backbone_config = self.config.backbone_config
+        if image_pooling == "prefix":
+            return prefix_mean(hidden, input_ids, attention_mask, self.adapter.image_prefix_end_ids(backbone_config))
+        if image_pooling == "image_tokens":
+            image_mask = (input_ids == self.adapter.image_token_id(backbone_config)) & attention_mask.bool()
+            weights = image_mask.to(hidden.dtype).unsqueeze(-1)
+            return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        raise ValueError(f"image_pooling must be one of {IMAGE_POOLINGS}, got {image_pooling!r}")
 
     # ----------------------------------------------------------------- sentence-transformers style API
     def encode(
@@ -262,4 +299,4 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
 XVLM2VecConfig.register_for_auto_class()
 XVLM2VecModel.register_for_auto_class("AutoModel")
 
-__all__ = ["XVLM2VecModel", "XVLM2VecOutput", "XVLM2VecPreTrainedModel", "pool"]
+__all__ = ["IMAGE_POOLINGS", "XVLM2VecModel", "XVLM2VecOutput", "XVLM2VecPreTrainedModel", "pool", "prefix_mean"]

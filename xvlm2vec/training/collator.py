@@ -30,17 +30,31 @@ class ParallelRow:
     teacher_row: int | None = None
 
 
-def decode_image(value: Any, row_id: str) -> Image.Image | None:
-    """Decode a datasets `Image` cell (`{"bytes", "path"}`, a PIL image or None) to RGB, or raise `ValueError`."""
+def to_rgb(image: Image.Image, resize: Sequence[int] | None) -> Image.Image:
+    """`image` resized to `resize` (width, height; PIL's default filter, in the image's own mode) then made RGB.
+
+    The order is the released run's (`Image.open(path).resize((1344, 1344))`, RGB conversion later in the
+    processor); the conversion drops alpha, as the released stack did.
+    """
+    if resize is not None:
+        image = image.resize(tuple(resize))
+    return image.convert("RGB")
+
+
+def decode_image(value: Any, row_id: str, resize: Sequence[int] | None = None) -> Image.Image | None:
+    """Decode a datasets `Image` cell (`{"bytes", "path"}`, a PIL image or None) to RGB, or raise `ValueError`.
+
+    With `resize` (width, height) the image is resized first, see `to_rgb`.
+    """
     if value is None or isinstance(value, Image.Image):
-        return value.convert("RGB") if value is not None else None
+        return to_rgb(value, resize) if value is not None else None
     if not isinstance(value, dict) or (value.get("bytes") is None and value.get("path") is None):
         raise ValueError(f"row {row_id}: image cell must be an image, a {{'bytes', 'path'}} dict or null")
     try:
         source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
         with Image.open(source) as image:
             image.load()
-            return image.convert("RGB")
+            return to_rgb(image, resize)
     except (OSError, UnidentifiedImageError) as error:
         raise ValueError(f"row {row_id}: unreadable image ({error})") from error
 
@@ -55,7 +69,8 @@ class ParallelCollator:
 
     A row is bad when a text is empty, its image cannot be read, the image tag appears on one side only
     (or without an image), or a side is longer than `max_length` tokens. `bad_rows="skip"` drops it with a
-    warning naming its id; `"error"` raises `ValueError` naming it.
+    warning naming its id; `"error"` raises `ValueError` naming it. With `image_resize` (width, height) every
+    image is resized to that size first (the released run: 1344x1344).
     """
 
     def __init__(
@@ -65,6 +80,7 @@ class ParallelCollator:
         bad_rows: str = "skip",
         fused: bool = True,
         teacher_cache: dict[str, torch.Tensor] | None = None,
+        image_resize: Sequence[int] | None = None,
     ) -> None:
         if bad_rows not in ("skip", "error"):
             raise ValueError(f"bad_rows must be 'skip' or 'error', got {bad_rows!r}")
@@ -73,6 +89,7 @@ class ParallelCollator:
         self.bad_rows = bad_rows
         self.fused = fused
         self.teacher_cache = teacher_cache
+        self.image_resize = image_resize
 
     # ------------------------------------------------------------------ validation
     def _reject(self, row_id: str, reason: str) -> None:
@@ -114,7 +131,7 @@ class ParallelCollator:
             image = None
             if reason is None:
                 try:
-                    image = decode_image(row.get("image"), row_id)
+                    image = decode_image(row.get("image"), row_id, self.image_resize)
                 except ValueError as error:
                     reason = str(error).removeprefix(f"row {row_id}: ")
             if reason is not None:

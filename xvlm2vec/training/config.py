@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from modeling_xvlm2vec.modeling_xvlm2vec import IMAGE_POOLINGS
+
 BAD_ROW_POLICIES = ("skip", "error")
 
 
@@ -18,7 +20,7 @@ class SKDConfig(TrainingArguments):
         loss = (w_en * MSE(s(en), t(en)) + w_x * MSE(s(x), t(en))) / (w_en + w_x)
 
     on un-normalised last-token embeddings; with `image_loss` the two image terms (mean-pooled hidden states
-    at the image positions) join and all four are averaged.
+    of the image prefix) join and all four are averaged.
 
     Parameters:
         teacher (`str` or `None`, defaults to `None`):
@@ -27,8 +29,15 @@ class SKDConfig(TrainingArguments):
             frozen XVLM2Vec teacher, loaded with `AutoModel.from_pretrained(..., trust_remote_code=True)`.
         image_loss (`bool`, defaults to `False`):
             Add the paper's image terms (ablation): MSE between mean-pooled hidden states of the image
-            segment, student(en) vs teacher(en) and student(x) vs teacher(en); the four terms are averaged.
-            Rows without an image contribute zero vectors on both sides.
+            prefix, student(en) vs teacher(en) and student(x) vs teacher(en); the four terms are averaged.
+        image_loss_pooling (`str`, defaults to `"prefix"`):
+            What the image terms pool. `prefix` (as released): the mean over the tokens up to and including the
+            last BOS (Phi-3.5-V: BOS + image tokens + the BOS after them; a text-only row: its first BOS; other
+            backbones end the prefix at their image segment's last token). `image_tokens`: the mean over the
+            image placeholder tokens only (a project variant; rows without an image give zero vectors).
+        image_resize (`list[int]` or `None`, defaults to `None`):
+            `[width, height]`: resize every training image to this size (PIL's default filter) before it is
+            converted to RGB and processed, as the released run did (`[1344, 1344]`). `None` keeps images as they are.
         en_loss_weight (`float`, defaults to `1.0`):
             Weight of the English term `MSE(s(en), t(en))` (keeps English where it was).
         x_loss_weight (`float`, defaults to `1.0`):
@@ -59,7 +68,14 @@ class SKDConfig(TrainingArguments):
         default=None,
         metadata={"help": "None: self-teacher (LoRA adapters switched off). A path/Hub id: a separate frozen teacher."},
     )
-    image_loss: bool = field(default=False, metadata={"help": "Add the two image-segment MSE terms (paper's ablation)."})
+    image_loss: bool = field(default=False, metadata={"help": "Add the two image-prefix MSE terms (paper's ablation)."})
+    image_loss_pooling: str = field(
+        default="prefix",
+        metadata={"help": "Image-term pooling: 'prefix' (as released) or 'image_tokens'.", "choices": IMAGE_POOLINGS},
+    )
+    image_resize: list[int] | None = field(
+        default=None, metadata={"help": "Resize training images to WIDTH HEIGHT first (released run: 1344 1344)."}
+    )
     en_loss_weight: float = field(default=1.0, metadata={"help": "Weight of MSE(student(en), teacher(en))."})
     x_loss_weight: float = field(default=1.0, metadata={"help": "Weight of MSE(student(x), teacher(en))."})
     languages: list[str] | None = field(
@@ -84,6 +100,12 @@ class SKDConfig(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.image_loss_pooling not in IMAGE_POOLINGS:
+            raise ValueError(f"image_loss_pooling must be one of {IMAGE_POOLINGS}, got {self.image_loss_pooling!r}")
+        if self.image_resize is not None:
+            self.image_resize = [int(side) for side in self.image_resize]
+            if len(self.image_resize) != 2 or min(self.image_resize) < 1:
+                raise ValueError(f"image_resize must be [width, height] with positive sides, got {self.image_resize}")
         if self.bad_rows not in BAD_ROW_POLICIES:
             raise ValueError(f"bad_rows must be one of {BAD_ROW_POLICIES}, got {self.bad_rows!r}")
         if self.en_loss_weight < 0 or self.x_loss_weight < 0 or self.en_loss_weight + self.x_loss_weight == 0:

@@ -16,11 +16,14 @@ from .teacher import Teacher
 from .tensors import parameter_dtype, to_dtype
 
 
-def student_outputs(model: nn.Module, inputs: dict[str, Any], image_loss: bool) -> dict[str, torch.Tensor]:
-    """Student embeddings (and image embeddings) of the English and x sides, fused or side by side."""
+def student_outputs(
+    model: nn.Module, inputs: dict[str, Any], image_loss: bool, image_pooling: str = "prefix"
+) -> dict[str, torch.Tensor]:
+    """Student embeddings (and image embeddings, pooled by `image_pooling`) of the English and x sides."""
     dtype = parameter_dtype(model)
+    pooled = {"return_image_embeddings": image_loss, "image_pooling": image_pooling}
     if "student_inputs" in inputs:
-        output = model(**to_dtype(inputs["student_inputs"], dtype), normalize=False, return_image_embeddings=image_loss)
+        output = model(**to_dtype(inputs["student_inputs"], dtype), normalize=False, **pooled)
         half = output.embeddings.shape[0] // 2
         found = {"student_en": output.embeddings[:half], "student_x": output.embeddings[half:]}
         if image_loss:
@@ -30,14 +33,16 @@ def student_outputs(model: nn.Module, inputs: dict[str, Any], image_loss: bool) 
     found = {}
     for side in ("en", "x"):
         batch = to_dtype(inputs[f"student_{side}_inputs"], dtype)
-        output = model(**batch, normalize=False, return_image_embeddings=image_loss)
+        output = model(**batch, normalize=False, **pooled)
         found[f"student_{side}"] = output.embeddings
         if image_loss:
             found[f"student_{side}_image"] = output.image_embeddings
     return found
 
 
-def teacher_outputs(model: nn.Module, teacher: Teacher, inputs: dict[str, Any], image_loss: bool) -> dict[str, torch.Tensor]:
+def teacher_outputs(
+    model: nn.Module, teacher: Teacher, inputs: dict[str, Any], image_loss: bool, image_pooling: str = "prefix"
+) -> dict[str, torch.Tensor]:
     """Teacher English embeddings: from the teacher cache when the collator found them, else a teacher forward."""
     if "teacher_embeddings" in inputs:
         found = {"teacher_en": inputs["teacher_embeddings"]}
@@ -45,16 +50,23 @@ def teacher_outputs(model: nn.Module, teacher: Teacher, inputs: dict[str, Any], 
             found["teacher_en_image"] = inputs["teacher_image_embeddings"]
         return found
     dtype = parameter_dtype(teacher.separate if teacher.separate is not None else model)
-    embeddings, image_embeddings = teacher.embed(model, to_dtype(inputs["teacher_inputs"], dtype), with_images=image_loss)
+    embeddings, image_embeddings = teacher.embed(
+        model, to_dtype(inputs["teacher_inputs"], dtype), with_images=image_loss, image_pooling=image_pooling
+    )
     found = {"teacher_en": embeddings}
     if image_loss:
         found["teacher_en_image"] = image_embeddings
     return found
 
 
-def skd_outputs(model: nn.Module, teacher: Teacher, inputs: dict[str, Any], image_loss: bool) -> dict[str, torch.Tensor]:
+def skd_outputs(
+    model: nn.Module, teacher: Teacher, inputs: dict[str, Any], image_loss: bool, image_pooling: str = "prefix"
+) -> dict[str, torch.Tensor]:
     """Everything `distillation_terms` takes, for one collated batch (teacher first, then the student)."""
-    return {**teacher_outputs(model, teacher, inputs, image_loss), **student_outputs(model, inputs, image_loss)}
+    return {
+        **teacher_outputs(model, teacher, inputs, image_loss, image_pooling),
+        **student_outputs(model, inputs, image_loss, image_pooling),
+    }
 
 
 def skd_loss(
@@ -64,8 +76,10 @@ def skd_loss(
     image_loss: bool = False,
     en_weight: float = 1.0,
     x_weight: float = 1.0,
+    image_pooling: str = "prefix",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The loss of one collated batch, its MSE terms and the embeddings they came from."""
-    outputs = skd_outputs(model, teacher, inputs, image_loss)
+    """The loss of one collated batch, its MSE terms and the embeddings they came from (image terms pooled by
+    `image_pooling`, see `IMAGE_POOLINGS`)."""
+    outputs = skd_outputs(model, teacher, inputs, image_loss, image_pooling)
     terms = distillation_terms(**outputs)
     return combine_terms(terms, en_weight, x_weight), terms, outputs

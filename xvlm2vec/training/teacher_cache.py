@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,14 @@ def rows_fingerprint(dataset: datasets.Dataset) -> str:
     return digest.hexdigest()
 
 
-def settings_fingerprint(model_config: Any, processor: Any, max_length: int | None) -> str:
-    """sha256 of what else shapes a teacher embedding: model config, processor settings, max length."""
+def settings_fingerprint(
+    model_config: Any,
+    processor: Any,
+    max_length: int | None,
+    image_pooling: str = "prefix",
+    image_resize: Sequence[int] | None = None,
+) -> str:
+    """sha256 of what else shapes a teacher embedding: model config, processor, max length, image pooling and resize."""
     digest = hashlib.sha256()
     _update(digest, model_config.to_json_string(use_diff=False).encode())
     to_json = getattr(processor, "to_json_string", None)
@@ -64,12 +71,18 @@ def settings_fingerprint(model_config: Any, processor: Any, max_length: int | No
     backend = getattr(getattr(processor, "tokenizer", processor), "backend_tokenizer", None)
     if backend is not None:
         _update(digest, backend.to_str().encode())
-    _update(digest, json.dumps({"max_length": max_length}).encode())
+    resize = list(image_resize) if image_resize is not None else None
+    _update(digest, json.dumps({"max_length": max_length, "image_pooling": image_pooling, "image_resize": resize}).encode())
     return digest.hexdigest()
 
 
 def compute_teacher_embeddings(
-    teacher: Teacher, runner: torch.nn.Module, dataset: datasets.Dataset, collator: ParallelCollator, batch_size: int
+    teacher: Teacher,
+    runner: torch.nn.Module,
+    dataset: datasets.Dataset,
+    collator: ParallelCollator,
+    batch_size: int,
+    image_pooling: str = "prefix",
 ) -> dict[str, torch.Tensor]:
     """Teacher embeddings of every row's English side ([N, D] float32; NaN rows for rows the collator refuses)."""
     device = next(runner.parameters()).device
@@ -86,7 +99,7 @@ def compute_teacher_embeddings(
             continue
         batch, rows, _ = collator.prepare(rows, ("text_en",))
         batch = to_dtype(batch, dtype, device)
-        emb, image_emb = teacher.embed(runner, batch, with_images=True)
+        emb, image_emb = teacher.embed(runner, batch, with_images=True, image_pooling=image_pooling)
         if embeddings is None:
             embeddings = torch.full((len(dataset), emb.shape[-1]), float("nan"))
             image_embeddings = torch.full((len(dataset), image_emb.shape[-1]), float("nan"))
@@ -106,6 +119,7 @@ def load_or_build_teacher_cache(
     collator: ParallelCollator,
     settings: str,
     batch_size: int,
+    image_pooling: str = "prefix",
 ) -> tuple[dict[str, torch.Tensor], Path]:
     """Load the cache file of (teacher, data, settings) from `folder`, or compute and write it.
 
@@ -123,7 +137,7 @@ def load_or_build_teacher_cache(
             logger.info("teacher cache hit: %s", path)
             return load_file(str(path)), path
         logger.warning("teacher cache %s does not match its key; recomputing", path)
-    cache = compute_teacher_embeddings(teacher, runner, dataset, collator, batch_size)
+    cache = compute_teacher_embeddings(teacher, runner, dataset, collator, batch_size, image_pooling)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(cache, str(path), metadata={"key": key, "rows": str(len(dataset))})
     logger.info("teacher cache written: %s", path)

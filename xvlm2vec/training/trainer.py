@@ -56,7 +56,8 @@ class SKDTrainer(Trainer):
         self.teacher = Teacher(model, teacher_model)
         if data_collator is None:
             data_collator = ParallelCollator(
-                core.prepare_inputs, args.max_length, args.bad_rows, fused=args.fused_student_forward
+                core.prepare_inputs, args.max_length, args.bad_rows, fused=args.fused_student_forward,
+                image_resize=args.image_resize,
             )
         super().__init__(
             model=model,
@@ -84,7 +85,9 @@ class SKDTrainer(Trainer):
     def _attach_teacher_cache(self, core: nn.Module) -> None:
         """Load or build the teacher cache of the training split and point its rows at it."""
         collator = self.data_collator
-        settings = settings_fingerprint(core.config, core.processor, self.args.max_length)
+        settings = settings_fingerprint(
+            core.config, core.processor, self.args.max_length, self.args.image_loss_pooling, collator.image_resize
+        )
         runner = self.model if self.teacher.separate is None else self.teacher.separate
         with self.args.main_process_first(desc="teacher cache"):
             cache, self.teacher_cache_path = load_or_build_teacher_cache(
@@ -95,6 +98,7 @@ class SKDTrainer(Trainer):
                 collator,
                 settings,
                 self.args.teacher_cache_batch_size,
+                self.args.image_loss_pooling,
             )
         collator.teacher_cache = cache
         self.train_dataset = with_teacher_rows(self.train_dataset)
@@ -108,7 +112,8 @@ class SKDTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Distillation loss of one batch; records its terms for logging while training."""
         loss, terms, outputs = skd_loss(
-            model, self.teacher, inputs, self.args.image_loss, self.args.en_loss_weight, self.args.x_loss_weight
+            model, self.teacher, inputs, self.args.image_loss, self.args.en_loss_weight, self.args.x_loss_weight,
+            self.args.image_loss_pooling,
         )
         skipped = inputs.get("skipped_rows", 0)
         if model.training:

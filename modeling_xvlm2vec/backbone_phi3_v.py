@@ -243,9 +243,8 @@ class Phi3VModel(Phi3VPreTrainedModel):
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         text = self.config.text_config
         mask_function = create_causal_mask if text.sliding_window is None else create_sliding_window_causal_mask
-        causal_mask = mask_function(
-            config=text, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=None, position_ids=position_ids
-        )
+        # no KV cache; passed by position: transformers renamed that parameter (past_key_values -> cache) within 5.x
+        causal_mask = mask_function(text, inputs_embeds, attention_mask, None, position_ids=position_ids)
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
         for layer in self.layers:

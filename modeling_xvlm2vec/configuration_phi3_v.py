@@ -10,7 +10,11 @@ default, as the original hard-codes), and ``img_processor`` / ``embd_layer`` kee
 from __future__ import annotations
 
 from transformers import CLIPVisionConfig, Phi3Config, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+
+try:  # transformers >= 5.2x declares sub-configs with their defaults
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:  # older 5.x: sub-configs are declared as classes and built in __post_init__
+    SubConfigSpec = None
 
 #: The CLIP tower of every Phi-3(.5)-V checkpoint (``openai/clip-vit-large-patch14-336``).
 CLIP_VIT_LARGE_PATCH14_336 = {
@@ -59,10 +63,13 @@ class Phi3VConfig(PreTrainedConfig):
     """
 
     model_type = "phi3_v"
-    sub_configs_defaults = {
-        "text_config": SubConfigSpec(config_class=Phi3Config),
-        "vision_config": SubConfigSpec(config_class=CLIPVisionConfig, init_kwargs=CLIP_VIT_LARGE_PATCH14_336),
-    }
+    if SubConfigSpec is not None:
+        sub_configs_defaults = {
+            "text_config": SubConfigSpec(config_class=Phi3Config),
+            "vision_config": SubConfigSpec(config_class=CLIPVisionConfig, init_kwargs=CLIP_VIT_LARGE_PATCH14_336),
+        }
+    else:
+        sub_configs = {"text_config": Phi3Config, "vision_config": CLIPVisionConfig}
 
     text_config: dict | PreTrainedConfig | None = None
     vision_config: dict | PreTrainedConfig | None = None
@@ -74,6 +81,8 @@ class Phi3VConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         if isinstance(self.vision_config, dict):  # a partial dict keeps the ViT-L/14-336 defaults
             self.vision_config = {**CLIP_VIT_LARGE_PATCH14_336, **self.vision_config}
+        if SubConfigSpec is None:
+            self._build_sub_configs()
         super().__post_init__(**kwargs)
         width = self.vision_config.hidden_size
         self.img_processor = {
@@ -87,6 +96,15 @@ class Phi3VConfig(PreTrainedConfig):
         }
         self.embd_layer = {**DEFAULT_EMBD_LAYER, **(self.embd_layer or {})}
         self._check_supported()
+
+    def _build_sub_configs(self) -> None:
+        """Turn missing or dict sub-configs into config objects (transformers versions without `SubConfigSpec`)."""
+        if self.text_config is None or isinstance(self.text_config, dict):
+            self.text_config = Phi3Config(**(self.text_config or {}))
+        if self.vision_config is None:
+            self.vision_config = dict(CLIP_VIT_LARGE_PATCH14_336)
+        if isinstance(self.vision_config, dict):
+            self.vision_config = CLIPVisionConfig(**self.vision_config)
 
     def _check_supported(self) -> None:
         """Raise ``ValueError`` for settings the original Phi-3.5-V never used and this port does not run."""

@@ -21,12 +21,16 @@ from dataset_builders.hub_layout import materialise
 from dataset_builders.report import BuildReport, ReportFragment
 from dataset_builders.safe_io import ImageStore, JsonlLine, RowError, iter_jsonl
 from dataset_builders.source import resolve_source
-from modeling_xvlm2vec.instructions import LANGUAGES
+from modeling_xvlm2vec.languages import check_code
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One MMMEB task: its release file name parts and which fields hold query and candidates."""
+    """One MMMEB task: its release file name parts and which fields hold query and candidates.
+
+    ``languages`` are the languages of the paper's release; the builder reads every language
+    whose file follows the release name pattern (any language code).
+    """
 
     dataset: str
     card: int
@@ -46,13 +50,25 @@ class TaskSpec:
         """The release file name for ``lang``."""
         return f"{self.dataset}_{lang}_{self.card}_formatted_{self.task}.jsonl"
 
+    def language_of(self, filename: str) -> str | None:
+        """The language code of a file named by the release pattern of this task, else ``None``."""
+        prefix, suffix = f"{self.dataset}_", f"_{self.card}_formatted_{self.task}.jsonl"
+        if not (filename.startswith(prefix) and filename.endswith(suffix)) or len(filename) <= len(prefix + suffix):
+            return None
+        try:
+            return check_code(filename[len(prefix):-len(suffix)])
+        except ValueError:
+            return None
 
+
+# the languages the released files cover (vg and vqa: en and fr only)
+RELEASED_LANGUAGES = ("en", "it", "es", "fr", "de")
 TASKS: tuple[TaskSpec, ...] = (
-    TaskSpec("xtd", 1000, "i2t", None, "img", "captions", False, LANGUAGES),
-    TaskSpec("xtd", 1000, "t2i", "text", None, "images", True, LANGUAGES),
-    TaskSpec("xm", 1000, "i2t", None, "img", "captions", False, LANGUAGES),
-    TaskSpec("xm", 1000, "t2i", "text", None, "images", True, LANGUAGES),
-    TaskSpec("imagenet-1k-val", 1000, "c", None, "img", "classes", False, LANGUAGES),
+    TaskSpec("xtd", 1000, "i2t", None, "img", "captions", False, RELEASED_LANGUAGES),
+    TaskSpec("xtd", 1000, "t2i", "text", None, "images", True, RELEASED_LANGUAGES),
+    TaskSpec("xm", 1000, "i2t", None, "img", "captions", False, RELEASED_LANGUAGES),
+    TaskSpec("xm", 1000, "t2i", "text", None, "images", True, RELEASED_LANGUAGES),
+    TaskSpec("imagenet-1k-val", 1000, "c", None, "img", "classes", False, RELEASED_LANGUAGES),
     TaskSpec("flickr30k_entities", 1000, "vg", "text", "img", "imgs", True, ("en", "fr")),
     TaskSpec("maxm_v1", 100, "vqa", "question", "img", "answers", False, ("en", "fr")),
 )
@@ -182,12 +198,12 @@ class MMMEBBuilder(datasets.GeneratorBasedBuilder):
 
 
 def find_release_files(folder: Path) -> dict[str, dict[str, str]]:
-    """``{config: {lang: path}}`` for every release file present in ``folder``."""
+    """``{config: {lang: path}}`` for every release file present in ``folder``, any language code."""
     found: dict[str, dict[str, str]] = {}
     for spec in TASKS:
-        for lang in spec.languages:
-            path = folder / spec.filename(lang)
-            if path.is_file():
+        for path in sorted(folder.glob(f"{spec.dataset}_*_{spec.card}_formatted_{spec.task}.jsonl")):
+            lang = spec.language_of(path.name)
+            if lang is not None and path.is_file():
                 found.setdefault(spec.config_name, {})[lang] = str(path)
     return found
 

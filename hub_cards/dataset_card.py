@@ -18,6 +18,7 @@ from huggingface_hub import DatasetCard
 from hub_cards.templates_io import citation, read_template, template_path
 
 REPORT_FILENAME = "build_report.json"  # the name dataset_builders.report writes next to the data
+SPLIT_COLUMNS_MAX = 8  # more splits (languages) than this: one table row per split instead of one column
 UNION_CONFIG = "all"  # the parallel corpus' config holding every language's rows
 KINDS = ("mmmeb", "parallel")
 
@@ -169,6 +170,7 @@ def render_dataset_card(
         report_source=report.get("source", "?"),
         split_names=split_names,
         size_rows=size_rows,
+        splits_as_rows=len(split_names) > SPLIT_COLUMNS_MAX,
         split_totals={s: sum(row["sizes"].get(s, 0) for row in size_rows) for s in split_names},
         rows_total=rows_total,
         has_union=union is not None,

@@ -1,0 +1,59 @@
+"""MMMEB in any language: an XM3600-style source with its 36 languages builds one split per language,
+and the dataset card stays readable (one row per language)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from dataset_builders.mmmeb import build_mmmeb
+
+# the 36 languages of Crossmodal-3600
+XM3600_LANGUAGES = ("ar bn cs da de el en es fa fi fil fr he hi hr hu id it ja ko mi nl no pl pt quz ro ru sv sw te th "
+                    "tr uk vi zh").split()
+
+
+@pytest.fixture(scope="module")
+def xm36(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """An XM3600-style release: i2t and t2i files in 36 languages (2 queries each, 3 candidates), built."""
+    root = tmp_path_factory.mktemp("xm36")
+    release = root / "release"
+    (release / "xm_images").mkdir(parents=True)
+    colours = ["red", "green", "blue"]
+    for colour in colours:
+        Image.new("RGB", (8, 8), colour).save(release / "xm_images" / f"{colour}.jpg")
+    for lang in XM3600_LANGUAGES:
+        captions = [f"{lang} {colour}" for colour in colours]
+        with open(release / f"xm_{lang}_1000_formatted_i2t.jsonl", "w", encoding="utf-8") as handle:
+            for i in range(2):
+                handle.write(json.dumps({"img": colours[i], "captions": captions[i:] + captions[:i]}) + "\n")
+        with open(release / f"xm_{lang}_1000_formatted_t2i.jsonl", "w", encoding="utf-8") as handle:
+            for i in range(2):
+                handle.write(json.dumps({"text": captions[i], "images": colours[i:] + colours[:i]}) + "\n")
+    # a file that follows the pattern around something that is not a language code is not read
+    (release / "xm_NOT A CODE_1000_formatted_i2t.jsonl").write_text('{"img": "red", "captions": ["x"]}\n')
+    report = build_mmmeb(release, root / "out")
+    return root / "out", report
+
+
+def test_xm3600_style_source_builds_every_language(xm36) -> None:
+    out, report = xm36
+    assert report.passed and report.rows_rejected == 0
+    assert report.split_rows == {f"xm_{task}/{lang}": 2 for task in ("i2t", "t2i") for lang in XM3600_LANGUAGES}
+    card = (out / "README.md").read_text(encoding="utf-8")
+    for lang in ("fil", "quz", "sw", "zh"):
+        assert f"- {lang}\n" in card  # the card's language metadata lists every split's language
+
+
+def test_dataset_card_lists_many_languages_as_rows(xm36) -> None:
+    from hub_cards.dataset_card import render_dataset_card
+
+    out, _ = xm36
+    text = str(render_dataset_card(out))
+    table = text[text.index("## Configurations and sizes"):text.index("Load one configuration")]
+    header = next(line for line in table.splitlines() if line.startswith("| "))
+    assert header.count("|") <= 5  # language | xm_i2t | xm_t2i | total: columns per config, not per language
+    assert "| `sw` | 2 | 2 | 4 |" in table and "| **total** | 72 | 72 | **144** |" in table

@@ -19,13 +19,13 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from hub_cards.templates_io import citation, template_path
 from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
+from modeling_xvlm2vec.languages import check_code, load_languages
 from xvlm2vec.evaluation import results as eval_results
 
 TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
 ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) writes
 TRAINING_ARGS_NAME = "training_args.json"  # TrainingArguments.to_json_string(), written by train.py
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-LANGUAGE_NAMES = {"en": "English", "it": "Italian", "es": "Spanish", "fr": "French", "de": "German"}
 MODEL_TAGS = ["xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "knowledge-distillation", "custom_code"]
 
 
@@ -137,6 +137,34 @@ def _recipe_value(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
+def language_names(codes: list[str]) -> str:
+    """``English (en), Portuguese (pt), ...``: names from the language registry, the code alone when unknown."""
+    registry = load_languages()
+    return ", ".join(f"{registry.name(code)} ({code})" if code in registry else code for code in codes)
+
+
+def trained_languages(run: dict[str, Any]) -> list[str]:
+    """The languages a run distilled (English first): its ``languages``, a per-language ``dataset_config``, or
+    the ``language`` metadata of a local parallel-corpus folder (``dataset_name``) trained on whole."""
+    langs = run.get("languages") or []
+    if isinstance(langs, str):
+        langs = langs.split(",")
+    langs = [lang.strip() for lang in langs if lang.strip()]
+    config = run.get("dataset_config")
+    folder = Path(str(run.get("dataset_name") or ""))
+    if config and config != "all":
+        try:
+            langs.append(check_code(config))
+        except ValueError:
+            pass  # a config that is not one language
+    elif not langs and (folder / "README.md").is_file():
+        from huggingface_hub import DatasetCard
+
+        metadata = DatasetCard.load(folder / "README.md", repo_type="dataset").data.get("language") or []
+        langs = [metadata] if isinstance(metadata, str) else list(metadata)
+    return sorted({"en", *langs}, key=lambda l: (l != "en", l)) if langs else []
+
+
 def render_model_card(
     model_dir: str | Path,
     results_json: str | Path | None = None,
@@ -200,12 +228,9 @@ def render_model_card(
         results_table = eval_results.markdown_table(document).replace("\n## ", "\n### ").replace("## ", "### ", 1)
         result_langs = {lang for m in document["models"] if m["name"] == results_name for lang in m["averages"]["per_language"]}
 
-    trained_langs = recipe.get("languages") or []
-    if isinstance(trained_langs, str):
-        trained_langs = trained_langs.split(",")
-    if recipe.get("dataset_config") in LANGUAGES:  # the parallel corpus' per-language configs
-        trained_langs = [*trained_langs, recipe["dataset_config"]]
-    languages = sorted({"en", *[l.strip() for l in trained_langs], *result_langs} - {""}, key=lambda l: (l != "en", l))
+    trained_langs = trained_languages({**recipe, **(run_args or {})})
+    evaluated_langs = sorted(result_langs, key=lambda l: (l != "en", l))
+    languages = sorted({"en", *trained_langs, *result_langs}, key=lambda l: (l != "en", l))
     if languages == ["en"]:
         languages = list(LANGUAGES)
     title = (repo_id or model_dir.name).split("/")[-1]
@@ -243,7 +268,9 @@ def render_model_card(
         padding_side=config.get("padding_side", "right"),
         image_tag=_table_cell(config.get("image_tag") or ""),
         hidden_size=text_config.get("hidden_size", "unknown"),
-        languages_text=", ".join(LANGUAGE_NAMES.get(l, l) for l in languages),
+        languages_text=language_names(languages),
+        trained_languages_text=language_names(trained_langs) if trained_langs else "not recorded",
+        evaluated_languages_text=language_names(evaluated_langs) if evaluated_langs else "not evaluated",
         base_model_text=f"[{base}](https://huggingface.co/{base})" if base else (recipe.get("model_name_or_path") or "not recorded"),
         license_text=license,
         datasets_text=", ".join(dataset_ids) or (recipe.get("dataset_name") or "not recorded"),

@@ -16,6 +16,7 @@ convention, are accepted too.
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import torch
@@ -168,7 +169,10 @@ class Phi3VModel(Phi3VPreTrainedModel):
         self.embed_tokens = nn.Embedding(text.vocab_size, text.hidden_size, self.padding_idx)
         self.embed_dropout = nn.Dropout(text.embd_pdrop)
         self.vision_embed_tokens = Phi3VImageEmbedding(config)
-        self.layers = nn.ModuleList([Phi3DecoderLayer(text, index) for index in range(text.num_hidden_layers)])
+        self.decoder_config = reference_window_config(text)
+        self.layers = nn.ModuleList(
+            [Phi3DecoderLayer(self.decoder_config, index) for index in range(text.num_hidden_layers)]
+        )
         self.norm = Phi3RMSNorm(text.hidden_size, eps=text.rms_norm_eps)
         self.rotary_emb = Phi3RotaryEmbedding(config=text)
         self.gradient_checkpointing = False
@@ -241,10 +245,10 @@ class Phi3VModel(Phi3VPreTrainedModel):
             attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        text = self.config.text_config
-        mask_function = create_causal_mask if text.sliding_window is None else create_sliding_window_causal_mask
+        decoder = self.decoder_config
+        mask_function = create_causal_mask if decoder.sliding_window is None else create_sliding_window_causal_mask
         # no KV cache; passed by position: transformers renamed that parameter (past_key_values -> cache) within 5.x
-        causal_mask = mask_function(text, inputs_embeds, attention_mask, None, position_ids=position_ids)
+        causal_mask = mask_function(decoder, inputs_embeds, attention_mask, None, position_ids=position_ids)
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
         for layer in self.layers:
@@ -256,6 +260,21 @@ class Phi3VModel(Phi3VPreTrainedModel):
                 **kwargs,
             )
         return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden_states))
+
+
+def reference_window_config(text: PreTrainedConfig) -> PreTrainedConfig:
+    """The decoder's config as transformers 5's masks and attention kernels must see it to match the reference.
+
+    The original Phi-3 code (transformers 4.x masks, flash-attn's ``window_size=(w, w)``) lets a query attend
+    to itself and the ``w`` keys before it: ``w + 1`` keys. transformers 5 admits ``sliding_window`` keys in
+    all. The returned copy carries ``w + 1`` (no window: unchanged); the model's saved config keeps the
+    original ``w``. The attention implementation is copied too (set before the layers are built).
+    """
+    if text.sliding_window is None:
+        return text
+    decoder = copy.copy(text)
+    decoder.sliding_window = text.sliding_window + 1
+    return decoder
 
 
 def check_placeholder_counts(per_row: list[int], per_image: list[int]) -> None:
@@ -317,4 +336,5 @@ __all__ = [
     "Phi3VModel",
     "Phi3VPreTrainedModel",
     "check_placeholder_counts",
+    "reference_window_config",
 ]

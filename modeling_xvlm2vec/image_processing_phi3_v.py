@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
-from transformers.image_transforms import convert_to_rgb
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 #: Side of one crop (the CLIP ViT-L/14-336 input).
@@ -90,8 +89,10 @@ class Phi3VImageProcessor(BaseImageProcessor):
             default is 16). `pixel_values` holds `num_crops + 1` crops per image.
         image_mean (`list[float]`, *optional*): normalisation mean, CLIP's by default.
         image_std (`list[float]`, *optional*): normalisation std, CLIP's by default.
-        do_convert_rgb (`bool`, defaults to `True`): composite transparent images on white before the
-            RGB conversion (every image is converted to RGB).
+        do_convert_rgb (`bool`, defaults to `True`): convert every image to RGB with PIL's `convert("RGB")`,
+            which drops an alpha channel (RGBA, LA, transparent palettes) without compositing, as the stack the
+            released models were trained and evaluated with (transformers 4.x) did. `False`: images must
+            already be RGB (`ValueError` otherwise).
     """
 
     model_input_names = ["pixel_values", "image_sizes"]
@@ -153,9 +154,10 @@ class Phi3VImageProcessor(BaseImageProcessor):
                 raise ValueError(f"image {index}: expected a PIL image, got {type(image).__name__}")
             if image.width < 1 or image.height < 1:
                 raise ValueError(f"image {index}: empty image ({image.width}x{image.height})")
-            if self.do_convert_rgb:  # alpha composited on white, as the original
-                image = Image.fromarray(convert_to_rgb(image, return_numpy=True))
-            image = image.convert("RGB")
+            if image.mode != "RGB":
+                if not self.do_convert_rgb:
+                    raise ValueError(f"image {index}: mode {image.mode} is not RGB and do_convert_rgb is False")
+                image = image.convert("RGB")  # alpha dropped, not composited (the released stack)
             crops, (height, width) = self.to_crops(image, num_crops)
             pixel_values.append(crops)
             image_sizes.append([height, width])

@@ -180,3 +180,36 @@ def test_left_and_right_padding_give_the_same_states(tiny):
     for row in range(2):
         n = int(right["attention_mask"][row].sum())
         assert (hr[row, :n] - hl[row, -n:]).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_sliding_window_admits_the_window_plus_the_query_like_the_reference(attn_implementation):
+    """Window w=2, one decoder layer: position q sees keys q-2, q-1, q (w + 1 keys), as the reference's
+    transformers-4 mask (and flash-attn's window (w, w)) does. Found by perturbing one input position at a
+    time and seeing which outputs move."""
+    config = tiny_phi3_v_config(layers=1)
+    config.text_config.sliding_window = 2
+    config._attn_implementation = config.text_config._attn_implementation = attn_implementation
+    torch.manual_seed(0)
+    model = Phi3VModel(config).eval()
+    length = 7
+    embeds = torch.randn(1, length, config.text_config.hidden_size)
+    with torch.no_grad():
+        base = model(inputs_embeds=embeds).last_hidden_state
+        sees = torch.zeros(length, length, dtype=torch.int)  # sees[q, k]: output q moves when input k does
+        for key in range(length):
+            moved = embeds.clone()
+            moved[0, key] += 1.0
+            changed = (model(inputs_embeds=moved).last_hidden_state - base).abs().amax(-1)[0] > 1e-6
+            sees[:, key] = changed.int()
+    expected = torch.tensor([
+        [1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0],
+        [0, 1, 1, 1, 0, 0, 0],
+        [0, 0, 1, 1, 1, 0, 0],
+        [0, 0, 0, 1, 1, 1, 0],
+        [0, 0, 0, 0, 1, 1, 1],
+    ], dtype=torch.int)
+    assert torch.equal(sees, expected)
+    assert model.config.text_config.sliding_window == 2  # the saved config keeps the reference's w

@@ -112,10 +112,39 @@ def test_portrait_is_padded_on_the_sides():
     assert torch.allclose(crop[:, 100, 168], black, atol=1e-5)
 
 
-def test_transparent_image_composited_on_white():
+def test_transparent_image_drops_alpha_like_the_released_stack():
+    """A fully transparent black image stays black (alpha dropped), not white (no compositing)."""
     rgba = Image.new("RGBA", (336, 336), (0, 0, 0, 0))
     crop = Phi3VImageProcessor(num_crops=1)(rgba)["pixel_values"][0, 1]
-    assert torch.allclose(crop[:, 5, 5], (1 - MEAN) / STD, atol=1e-5)
+    assert torch.allclose(crop[:, 5, 5], (0 - MEAN) / STD, atol=1e-5)
+
+
+def _transparent_images() -> dict[str, Image.Image]:
+    """RGBA, LA and a palette image with a transparent colour, all with varied alpha."""
+    rng = np.random.RandomState(3)
+    rgba = Image.fromarray(rng.randint(0, 255, (70, 90, 4), dtype=np.uint8), "RGBA")
+    la = Image.fromarray(rng.randint(0, 255, (50, 40, 2), dtype=np.uint8), "LA")
+    palette = Image.fromarray(rng.randint(0, 255, (60, 60, 3), dtype=np.uint8)).quantize(16)
+    palette.info["transparency"] = 3
+    return {"RGBA": rgba, "LA": la, "P": palette}
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_processor_on_a_transparent_image_equals_it_on_convert_rgb(tokenizer, mode):
+    image = _transparent_images()[mode]
+    assert image.mode == mode and (mode != "P" or "transparency" in image.info)
+    processor = processor_for(tokenizer, 4)
+    prompt = ["<|image_1|>\nRepresent the given image."]
+    got = processor(text=prompt, images=[image])
+    want = processor(text=prompt, images=[image.convert("RGB")])
+    assert set(got) == set(want)
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+
+
+def test_do_convert_rgb_false_refuses_non_rgb_images():
+    with pytest.raises(ValueError, match="RGBA"):
+        Phi3VImageProcessor(num_crops=1, do_convert_rgb=False)(_transparent_images()["RGBA"])
 
 
 def test_batch_padding_sides_and_pad_id(tokenizer):

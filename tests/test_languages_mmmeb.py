@@ -57,3 +57,34 @@ def test_dataset_card_lists_many_languages_as_rows(xm36) -> None:
     header = next(line for line in table.splitlines() if line.startswith("| "))
     assert header.count("|") <= 5  # language | xm_i2t | xm_t2i | total: columns per config, not per language
     assert "| `sw` | 2 | 2 | 4 |" in table and "| **total** | 72 | 72 | **144** |" in table
+
+
+def _document(languages: list[str]) -> dict:
+    from xvlm2vec.evaluation.results import model_entry, results_document
+
+    def scores(base: float) -> list[dict]:
+        return [{"dataset": "xm", "task": task, "config": f"xm_{task}", "language": lang, "style": "plain",
+                 "num_queries": 2, "precision@1": base + 0.01 * i, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.5,
+                 "ndcg@10": 0.5} for task in ("i2t", "t2i") for i, lang in enumerate(languages)]
+
+    models = [model_entry("teacher", "xvlm2vec", "f" * 64, scores(0.1)), model_entry("student", "xvlm2vec", "e" * 64, scores(0.5))]
+    return results_document(models, "data", {}, ["plain"])
+
+
+def test_plot_stays_readable_at_36_languages() -> None:
+    import matplotlib.pyplot as plt
+
+    from xvlm2vec.evaluation.plot import results_figure
+
+    fig = results_figure(_document(XM3600_LANGUAGES))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_yticklabels() and ax.get_label() != "<colorbar>"]
+    assert len(axes) == 3  # per-language bars + one heatmap per model
+    for ax in axes:
+        labels = [label for label in ax.get_yticklabels() if label.get_text()]
+        assert sorted(label.get_text() for label in labels) == sorted(XM3600_LANGUAGES)
+        boxes = sorted((label.get_window_extent(renderer) for label in labels), key=lambda box: box.y0)
+        assert all(lower.y1 <= upper.y0 + 0.5 for lower, upper in zip(boxes, boxes[1:]))  # no two labels overlap
+        assert all(fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1) for box in boxes)
+    plt.close(fig)

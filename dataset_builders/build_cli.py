@@ -7,6 +7,7 @@ for the parallel corpus, whose cleaning rules drop pairs by design).
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from dataset_builders.mmeb_train import MMEB_TRAIN_REVISION, add_selection_arguments, reproduce_parallel_jsonl
@@ -52,15 +53,17 @@ def _build(args: argparse.Namespace) -> BuildReport:
         raise SystemExit("build parallel --mmeb-train: --images (the MMEB image root) is required")
     if args.sample is not None:
         raise SystemExit("build parallel --mmeb-train: use --rows-per-subset, --sample applies to --source builds")
-    result = reproduce_parallel_jsonl(  # kept in the output folder: the release-format corpus
-        args.mmeb_train, args.translations, args.output_dir / RELEASE_FILENAME,
-        languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
-        subsets=tuple(x.strip() for x in args.subsets.split(",") if x.strip()),
-        rows_per_subset=args.rows_per_subset, revision=args.revision or MMEB_TRAIN_REVISION, split=args.split,
-        registry=load_languages(args.languages_file),
-    )
-    return build_parallel(args.output_dir, args.output_dir, args.images, None, args.max_rejects, None,
-                          args.num_proc, upstream=result.fragment, card_note=result.card_note())
+    args.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{args.output_dir.name}.corpus-", dir=args.output_dir.resolve().parent) as scratch:
+        result = reproduce_parallel_jsonl(  # kept in the output folder: the release-format corpus
+            args.mmeb_train, args.translations, Path(scratch) / RELEASE_FILENAME,
+            languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
+            subsets=tuple(x.strip() for x in args.subsets.split(",") if x.strip()),
+            rows_per_subset=args.rows_per_subset, revision=args.revision or MMEB_TRAIN_REVISION, split=args.split,
+            registry=load_languages(args.languages_file),
+        )
+        return build_parallel(scratch, args.output_dir, args.images, None, args.max_rejects, None,
+                              args.num_proc, upstream=result.fragment, card_note=result.card_note(), keep_release=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from datasets import Dataset
 from PIL import Image
 
+from dataset_builders.atomic import atomic_output_dir
 from dataset_builders.mmeb_train import IMAGE_TAG, MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS, resolve_image_id
 from modeling_xvlm2vec.instructions import LANGUAGES
@@ -178,15 +179,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
 
 
+FIXTURE_MARKERS = {"mmmeb": "*_formatted_*.jsonl", "parallel": "parallel_shuffled.jsonl", "mmeb-train": "README.md"}
+
+
 def run(args: argparse.Namespace) -> int:
-    """Write the requested fixture set and print where it went."""
+    """Write the requested fixture set (atomically: an earlier set is replaced as a whole) and print where it went."""
+    with atomic_output_dir(args.output_dir, FIXTURE_MARKERS[args.kind]) as staging:
+        if args.kind == "mmmeb":
+            paths = write_mmmeb(staging, rows_per_file=args.rows or 4, seed=args.seed)
+        elif args.kind == "parallel":
+            write_parallel(staging, rows=args.rows or 40, seed=args.seed)
+        else:
+            write_mmeb_train(staging, rows_per_subset=args.rows or 6, seed=args.seed)
     if args.kind == "mmmeb":
-        paths = write_mmmeb(args.output_dir, rows_per_file=args.rows or 4, seed=args.seed)
         print(f"wrote {len(paths)} MMMEB release files to {args.output_dir}")
     elif args.kind == "parallel":
-        path = write_parallel(args.output_dir, rows=args.rows or 40, seed=args.seed)
-        print(f"wrote {path}")
+        print(f"wrote {args.output_dir / 'parallel_shuffled.jsonl'}")
     else:
-        write_mmeb_train(args.output_dir, rows_per_subset=args.rows or 6, seed=args.seed)
         print(f"wrote MMEB-train subsets to {args.output_dir}")
     return 0

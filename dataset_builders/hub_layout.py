@@ -22,6 +22,8 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from dataset_builders.names import check_name
+
 DATA_DIR = "data"
 
 
@@ -33,6 +35,7 @@ def _move_shards(prep_dir: Path, builder: DatasetBuilder, target_dir: Path) -> d
     patterns: dict[str, str] = {}
     prefix = builder.dataset_name
     for split, split_info in builder.info.splits.items():
+        check_name(split, "split")
         if split_info.num_examples == 0:
             continue
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +57,9 @@ def materialise(
 ) -> DatasetInfosDict:
     """Run every builder from ``make_builders(cache_dir)`` and write the Hub-layout folder.
 
+    ``output_dir`` is a fresh folder (the staging folder of
+    :func:`dataset_builders.atomic.atomic_output_dir`): nothing in it is deleted. Config and split
+    names are checked with :func:`dataset_builders.names.check_name` before they become paths.
     Splits without rows are not declared, and a config whose splits are all empty is left out.
 
     ``card_data`` holds extra card metadata (license, language, pretty_name...), ``card_body``
@@ -65,12 +71,12 @@ def materialise(
     configs = MetadataConfigs()
     with tempfile.TemporaryDirectory(prefix=".build-", dir=output_dir) as scratch:
         for builder in make_builders(str(Path(scratch) / "cache")):
-            name = builder.config.name
+            name = check_name(builder.config.name, "config")
             prep_dir = Path(scratch) / "prepared" / name
             builder.download_and_prepare(str(prep_dir), file_format="parquet", num_proc=num_proc)
             target = output_dir / DATA_DIR / name
             if target.exists():
-                shutil.rmtree(target)
+                raise ValueError(f"config {name!r} is built twice")
             patterns = _move_shards(prep_dir, builder, target)
             if not patterns:
                 continue  # every split empty: no config to declare

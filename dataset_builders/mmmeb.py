@@ -17,9 +17,10 @@ from datasets import Features, List, Value
 from datasets import Image as ImageFeature
 from datasets.builder import Key
 
+from dataset_builders.atomic import atomic_output_dir
 from dataset_builders.hub_layout import materialise
-from dataset_builders.report import BuildReport, ReportFragment
-from dataset_builders.safe_io import ImageStore, JsonlLine, RowError, iter_jsonl
+from dataset_builders.report import REPORT_FILENAME, BuildReport, ReportFragment
+from dataset_builders.safe_io import ImageStore, JsonlLine, RowError, check_relative_path, iter_jsonl
 from dataset_builders.source import resolve_source
 from modeling_xvlm2vec.languages import check_code
 
@@ -114,6 +115,16 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def _check_distinct_files(image_ids: list[str], dataset: str) -> None:
+    """Raise ``RowError('duplicate_candidates')`` when two ids (``a``, ``a.jpg``, ``xtd_images/a``) name one file."""
+    first: dict[str, str] = {}
+    for image_id in image_ids:
+        path = check_relative_path(resolve_image_id(image_id, dataset))
+        if path in first:
+            raise RowError("duplicate_candidates", f"candidates {first[path]!r} and {image_id!r} are one image ({path})")
+        first[path] = image_id
+
+
 def parse_row(record: dict, spec: TaskSpec, store: ImageStore, row_id: str) -> dict:
     """Turn one release line into an example, or raise :class:`RowError`."""
     needed = [f for f in (spec.query_text_field, spec.query_image_field, spec.candidate_field) if f]
@@ -126,6 +137,8 @@ def parse_row(record: dict, spec: TaskSpec, store: ImageStore, row_id: str) -> d
     candidates = [_text(c, f"candidate {i}") for i, c in enumerate(candidates)]
     if len(set(candidates)) != len(candidates):
         raise RowError("duplicate_candidates", f"{spec.candidate_field!r} lists the same candidate twice")
+    if spec.image_candidates:
+        _check_distinct_files(candidates, spec.dataset)
     query_text = _text(record[spec.query_text_field], spec.query_text_field) if spec.query_text_field else None
     query_image = None
     if spec.query_image_field:
@@ -177,7 +190,7 @@ class MMMEBBuilder(datasets.GeneratorBasedBuilder):
                     break
                 fragment.rows_in += 1
                 if isinstance(item, RowError):
-                    fragment.reject(item, path)
+                    fragment.reject(item, f"{path}:{item.line_no}")
                     continue
                 assert isinstance(item, JsonlLine)
                 where = f"{path}:{item.line_no}"
@@ -220,7 +233,10 @@ def build_mmmeb(
     """Build MMMEB from a release folder (or Hub repo at ``revision``) into ``output_dir``.
 
     ``images`` is the image root (a folder or a zip archive; default: the source folder).
-    Returns the build report, also saved as ``output_dir/build_report.json``.
+    Returns the build report, also saved as ``output_dir/build_report.json``. The folder is
+    written atomically (:func:`~dataset_builders.atomic.atomic_output_dir`): a failed build
+    leaves an earlier one untouched. ``*.jsonl`` files of the source that are not release files,
+    and empty release files, are listed in the report.
     """
     folder = resolve_source(source, revision)
     files = find_release_files(folder)
@@ -229,9 +245,11 @@ def build_mmmeb(
     image_root = Path(images) if images is not None else folder
     store = ImageStore(image_root)
     report = BuildReport("mmmeb", str(source), str(output_dir), max_rejects)
+    report.list_source_files(folder, [Path(path) for per_lang in files.values() for path in per_lang.values()])
     if store.unsafe_members:
         report.notes.append(f"{len(store.unsafe_members)} unsafe archive member(s) never read: {store.unsafe_members[:5]}")
-    with tempfile.TemporaryDirectory() as report_dir:
+    with atomic_output_dir(output_dir, REPORT_FILENAME, inputs=(folder, image_root)) as staging, \
+            tempfile.TemporaryDirectory() as report_dir:
 
         def make_builders(cache_dir: str) -> list[MMMEBBuilder]:
             """One builder per task config found in the release."""
@@ -249,8 +267,8 @@ def build_mmmeb(
             ]
 
         card = {"pretty_name": "MMMEB", "language": sorted({l for f in files.values() for l in f}), "license": "other"}
-        infos = materialise(make_builders, output_dir, card, CARD_BODY, num_proc=num_proc)
+        infos = materialise(make_builders, staging, card, CARD_BODY, num_proc=num_proc)
         report.add(ReportFragment.load_all(report_dir))
-    report.set_split_rows(infos)
-    report.save()
+        report.set_split_rows(infos)
+        report.save(staging / REPORT_FILENAME)
     return report

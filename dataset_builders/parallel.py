@@ -12,7 +12,9 @@ Released lines carry only ``id, text_en, text_lang, img_en, img_lang``; lines wr
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +24,11 @@ from datasets import Features, Value
 from datasets import Image as ImageFeature
 from datasets.builder import Key
 
+from dataset_builders.atomic import atomic_output_dir
 from dataset_builders.hub_layout import materialise
 from dataset_builders.mmeb_train import IMAGE_TAG
-from dataset_builders.report import BuildReport, ReportFragment
+from dataset_builders.names import check_language
+from dataset_builders.report import REPORT_FILENAME, BuildReport, ReportFragment
 from dataset_builders.safe_io import ImageStore, RowError, check_relative_path, iter_jsonl
 from dataset_builders.source import resolve_source
 
@@ -61,7 +65,7 @@ def validate_line(record: dict) -> dict:
             raise RowError("empty_text", f"{name} is empty or not a string")
     if IMAGE_TAG in text_en and IMAGE_TAG not in text_lang:
         raise RowError("lost_image_tag", "text_en has the image tag, text_lang does not")
-    img_en, img_lang = record["img_en"] or None, record["img_lang"] or None
+    img_en, img_lang = (check_relative_path(img) if img else None for img in (record["img_en"], record["img_lang"]))
     if img_en and img_lang and img_en != img_lang:
         raise RowError("image_mismatch", f"img_en {img_en!r} differs from img_lang {img_lang!r}")
     image = img_en or img_lang
@@ -70,11 +74,17 @@ def validate_line(record: dict) -> dict:
     return {
         "id": str(record["id"]),
         "source_dataset": str(record.get("source_dataset") or "unknown"),
-        "lang": str(record.get("lang") or UNDETERMINED),
+        "lang": check_language(record["lang"]) if record.get("lang") else UNDETERMINED,
         "text_en": text_en,
         "text_lang": text_lang,
-        "image": check_relative_path(image) if image else None,
+        "image": image,
     }
+
+
+def row_digest(row: dict) -> bytes:
+    """A digest of a validated row's content (id, language, subset, texts, image): equal rows, equal digests."""
+    fields = [row[key] for key in ("id", "lang", "source_dataset", "text_en", "text_lang", "image")]
+    return hashlib.blake2b(json.dumps(fields, ensure_ascii=False).encode("utf-8"), digest_size=16).digest()
 
 
 @dataclass
@@ -173,13 +183,19 @@ def build_parallel(
     max_dev_rows: int = 2000,
     upstream: ReportFragment | None = None,
     card_note: str | None = None,
+    keep_release: bool = False,
 ) -> BuildReport:
     """Build the corpus from a folder (or Hub repo at ``revision``) holding ``parallel_shuffled.jsonl``.
 
     ``images`` is the MMEB image root (folder or zip; default: the source folder). ``upstream``
     carries the counts of an earlier stage (corpus reproduction) into the report, so rows in
     stays equal to rows out + rows rejected across the whole pipeline; ``card_note`` (provenance, such
-    as the MMEB-train revision) is added to the dataset card.
+    as the MMEB-train revision) is added to the dataset card. ``keep_release`` copies
+    ``parallel_shuffled.jsonl`` into the output (a reproduced corpus is kept next to the build).
+
+    The folder is written atomically (:func:`~dataset_builders.atomic.atomic_output_dir`): a
+    failed build leaves an earlier one untouched, and a rebuild never keeps old configs. A line
+    repeating an earlier line's content (same id, language, texts and image) is a ``duplicate_id``.
     """
     if upstream is not None and sample is not None:
         raise ValueError("sample cannot be combined with an upstream stage (the counts would not balance)")
@@ -189,21 +205,28 @@ def build_parallel(
         raise FileNotFoundError(f"--source {source}: {RELEASE_FILENAME} not found")
     image_root = Path(images) if images is not None else folder
     report = BuildReport("parallel", str(source), str(output_dir), max_rejects)
+    report.list_source_files(folder, [release])
+    shown = Path(output_dir) / RELEASE_FILENAME if keep_release else release
     prepass = ReportFragment()
     rows: list[dict] = []
+    first_line: dict[bytes, int] = {}
     for item in iter_jsonl(release):
         if sample is not None and len(rows) >= sample:
             break
         prepass.rows_in += 1
         if isinstance(item, RowError):
-            prepass.reject(item, str(release))
+            prepass.reject(item, f"{shown}:{item.line_no}")
             continue
-        where = f"{release}:{item.line_no}"
+        where = f"{shown}:{item.line_no}"
         try:
             row = validate_line(item.record)
+            digest = row_digest(row)
+            if digest in first_line:
+                raise RowError("duplicate_id", f"line repeats line {first_line[digest]} (same id {row['id']!r} and content)")
         except RowError as err:
             prepass.reject(err, where)
             continue
+        first_line[digest] = item.line_no
         row["where"] = where
         rows.append(row)
     undetermined = sum(row["lang"] == UNDETERMINED for row in rows)
@@ -211,7 +234,8 @@ def build_parallel(
         report.notes.append(f"{undetermined} row(s) carry no language (release format): lang={UNDETERMINED!r}, only in 'all'")
     splits = hold_out_dev(rows, dev_fraction, max_dev_rows)
     languages = sorted({row["lang"] for row in rows} - {UNDETERMINED})
-    with tempfile.TemporaryDirectory() as scratch:
+    with atomic_output_dir(output_dir, REPORT_FILENAME, inputs=(folder, image_root)) as staging, \
+            tempfile.TemporaryDirectory() as scratch:
         shards = {name: _write_shards(part, Path(scratch) / name, max(num_proc or 1, 1)) for name, part in splits.items()}
         report_dir = str(Path(scratch) / "reports")
 
@@ -232,13 +256,15 @@ def build_parallel(
 
         card = {"pretty_name": "xVLM2Vec parallel corpus", "language": ["en", *languages], "license": "other"}
         body = CARD_BODY if card_note is None else f"{CARD_BODY.rstrip()}\n\n{card_note}\n"
-        infos = materialise(make_builders, output_dir, card, body, num_proc=num_proc)
+        infos = materialise(make_builders, staging, card, body, num_proc=num_proc)
         built = ReportFragment.load_all(report_dir)
-    for stage in (upstream, prepass, built):
-        if stage is not None:
-            report.add_rejects(stage)
-    report.rows_in = upstream.rows_in if upstream is not None else prepass.rows_in
-    report.rows_out = built.rows_out
-    report.set_split_rows(infos)
-    report.save()
+        for stage in (upstream, prepass, built):
+            if stage is not None:
+                report.add_rejects(stage)
+        report.rows_in = upstream.rows_in if upstream is not None else prepass.rows_in
+        report.rows_out = built.rows_out
+        report.set_split_rows(infos)
+        if keep_release:
+            shutil.copyfile(release, staging / RELEASE_FILENAME)
+        report.save(staging / REPORT_FILENAME)
     return report

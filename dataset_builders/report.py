@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dataset_builders.safe_io import RowError
+from dataset_builders.safe_io import RowError, is_blank
 
 MAX_EXAMPLES = 50
 REPORT_FILENAME = "build_report.json"
@@ -94,6 +94,8 @@ class BuildReport:
     split_rows: dict[str, int] = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unknown_files: list[str] = field(default_factory=list)
+    empty_files: list[str] = field(default_factory=list)
 
     @property
     def rows_rejected(self) -> int:
@@ -122,6 +124,12 @@ class BuildReport:
         self.rows_in += fragment.rows_in
         self.rows_out += fragment.rows_out
         self.add_rejects(fragment)
+
+    def list_source_files(self, folder: Path, used: list[Path], pattern: str = "*.jsonl") -> None:
+        """Record the files matching ``pattern`` in ``folder`` that the build does not read, and the ``used`` ones that are empty."""
+        used_names = {path.name for path in used}
+        self.unknown_files = sorted(path.name for path in folder.glob(pattern) if path.name not in used_names)
+        self.empty_files = sorted(path.name for path in used if is_blank(path))
 
     def set_split_rows(self, infos: dict) -> None:
         """Record rows per ``config/split`` from the built configs' ``DatasetInfo``."""
@@ -156,6 +164,8 @@ class BuildReport:
             lines.append("rows per config/split:")
             lines += [f"  {key:<26}{count:>10}" for key, count in sorted(self.split_rows.items())]
         lines += [f"note: {note}" for note in self.notes]
+        lines += [f"unknown source file (not read): {name}" for name in self.unknown_files]
+        lines += [f"empty source file: {name}" for name in self.empty_files]
         limit = "none" if self.max_rejects is None else str(self.max_rejects)
         verdict = "PASSED" if self.passed else "FAILED"
         lines.append(f"{verdict} (max rejects {limit}; balanced {self.balanced})")

@@ -3,7 +3,12 @@
 Nothing here ever reads or writes outside the data root: relative paths with ``..``, absolute
 paths and archive members that would escape their folder (zip-slip) are refused with
 :class:`UnsafePathError`. Bad lines and bad images raise :class:`RowError` with a short
-``reason`` that builders count in their build report.
+``reason`` that builders count in their build report: nothing a row holds (an image id with a NUL
+byte or a 300-byte name, a lone surrogate, a decompression bomb, a truncated image) may raise
+anything else.
+
+Images are decoded in full once per path (JPEG at reduced scale, which still reads every byte)
+and refused above :data:`MAX_IMAGE_PIXELS` before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -11,20 +16,28 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+MAX_IMAGE_PIXELS = 89_478_485
+"""Largest image accepted, in pixels (PIL's default bomb limit, about 9459 x 9459); larger is ``image_too_large``."""
+MAX_NAME_BYTES = 255
+"""Longest path component, in UTF-8 bytes (the usual file-system limit); longer is ``name_too_long``."""
+MAX_PATH_BYTES = 4096
 
 
 class RowError(ValueError):
-    """A row that cannot be used; ``reason`` is the counted rejection reason."""
+    """A row that cannot be used; ``reason`` is the counted rejection reason, ``line_no`` its line when known."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, line_no: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.line_no = line_no
 
 
 class UnsafePathError(RowError):
@@ -38,10 +51,16 @@ def check_relative_path(path: str) -> str:
     """Return ``path`` normalised to POSIX form, or raise :class:`UnsafePathError`.
 
     Refused: empty paths, absolute paths (``/x``, ``C:\\x``, ``\\\\server``), and any ``..``
-    component, before or after normalisation.
+    component, before or after normalisation (``unsafe_path``); control characters such as NUL
+    (``invalid_image_id``); a component over :data:`MAX_NAME_BYTES` bytes (``name_too_long``).
     """
     if not isinstance(path, str) or not path.strip():
         raise RowError("missing_image", f"empty image path: {path!r}")
+    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        raise RowError("invalid_image_id", f"image path {path!r} holds a control character")
+    encoded = path.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_PATH_BYTES or any(len(part) > MAX_NAME_BYTES for part in encoded.replace(b"\\", b"/").split(b"/")):
+        raise RowError("name_too_long", f"image path {path[:60]!r}... has a name over {MAX_NAME_BYTES} bytes")
     posix = path.replace("\\", "/")
     if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
         raise UnsafePathError(path)
@@ -65,8 +84,9 @@ class JsonlLine:
 def iter_jsonl(path: Path) -> Iterator[JsonlLine | RowError]:
     """Yield each line of ``path`` parsed, or a :class:`RowError` naming the file and line.
 
-    Reasons: ``invalid_utf8``, ``invalid_json`` (includes a truncated last line), ``not_an_object``.
-    Whitespace-only lines hold no row and are skipped.
+    Reasons: ``invalid_utf8``, ``invalid_json`` (includes a truncated last line), ``not_an_object``,
+    ``invalid_unicode`` (a ``\\ud800``-style escape leaving a lone surrogate, which no file or
+    parquet column can hold). Whitespace-only lines hold no row and are skipped.
     """
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -76,17 +96,34 @@ def iter_jsonl(path: Path) -> Iterator[JsonlLine | RowError]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                yield RowError("invalid_utf8", f"{where}: invalid UTF-8 ({err.reason})")
+                yield RowError("invalid_utf8", f"{where}: invalid UTF-8 ({err.reason})", line_no)
                 continue
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as err:
-                yield RowError("invalid_json", f"{where}: invalid or truncated JSON ({err.msg})")
+                yield RowError("invalid_json", f"{where}: invalid or truncated JSON ({err.msg})", line_no)
                 continue
             if not isinstance(record, dict):
-                yield RowError("not_an_object", f"{where}: expected a JSON object")
+                yield RowError("not_an_object", f"{where}: expected a JSON object", line_no)
+                continue
+            if "\\u" in text and not _encodable(record):
+                yield RowError("invalid_unicode", f"{where}: a string holds a lone surrogate (invalid Unicode)", line_no)
                 continue
             yield JsonlLine(line_no, record)
+
+
+def _encodable(record: dict) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_blank(path: Path) -> bool:
+    """True when ``path`` holds no line with anything but whitespace (reads up to the first such line)."""
+    with open(path, "rb") as handle:
+        return not any(line.strip() for line in handle)
 
 
 class ImageStore:
@@ -101,6 +138,7 @@ class ImageStore:
         self._zip: zipfile.ZipFile | None = None
         self._members: dict[str, str] = {}
         self.unsafe_members: list[str] = []
+        self._decoded: dict[str, tuple[str, str] | None] = {}  # path -> None (decodes) or (reason, detail)
         if self.root.is_file():
             if not zipfile.is_zipfile(self.root):
                 raise ValueError(f"image source {self.root} is neither a folder nor a zip archive")
@@ -133,19 +171,43 @@ class ImageStore:
             if member is None:
                 raise RowError("missing_image", f"image {relpath!r} not found in archive {self.root}")
             return self._zip.read(member)
-        target = (self.root / rel).resolve()
-        if not target.is_relative_to(self.root):  # symlinks pointing outside the root
-            raise UnsafePathError(relpath)
-        if not target.is_file():
-            raise RowError("missing_image", f"image {relpath!r} not found under {self.root}")
-        return target.read_bytes()
+        try:
+            target = (self.root / rel).resolve()
+            if not target.is_relative_to(self.root):  # symlinks pointing outside the root
+                raise UnsafePathError(relpath)
+            if not target.is_file():
+                raise RowError("missing_image", f"image {relpath!r} not found under {self.root}")
+            return target.read_bytes()
+        except OSError as err:
+            raise RowError("unreadable_image", f"image {relpath!r} cannot be read: {err.strerror or err}") from None
 
     def read_image(self, relpath: str) -> dict:
-        """Return ``{"bytes", "path"}`` for a decodable image, else raise ``RowError('corrupt_image')``."""
+        """Return ``{"bytes", "path"}`` for a decodable image, else raise ``RowError`` (``corrupt_image``, ``image_too_large``...)."""
         data = self.read_bytes(relpath)
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                img.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise RowError("corrupt_image", f"image {relpath!r} cannot be decoded: {err}") from None
+        key = check_relative_path(relpath)
+        if key not in self._decoded:
+            self._decoded[key] = _decode_error(data)
+        error = self._decoded[key]
+        if error is not None:
+            raise RowError(error[0], f"image {relpath!r} cannot be used: {error[1]}")
         return {"bytes": data, "path": PurePosixPath(relpath).name}
+
+
+def _decode_error(data: bytes) -> tuple[str, str] | None:
+    """None when ``data`` is an image of at most :data:`MAX_IMAGE_PIXELS` that decodes in full, else (reason, detail)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    return "image_too_large", f"{width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS}"
+                img.verify()
+            with Image.open(io.BytesIO(data)) as img:
+                img.draft(img.mode, (max(width // 8, 1), max(height // 8, 1)))
+                img.load()
+    except Image.DecompressionBombError as err:
+        return "image_too_large", str(err)
+    except Exception as err:  # noqa: BLE001 - any decoder failure on untrusted bytes is a rejected row
+        return "corrupt_image", f"{type(err).__name__}: {err}"
+    return None

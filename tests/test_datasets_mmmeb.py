@@ -106,7 +106,7 @@ def test_bad_inputs_are_counted_rejections_naming_file_and_line(tmp_path: Path) 
     assert (report.rows_in, report.rows_out) == (11, 1) and report.balanced
     where = {e["reason"]: e["where"] for e in report.examples}
     assert where["corrupt_image"].endswith("xtd_en_1000_formatted_t2i.jsonl:2")
-    assert where["invalid_utf8"].endswith("formatted_t2i.jsonl")  # the message names the line
+    assert where["invalid_utf8"].endswith("formatted_t2i.jsonl:10")  # where names the file and the line
     assert any(":11:" in e["message"] for e in report.examples if e["reason"] == "invalid_json")
     assert report.split_rows == {"xtd_t2i/en": 1}
 

@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
+from dataset_builders.atomic import atomic_output_dir
 from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
 from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336, PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
@@ -308,9 +309,10 @@ def convert(config: ConvertConfig) -> ConversionReport:
         model, report.lora_modules = merge_lora(model, Path(config.lora))
         report.lora_merged = str(config.lora)
     model.set_processor(processor)
-    output_dir = Path(config.output_dir)
-    model.save_pretrained(output_dir)
-    (output_dir / "conversion_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+    inputs = (folder, config.lora)
+    with atomic_output_dir(config.output_dir, "conversion_report.json", inputs=inputs) as staging:
+        model.save_pretrained(staging)
+        (staging / "conversion_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
     return report
 
 

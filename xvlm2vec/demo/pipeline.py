@@ -164,7 +164,7 @@ def evaluate_both(config: DemoConfig, teacher: Path, student: Path, mmmeb: Path,
     embedders = [XVLM2VecEmbedder(AutoModel.from_pretrained(str(path), trust_remote_code=True).eval(), name)
                  for name, path in ((TEACHER_NAME, teacher), (STUDENT_NAME, student))]
     runner = Runner(RunConfig(styles=list(config.eval_styles), batch_size=config.eval_batch_size, cache_dir=None))
-    return evaluate_models(embedders, str(mmmeb), output_dir, runner)
+    return evaluate_models(embedders, str(mmmeb), output_dir, runner, keep=("*",))  # the other steps' outputs stay
 
 
 def write_card(student: Path, output_dir: Path) -> Path:

@@ -36,16 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the bundled metrics/mmmeb)")
 
 
+def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
+    """The entry of ``output_dir`` holding the cache, which a rerun keeps (``*`` when the cache is the folder itself)."""
+    if cache_dir is None or not cache_dir.resolve().is_relative_to(output_dir.resolve()):
+        return ()
+    parts = cache_dir.resolve().relative_to(output_dir.resolve()).parts
+    return (parts[0],) if parts else ("*",)
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the models and data, score them, write the outputs and print the table."""
-    from xvlm2vec.evaluation.pipeline import evaluate_models
+    from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME, evaluate_models
     from xvlm2vec.evaluation.registry import load_embedder
     from xvlm2vec.evaluation.results import markdown_table
     from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
 
     if args.max_queries is not None and args.max_queries < 1:
         raise SystemExit(f"--max-queries must be >= 1, got {args.max_queries}")
-    cache_dir = None if args.no_cache else (args.cache_dir or args.output_dir / "embedding_cache")
+    cache_dir = None if args.no_cache else (args.cache_dir or args.output_dir / CACHE_DIRNAME)
     config = RunConfig(
         tasks=args.tasks,
         languages=args.languages,
@@ -57,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     )
     runner = Runner(config)
     embedders = [load_embedder(spec, device=runner.state.device) for spec in args.model]
-    document = evaluate_models(embedders, args.data, args.output_dir, runner)
+    document = evaluate_models(embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir))
     if runner.state.is_main_process:
         print(markdown_table(document))
         print(f"wrote {args.output_dir / 'results.json'}, results.md, results.png")

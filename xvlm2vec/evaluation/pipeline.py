@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from dataset_builders.atomic import atomic_output_dir
 from xvlm2vec.evaluation.embedders import Embedder
 from xvlm2vec.evaluation.plot import plot_results
 from xvlm2vec.evaluation.results import markdown_table, model_entry, results_document
 from xvlm2vec.evaluation.runner import Runner
 
 
-def evaluate_models(embedders: list[Embedder], data: str, output_dir: str | Path, runner: Runner) -> dict[str, Any]:
+RESULTS_FILENAME = "results.json"
+CACHE_DIRNAME = "embedding_cache"
+
+
+def evaluate_models(
+    embedders: list[Embedder], data: str, output_dir: str | Path, runner: Runner, keep: Collection[str] = (CACHE_DIRNAME,)
+) -> dict[str, Any]:
     """Score every embedder with ``runner`` on ``data``; the main process writes the three outputs.
 
-    Returns the results document (also on non-main processes, which write nothing).
+    ``output_dir`` is replaced atomically (:func:`~dataset_builders.atomic.atomic_output_dir`):
+    the entries matching ``keep`` (default: the embedding cache) are carried over, everything
+    else comes from this run. Returns the results document (also on non-main processes, which
+    write nothing).
     """
     models = []
     for embedder in embedders:
@@ -23,9 +34,9 @@ def evaluate_models(embedders: list[Embedder], data: str, output_dir: str | Path
         models.append(model_entry(embedder.name, embedder.kind, embedder.fingerprint, scores))
     document = results_document(models, data, runner.data_fingerprints, runner.config.styles)
     if runner.state.is_main_process:
-        output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-        (output_dir / "results.md").write_text(markdown_table(document))
-        plot_results(document, output_dir / "results.png")
+        inputs = [data, *(embedder.name for embedder in embedders)]  # names of local models are their folders
+        with atomic_output_dir(output_dir, RESULTS_FILENAME, keep=keep, inputs=inputs) as staging:
+            (staging / RESULTS_FILENAME).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+            (staging / "results.md").write_text(markdown_table(document))
+            plot_results(document, staging / "results.png")
     return document

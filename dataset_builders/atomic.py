@@ -1,0 +1,128 @@
+"""Atomic, contained output folders: write into a temporary sibling, rename into place on success.
+
+Every verb that writes a folder (``build``, ``fixtures``, ``eval``, ``convert``, exports) does::
+
+    with atomic_output_dir(output_dir, marker="build_report.json") as staging:
+        ...write everything under staging...
+
+Until the block ends without an exception the existing ``output_dir`` is not touched; then the
+staging folder takes its place in one step (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two
+renames) and the old folder is deleted. So a reader sees the previous output as a whole or the new
+one as a whole, never a mix (no new shards under an old card, no undeclared old configs). A failed
+or killed run leaves the old folder unchanged and, when killed, a ``.<name>.partial-*`` sibling
+that can be deleted.
+
+Nothing outside ``output_dir`` is ever deleted, and a folder the tool did not write is never
+deleted from: an existing, non-empty ``output_dir`` is replaced only when it holds ``marker`` (a
+file every output of that kind has), or when every entry of it is carried over by ``keep``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fnmatch
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Collection, Iterable, Iterator
+from pathlib import Path
+
+PARTIAL_INFIX = ".partial-"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+class OutputDirError(ValueError):
+    """An output folder that cannot be written safely (a user error: a file, a foreign folder, an input inside it)."""
+
+
+def _kept(name: str, keep: Collection[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in keep)
+
+
+def check_output_dir(target: str | Path, marker: str, keep: Collection[str] = (), inputs: Iterable[str | Path | None] = ()) -> Path:
+    """Return ``target`` resolved, or raise :class:`OutputDirError` when replacing it could lose data.
+
+    Refused: ``target`` is a file; ``target`` is, or contains outside its ``keep`` entries, one of
+    ``inputs`` (existing local paths only; Hub ids are ignored); ``target`` is a non-empty folder without ``marker`` that
+    would lose an entry not matched by the ``keep`` patterns.
+    """
+    target = Path(target).expanduser().resolve()
+    if target.exists() and not target.is_dir():
+        raise OutputDirError(f"output folder {target} is a file")
+    for item in inputs:
+        if item is None or not Path(item).exists():
+            continue
+        source = Path(item).resolve()
+        if source == target or (source.is_relative_to(target) and not _kept(source.relative_to(target).parts[0], keep)):
+            raise OutputDirError(f"output folder {target} holds the input {source}: it would be deleted; pick another folder")
+    if target.is_dir() and not any(target.glob(marker)):
+        lost = sorted(entry.name for entry in target.iterdir() if not _kept(entry.name, keep))
+        if lost:
+            raise OutputDirError(
+                f"output folder {target} exists and was not written by this command (no {marker}); refusing to replace "
+                f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}: remove it or pick another folder"
+            )
+    return target
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step with Linux ``renameat2(RENAME_EXCHANGE)``; False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: file system without exchange
+        return False
+    raise OSError(errno, os.strerror(errno), str(a))
+
+
+def _commit(staging: Path, target: Path, keep: Collection[str]) -> None:
+    """Carry the ``keep`` entries over, put ``staging`` in ``target``'s place, delete the old folder."""
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    for entry in target.iterdir():
+        if _kept(entry.name, keep) and not (staging / entry.name).exists():
+            os.rename(entry, staging / entry.name)
+    if _exchange(staging, target):
+        old = staging  # the exchange left the old folder under the staging name
+    else:
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rename(target, old / target.name)
+        os.rename(staging, target)
+    shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(
+    target: str | Path,
+    marker: str,
+    keep: Collection[str] = (),
+    inputs: Iterable[str | Path | None] = (),
+) -> Iterator[Path]:
+    """Yield an empty staging folder next to ``target``; on success it replaces ``target`` as a whole.
+
+    ``marker``: glob of a file every output of this kind holds (``build_report.json``,
+    ``results.json``, ``config.json``...); an existing folder without one is only replaced when
+    nothing of it would be lost. ``keep``: glob patterns of entries of the existing folder carried
+    into the new one unless the new one has an entry of that name (e.g. an embedding cache).
+    ``inputs``: paths the command reads; a ``target`` equal to or containing one is refused.
+    On an exception the staging folder is deleted and ``target`` is left as it was.
+    """
+    target = check_output_dir(target, marker, keep, inputs)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL_INFIX}", dir=target.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _commit(staging, target, keep)

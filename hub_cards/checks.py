@@ -95,14 +95,33 @@ def _auto_map_problems(folder: Path, config_name: str, required: tuple[str, ...]
     return problems
 
 
+def _sentence_transformers_problems(folder: Path) -> list[str]:
+    """Problems that stop ``SentenceTransformer(folder_or_repo, trust_remote_code=True)``: modules.json and its code."""
+    path = folder / "modules.json"
+    if not path.is_file():
+        return ["modules.json: missing (the card says sentence-transformers; re-save the model with save_pretrained)"]
+    try:
+        modules = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        return [f"modules.json: not valid JSON ({err})"]
+    problems = []
+    for module in modules:
+        reference = str(module.get("type", ""))
+        if not reference.startswith("sentence_transformers."):
+            problems += _code_file_problems(folder, reference.rsplit(".", 1)[0], "modules.json")
+    return problems
+
+
 def check_model_folder(folder: str | Path) -> list[str]:
-    """Problems that stop ``AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)`` and ``encode``."""
+    """Problems that stop ``AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)``, ``encode`` and
+    ``SentenceTransformer(folder_or_repo, trust_remote_code=True)``."""
     folder = Path(folder)
     problems = [f"{name}: pickle-based weights or data are not published (save safetensors)" for name in pickle_files(folder)]
     if not (folder / "config.json").is_file():
         problems.append("config.json: missing (not a saved model folder)")
     else:
         problems += _auto_map_problems(folder, "config.json", required=("AutoConfig", "AutoModel"))
+        problems += _sentence_transformers_problems(folder)
     for name in PROCESSOR_CONFIGS:
         if (folder / name).is_file():
             problems += _auto_map_problems(folder, name)

@@ -20,13 +20,17 @@ from huggingface_hub import ModelCard, ModelCardData
 from hub_cards.templates_io import citation, template_path
 from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
 from modeling_xvlm2vec.languages import check_code, load_languages
+from modeling_xvlm2vec.sentence_xvlm2vec import prompt_name
 from xvlm2vec.evaluation import results as eval_results
 
 TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
 ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) writes
 TRAINING_ARGS_NAME = "training_args.json"  # TrainingArguments.to_json_string(), written by train.py
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-MODEL_TAGS = ["xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "knowledge-distillation", "custom_code"]
+MODEL_TAGS = [
+    "xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "knowledge-distillation", "custom_code",
+    "transformers", "sentence-similarity",
+]
 
 
 @dataclass
@@ -237,7 +241,7 @@ def render_model_card(
     card_data = ModelCardData(
         language=languages,
         license=license,
-        library_name="transformers",
+        library_name="sentence-transformers",
         pipeline_tag="feature-extraction",
         base_model=base,
         datasets=dataset_ids or None,
@@ -276,6 +280,8 @@ def render_model_card(
         datasets_text=", ".join(dataset_ids) or (recipe.get("dataset_name") or "not recorded"),
         example_query_instruction=json.dumps(t2i["query"].get("it", t2i["query"]["en"]), ensure_ascii=False),
         example_candidate_instruction=json.dumps(t2i["candidate"].get("it", t2i["candidate"]["en"]), ensure_ascii=False),
+        example_query_prompt=prompt_name("t2i", "query", "it" if "it" in t2i["query"] else "en"),
+        example_candidate_prompt=prompt_name("t2i", "candidate", "it" if "it" in t2i["candidate"] else "en"),
         instruction_rows=instruction_rows,
         recipe_name=Path(recipe_yaml).name if recipe_yaml is not None else None,
         recipe_rows=[

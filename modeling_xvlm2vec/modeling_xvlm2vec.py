@@ -18,6 +18,7 @@ from .backbones import get_backbone
 from .configuration_xvlm2vec import XVLM2VecConfig
 from .instructions import compose_prompt
 from .processing_xvlm2vec import ImageInput, prepare_inputs
+from .sentence_xvlm2vec import write_sentence_transformers_files
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +151,16 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         self._processor = processor
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """Save config, code (`auto_map`), safetensors weights and, when set, the processor."""
+        """Save config, code (`auto_map`), safetensors weights, the processor when set, and the
+        sentence-transformers files (`modules.json`, `config_sentence_transformers.json` with the
+        instructions as named prompts), so the folder also loads with `SentenceTransformer`."""
         kwargs.setdefault("safe_serialization", True)
         super().save_pretrained(save_directory, *args, **kwargs)
+        if not kwargs.get("is_main_process", True):
+            return
         if self._processor is not None:
             self._processor.save_pretrained(save_directory)
+        write_sentence_transformers_files(save_directory, self.config.instructions)
 
     def prepare_inputs(
         self,
@@ -238,7 +244,8 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
 
         Rows are sorted by modality and length to cut padding, run in batches under inference mode and
         returned in input order, as a float32 numpy array [N, D] (or a tensor with `convert_to_tensor`).
-        The instruction may hold `{text}` (filled with each text) and the image tag `<|image_1|>`; a row
+        The instruction may hold `{text}` (filled with each text) and the image tag `<|image_1|>`. A row
+        with an image whose prompt has no tag gets `<|image_1|>\\n` at the start (VLM2Vec's place); a row
         with an image and no text or instruction is embedded as the image tag alone.
         """
         single = isinstance(texts, str) or (texts is None and images is not None and not isinstance(images, (list, tuple)))
@@ -256,10 +263,6 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         prompts = [compose_prompt(instruction, text) for text in texts]
-        prompts = [
-            self.config.image_tag if image is not None and not prompt else prompt
-            for prompt, image in zip(prompts, images)
-        ]
         order = sorted(range(count), key=lambda i: (images[i] is None, -len(prompts[i])))
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO

@@ -33,8 +33,28 @@ def to_backbone_prompt(text: str, image_tag: str) -> str:
     return text if image_tag == CANONICAL_IMAGE_TAG else text.replace(CANONICAL_IMAGE_TAG, image_tag)
 
 
+def count_image_tags(text: str, image_tag: str) -> int:
+    """How many image tags ``text`` holds, in the canonical or the backbone's own syntax."""
+    return text.count(image_tag) + (text.count(CANONICAL_IMAGE_TAG) if image_tag != CANONICAL_IMAGE_TAG else 0)
+
+
+def add_image_tags(texts: Sequence[Any], images: Sequence[Any], image_tag: str) -> list[Any]:
+    """Give every row that has an image and no image tag the tag where VLM2Vec puts it.
+
+    The tag goes at the start, followed by a newline (``<|image_1|>\\n`` + text); a row whose text is
+    empty becomes the tag alone. Rows that already have a tag, have no image, or whose text is not a
+    string are returned unchanged (``check_rows`` reports the latter).
+    """
+    tagged = []
+    for text, image in zip(texts, images):
+        if image is not None and isinstance(text, str) and count_image_tags(text, image_tag) == 0:
+            text = f"{CANONICAL_IMAGE_TAG}\n{text}" if text.strip() else CANONICAL_IMAGE_TAG
+        tagged.append(text)
+    return tagged
+
+
 def check_rows(texts: Sequence[str], images: Sequence[Any], image_tag: str, row_ids: Sequence[int] | None = None) -> None:
-    """Raise ``ValueError`` naming the row for a tag without image, an image without tag, or an empty row.
+    """Raise ``ValueError`` naming the row for a tag without image, too many tags, or an empty row.
 
     ``row_ids`` are the numbers the caller knows its rows by (default: their positions).
     """
@@ -46,11 +66,9 @@ def check_rows(texts: Sequence[str], images: Sequence[Any], image_tag: str, row_
     for row, text, image in zip(row_ids, texts, images):
         if not isinstance(text, str):
             raise ValueError(f"row {row}: text must be a string, got {type(text).__name__}")
-        tags = text.count(image_tag) + (text.count(CANONICAL_IMAGE_TAG) if image_tag != CANONICAL_IMAGE_TAG else 0)
+        tags = count_image_tags(text, image_tag)
         if image is None and tags:
             raise ValueError(f"row {row}: the text has an image tag but no image was given")
-        if image is not None and tags == 0:
-            raise ValueError(f"row {row}: an image was given but the text has no image tag ({CANONICAL_IMAGE_TAG})")
         if image is not None and tags > 1:
             raise ValueError(f"row {row}: the text has {tags} image tags; one image per row is supported")
         if image is None and not text.strip():
@@ -68,12 +86,14 @@ def prepare_inputs(
 ) -> BatchFeature:
     """Validate rows and run the backbone processor into one padded batch of tensors.
 
-    ``texts`` may use the canonical tag ``<|image_1|>`` or the backbone's own ``image_tag``; rows
-    without an image may be mixed with image rows. With ``max_length``, a row whose tokenised length
+    ``texts`` may use the canonical tag ``<|image_1|>`` or the backbone's own ``image_tag``; a row with
+    an image and no tag gets one at the start (see ``add_image_tags``); rows without an image may be
+    mixed with image rows. With ``max_length``, a row whose tokenised length
     exceeds it raises ``ValueError`` (nothing is truncated silently: truncation could cut image tokens).
     Errors name rows by ``row_ids`` (default: positions in this call).
     """
     row_ids = list(range(len(texts))) if row_ids is None else list(row_ids)
+    texts = add_image_tags(texts, images, image_tag)
     check_rows(texts, images, image_tag, row_ids)
     loaded = [load_image(image, row) for row, image in zip(row_ids, images)]
     prompts = [to_backbone_prompt(text, image_tag) for text in texts]

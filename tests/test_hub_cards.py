@@ -126,7 +126,9 @@ def test_model_card_metadata(model_card):
     assert data.base_model == "TIGER-Lab/VLM2Vec-Full"
     assert data.datasets == ["someone/xvlm2vec-parallel"]  # training data only; MMMEB is in the model-index
     assert data.language == ["en", "de", "es", "fr", "it"]
-    assert data.license == "apache-2.0" and data.library_name == "transformers"
+    assert data.license == "apache-2.0" and data.library_name == "sentence-transformers"
+    assert "transformers" in data.tags  # the folder loads with both libraries
+    assert 'prompt_name="t2i_query_it"' in model_card.text and "SentenceTransformer(" in model_card.text
     assert "@misc{musacchio2025xvlm2vec" in model_card.text
 
 

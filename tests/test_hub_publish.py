@@ -145,6 +145,10 @@ MODEL_BREAKAGES = {
     "card YAML broken": (_bad_card, "README.md: YAML metadata does not parse"),
     "no safetensors": (lambda f: (f / "model.safetensors").unlink(), "no *.safetensors weights"),
     "no processor": (lambda f: (f / "processor_config.json").unlink(), "no processor saved"),
+    "no modules.json": (lambda f: (f / "modules.json").unlink(), "modules.json: missing"),
+    "sentence-transformers code missing": (
+        lambda f: (f / "sentence_xvlm2vec.py").unlink(), "sentence_xvlm2vec.py: missing (needed by modules.json)"
+    ),
     "processor code missing": (
         lambda f: (f / "processing_phi3_v.py").unlink(),
         "processing_phi3_v.py: missing (needed by processor_config.json auto_map.AutoProcessor)",

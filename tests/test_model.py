@@ -115,8 +115,8 @@ def test_bad_input_errors(backbone, tiny_models, images, tmp_path):
         model.encode(["a", "b"], images=[images[0]])
     with pytest.raises(ValueError, match="row 1: the text has an image tag but no image"):
         model.encode(["fine", "<|image_1|>\nRepresent the given image"])
-    with pytest.raises(ValueError, match="row 0: an image was given but the text has no image tag"):
-        model.encode(["no tag here"], images=[images[0]])
+    with pytest.raises(ValueError, match="row 1: the text has 2 image tags"):
+        model.encode(["<|image_1|>\nfine", "<|image_1|> and <|image_1|>"], images=[images[0], images[1]])
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image at all")
     with pytest.raises(ValueError, match="row 0: cannot read image .*broken.jpg"):
@@ -127,6 +127,26 @@ def test_bad_input_errors(backbone, tiny_models, images, tmp_path):
         model.encode(["  "])
     with pytest.raises(ValueError, match="must both be \\[batch, length\\]"):
         model(input_ids=torch.ones(3, dtype=torch.long), attention_mask=torch.ones(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_image_tag_is_optional(backbone, tiny_models, images):
+    """An image row without a tag gets `<|image_1|>\\n` at the start, as VLM2Vec writes it; explicit tags still work."""
+    model, _ = tiny_models(backbone)
+    tag = model.config.image_tag
+    implicit = model.encode(["A red circle", "Un cerchio"], images=images[:2])
+    explicit = model.encode(["<|image_1|>\nA red circle", f"{tag}\nUn cerchio"], images=images[:2])
+    # same prompts, same batch: identical up to float32 determinism
+    np.testing.assert_allclose(implicit, explicit, atol=1e-6)
+    instruction = "Represent the given image with the following question: {text}"
+    np.testing.assert_allclose(
+        model.encode(["what colour?"], images=[images[2]], instruction=instruction),
+        model.encode(["what colour?"], images=[images[2]], instruction="<|image_1|>\n" + instruction),
+        atol=1e-6,
+    )
+    # the tag at the start is not the same prompt as the tag at the end: placement matters
+    tag_last = model.encode(["A red circle\n<|image_1|>"], images=images[:1])
+    assert np.abs(tag_last[0] - implicit[0]).max() > 1e-4
 
 
 def test_unsupported_backbone_type():

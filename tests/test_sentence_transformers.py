@@ -1,0 +1,106 @@
+"""Saved model folders load natively with sentence-transformers, in a process where the project is not importable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import BACKBONES
+
+pytest.importorskip("sentence_transformers")
+
+from modeling_xvlm2vec.instructions import INSTRUCTIONS  # noqa: E402
+from modeling_xvlm2vec.sentence_xvlm2vec import named_prompts  # noqa: E402
+
+TEXTS = ["A red circle on a white background.", "Ein kleines blaues Quadrat"]
+PAIR_TEXTS = ["a red circle", "un quadrato blu"]
+
+#: Runs in a fresh interpreter: loads each folder with SentenceTransformer and embeds every input form.
+ISOLATED = """
+import json
+from PIL import Image
+from sentence_transformers import SentenceTransformer
+folders, paths, texts, pair_texts = {args}
+images = [Image.open(p).convert("RGB") for p in paths]
+out = {{}}
+for backbone, folder in folders.items():
+    model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
+    out[backbone] = {{
+        "text": model.encode(texts).tolist(),
+        "image": model.encode(images).tolist(),
+        "image_path": model.encode(paths[:1]).tolist(),
+        "text_image": model.encode([{{"text": t, "image": i}} for t, i in zip(pair_texts, images)]).tolist(),
+        "prompted": model.encode(texts[:1], prompt_name="t2i_query_it").tolist(),
+        "prompted_image": model.encode(images, prompt_name="t2i_candidate_de").tolist(),
+        "mixed": model.encode([texts[0], images[0], {{"text": pair_texts[1], "image": images[1]}}], batch_size=2).tolist(),
+        "prompts": model.prompts,
+        "similarity": model.similarity_fn_name,
+        "dimension": model.get_sentence_embedding_dimension(),
+    }}
+    if backbone == "qwen2_vl":  # a folder saved by sentence-transformers itself loads again, unchanged
+        model.save(folder + "-resaved")
+        again = SentenceTransformer(folder + "-resaved", trust_remote_code=True, device="cpu")
+        out[backbone]["resaved"] = again.encode(texts).tolist()
+print(json.dumps(out))
+"""
+
+
+def test_sentence_transformers_equals_encode_for_every_backbone(tiny_models, images, tmp_path, run_isolated) -> None:
+    paths = []
+    for index, image in enumerate(images[:2]):
+        paths.append(str(tmp_path / f"image{index}.png"))
+        image.save(paths[-1])
+    folders, expected = {}, {}
+    it_query, de_candidate = INSTRUCTIONS["t2i"]["query"]["it"], INSTRUCTIONS["t2i"]["candidate"]["de"]
+    for backbone in BACKBONES:
+        model, _ = tiny_models(backbone)
+        folder = tmp_path / backbone
+        model.save_pretrained(folder)
+        folders[backbone] = str(folder)
+        expected[backbone] = {
+            "text": model.encode(TEXTS),
+            "image": model.encode(images=paths),
+            "image_path": model.encode(images=paths[:1]),
+            "text_image": model.encode(PAIR_TEXTS, images=paths),
+            "prompted": model.encode(TEXTS[:1], instruction=it_query),
+            "prompted_image": model.encode(images=paths, instruction=de_candidate),
+            "mixed": model.encode([TEXTS[0], None, PAIR_TEXTS[1]], images=[None, paths[0], paths[1]]),
+            "dimension": model.config.hidden_size,
+        }
+    args = repr((folders, paths, TEXTS, PAIR_TEXTS))
+    result = run_isolated(ISOLATED.format(args=args), tmp_path)
+    for backbone in BACKBONES:
+        got, want = result[backbone], expected[backbone]
+        for form in ("text", "image", "image_path", "text_image", "prompted", "prompted_image", "mixed"):
+            # 1e-5: the same float32 model on the same rows; only batch composition (padding) may differ
+            diff = np.abs(np.array(got[form]) - want[form]).max()
+            assert diff <= 1e-5, f"{backbone} {form}: max abs diff {diff}"
+        # sentence-transformers adds its own empty "query"/"document" prompts beside the saved ones
+        assert {name: text for name, text in got["prompts"].items() if text} == named_prompts(INSTRUCTIONS)
+        assert got["similarity"] == "cosine" and got["dimension"] == want["dimension"]
+    np.testing.assert_allclose(np.array(result["qwen2_vl"]["resaved"]), expected["qwen2_vl"]["text"], atol=1e-6)
+
+
+def test_saved_folder_declares_prompts_and_module(tiny_models, tmp_path) -> None:
+    model, _ = tiny_models("llava_next")
+    model.save_pretrained(tmp_path)
+    modules = json.loads((tmp_path / "modules.json").read_text())
+    assert modules == [{"idx": 0, "name": "0", "path": "", "type": "sentence_xvlm2vec.XVLM2VecSentenceModule"}]
+    assert (tmp_path / "sentence_xvlm2vec.py").is_file()
+    config = json.loads((tmp_path / "config_sentence_transformers.json").read_text())
+    assert config["prompts"]["t2i_query_it"] == INSTRUCTIONS["t2i"]["query"]["it"]
+    assert config["prompts"]["vg_candidate_fr"] == INSTRUCTIONS["vg"]["candidate"]["fr"]
+    assert len(config["prompts"]) == sum(len(by_lang) for sides in INSTRUCTIONS.values() for by_lang in sides.values())
+
+
+def test_eval_recognises_saved_folders_as_xvlm2vec(tiny_models, tmp_path) -> None:
+    """The saved folder has a modules.json, yet `xvlm2vec eval` must load it as xVLM2Vec (with instructions)."""
+    from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
+    from xvlm2vec.evaluation.registry import load_embedder
+
+    model, _ = tiny_models("qwen2_vl")
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "modules.json").is_file()
+    embedder = load_embedder(str(tmp_path))
+    assert isinstance(embedder, XVLM2VecEmbedder) and embedder.uses_instructions

@@ -43,6 +43,7 @@ def test_xm3600_style_source_builds_every_language(xm36) -> None:
     out, report = xm36
     assert report.passed and report.rows_rejected == 0
     assert report.split_rows == {f"xm_{task}/{lang}": 2 for task in ("i2t", "t2i") for lang in XM3600_LANGUAGES}
+    assert report.unknown_files == ["xm_NOT A CODE_1000_formatted_i2t.jsonl"]  # reported, not read
     card = (out / "README.md").read_text(encoding="utf-8")
     for lang in ("fil", "quz", "sw", "zh"):
         assert f"- {lang}\n" in card  # the card's language metadata lists every split's language

@@ -19,6 +19,7 @@ file every output of that kind has), or when every entry of it is carried over b
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import fnmatch
@@ -34,8 +35,8 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-class OutputDirError(ValueError):
-    """An output folder that cannot be written safely (a user error: a file, a foreign folder, an input inside it)."""
+class OutputDirError(argparse.ArgumentTypeError, ValueError):
+    """An output folder that cannot be written safely: a user error (the CLI prints one line, exit 2)."""
 
 
 def _kept(name: str, keep: Collection[str]) -> bool:
@@ -51,18 +52,18 @@ def check_output_dir(target: str | Path, marker: str, keep: Collection[str] = ()
     """
     target = Path(target).expanduser().resolve()
     if target.exists() and not target.is_dir():
-        raise OutputDirError(f"output folder {target} is a file")
+        raise OutputDirError(f"--output-dir {target} is a file")
     for item in inputs:
         if item is None or not Path(item).exists():
             continue
         source = Path(item).resolve()
         if source == target or (source.is_relative_to(target) and not _kept(source.relative_to(target).parts[0], keep)):
-            raise OutputDirError(f"output folder {target} holds the input {source}: it would be deleted; pick another folder")
+            raise OutputDirError(f"--output-dir {target} holds the input {source}, which replacing it would delete; pick another folder")
     if target.is_dir() and not any(target.glob(marker)):
         lost = sorted(entry.name for entry in target.iterdir() if not _kept(entry.name, keep))
         if lost:
             raise OutputDirError(
-                f"output folder {target} exists and was not written by this command (no {marker}); refusing to replace "
+                f"--output-dir {target} exists and was not written by this command (no {marker}); refusing to replace "
                 f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}: remove it or pick another folder"
             )
     return target

@@ -10,10 +10,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from dataset_builders.atomic import check_output_dir
 from dataset_builders.mmeb_train import MMEB_TRAIN_REVISION, add_selection_arguments, reproduce_parallel_jsonl
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
-from dataset_builders.report import BuildReport
+from dataset_builders.report import REPORT_FILENAME, BuildReport
 from modeling_xvlm2vec.languages import load_languages
 
 
@@ -39,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(args: argparse.Namespace) -> BuildReport:
+    # before any work: replacing --output-dir must not delete an input (a translation journal, say)
+    check_output_dir(args.output_dir, REPORT_FILENAME, inputs=(args.source, args.images, args.mmeb_train, args.translations))
     if args.kind == "mmmeb":
         if not args.source:
             raise SystemExit("build mmmeb: --source is required")

@@ -168,3 +168,20 @@ def test_eval_outputs_are_replaced_together_and_keep_the_cache(tmp_path: Path, m
     assert json.loads((out / "results.json").read_text())["models"][0]["scores"][0]["precision@1"] == 1.0
     assert (out / "embedding_cache" / "entry.safetensors").read_bytes() == b"cached"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_the_build_verb_refuses_an_output_folder_holding_an_input_before_any_work(tmp_path: Path) -> None:
+    from dataset_builders.build_cli import run
+    from xvlm2vec.cli import build_parser
+
+    out = tmp_path / "out"
+    build_parallel(corpus(tmp_path / "one", ["it"]), out)
+    journal = out / "translations" / "MSCOCO" / "it" / "part-0.jsonl"  # hours of translation, kept in the old output
+    journal.parent.mkdir(parents=True)
+    journal.write_text('{"id": "0"}\n')
+    args = build_parser("build").parse_args(["build", "parallel", "--mmeb-train", str(tmp_path / "no-such-mmeb"),
+                                             "--translations", str(out / "translations"), "--images", str(tmp_path),
+                                             "--output-dir", str(out)])
+    with pytest.raises(OutputDirError, match="holds the input"):
+        run(args)
+    assert journal.read_text() == '{"id": "0"}\n'

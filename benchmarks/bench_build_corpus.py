@@ -17,7 +17,7 @@ from pathlib import Path
 
 from datasets.utils.logging import disable_progress_bar
 
-from dataset_builders.fixtures import write_parallel
+from xvlm2vec.testing.release import write_parallel
 from dataset_builders.parallel import build_parallel
 
 

@@ -19,7 +19,7 @@ import torch
 
 from xvlm2vec.demo.model import build_demo_model
 from xvlm2vec.demo.teacher import teacher_pairs
-from xvlm2vec.demo.world import WorldConfig, build_world
+from xvlm2vec.testing.world import WorldConfig, build_world
 from xvlm2vec.training.contrastive import ContrastiveCollator, info_nce
 
 

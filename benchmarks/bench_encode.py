@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from xvlm2vec.tiny_models import build_tiny_model
+from xvlm2vec.testing.tiny_models import build_tiny_model
 
 WORDS = (
     "the a red blue green small large circle square triangle on next to under above picture image caption "

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset_builders.fixtures import write_mmmeb
+from xvlm2vec.testing.release import write_mmmeb
 from dataset_builders.mmmeb import build_mmmeb
 from modeling_xvlm2vec.instructions import STYLES
 from xvlm2vec.evaluation.data import SplitData, load_split
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
 from xvlm2vec.evaluation.runner import RunConfig, Runner, protocol_prompt, select_splits
-from xvlm2vec.tiny_models import build_tiny_model
+from xvlm2vec.testing.tiny_models import build_tiny_model
 
 #: Candidate batch size of the released embedding script.
 RELEASED_BATCH_SIZE = 4

@@ -53,7 +53,7 @@ from torch import nn
 
 from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
 from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336, PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
-from xvlm2vec.tiny_phi3_v import PHI3_V_VOCAB_SIZE, tiny_phi3_v_config, tiny_phi3_v_processor
+from xvlm2vec.testing.tiny_phi3_v import PHI3_V_VOCAB_SIZE, tiny_phi3_v_config, tiny_phi3_v_processor
 from xvlm2vec.training.collator import ParallelCollator
 from xvlm2vec.training.step import skd_loss
 from xvlm2vec.training.teacher import Teacher

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-from dataset_builders.fixtures import run as fixtures_run
+from xvlm2vec.testing.release import run as fixtures_run
 from dataset_builders.mmeb_train import MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS
 from dataset_builders.safe_io import ImageStore, RowError, UnsafePathError, check_relative_path, iter_jsonl

@@ -10,7 +10,7 @@ import pytest
 from datasets import load_dataset
 
 from dataset_builders import build_cli
-from dataset_builders.fixtures import write_image, write_mmmeb
+from xvlm2vec.testing.release import write_image, write_mmmeb
 from dataset_builders.mmmeb import FEATURES, TASKS, build_mmmeb, resolve_image_id
 from dataset_builders.source import resolve_source
 from xvlm2vec.cli import build_parser

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-from dataset_builders.fixtures import write_mmeb_train, write_parallel
+from xvlm2vec.testing.release import write_mmeb_train, write_parallel
 from dataset_builders.mmeb_train import (
     IMAGE_TAG,
     PAIR_FIELDS,

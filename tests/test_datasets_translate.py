@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builders.fixtures import mmeb_train_rows
 from dataset_builders.mmeb_train import journal_path, language_markers, translated_fields
 from dataset_builders.translate import (
     MAX_NEW_TOKENS,
@@ -26,12 +25,13 @@ from dataset_builders.translate import (
     translate_subset,
     write_rejects,
 )
+from xvlm2vec.testing.release import mmeb_train_rows
 
 SUBSET, LANG = "OK-VQA", "it"
 
 
 class StandInTranslator:
-    """Deterministic translator: swaps the markers, tags each part; rows mentioning a dog fail.
+    """Deterministic translator: swaps the markers, tags each part; rows mentioning a diamond fail.
 
     ``delay`` sleeps per batch so a test can kill a run in the middle.
     """
@@ -42,7 +42,7 @@ class StandInTranslator:
     def translate(self, texts: Sequence[str], lang: str) -> list[str]:
         time.sleep(self.delay)
         question, answer = language_markers(lang)
-        return ["no markers at all" if " dog" in t else
+        return ["no markers at all" if " diamond" in t else
                 t.replace("Question: ", f"{question}: <{lang}> ").replace("Answer: ", f"{answer}: <{lang}> ")
                 for t in texts]
 
@@ -59,7 +59,7 @@ def test_journal_records_translations_and_rejects(tmp_path: Path) -> None:
     records = _records(tmp_path)
     assert [r["id"] for r in records] == list(range(12))
     for record, row in zip(records, rows):
-        if " dog" in row["qry"] + row["pos_text"] + row["neg_text"]:
+        if " diamond" in row["qry"] + row["pos_text"] + row["neg_text"]:
             assert record["rejected"] == "part_count_mismatch" and record["output"] == "no markers at all"
         else:
             assert set(record["fields"]) == set(translated_fields(SUBSET))
@@ -83,7 +83,7 @@ _CHILD = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_datasets_translate import StandInTranslator, SUBSET, LANG
-from dataset_builders.fixtures import mmeb_train_rows
+from xvlm2vec.testing.release import mmeb_train_rows
 from dataset_builders.translate import translate_subset
 translate_subset(StandInTranslator(delay=0.15), mmeb_train_rows(SUBSET, {n}), SUBSET, LANG, {out!r}, batch_size=2)
 """
@@ -136,10 +136,13 @@ def _tiny_t5(folder: Path, end: str = "forced_eos"):
                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     torch.manual_seed(0)
     model = T5ForConditionalGeneration(config).eval()
+    # generated tokens are plain words: never pad, unk or the image tag (which would count as a lost or extra tag)
+    words_only = [0, 2, tok.token_to_id("<|image_1|>")]
     if end == "forced_eos":
         model.generation_config.forced_eos_token_id = 1
+        model.generation_config.suppress_tokens = words_only
     else:
-        model.generation_config.suppress_tokens = [1]
+        model.generation_config.suppress_tokens = [1, *words_only]
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return model, tokenizer
@@ -174,7 +177,7 @@ def test_truncated_output_is_rejected_even_when_it_splits_into_the_right_parts(t
             # row 0 reached the limit, row 1 ended on its own; both parse
             return [Translated(text, index == 0) for index, text in enumerate(super().translate(texts, lang))]
 
-    rows = [row for row in mmeb_train_rows(SUBSET, 12) if " dog" not in row["qry"] + row["pos_text"] + row["neg_text"]][:2]
+    rows = [row for row in mmeb_train_rows(SUBSET, 12) if " diamond" not in row["qry"] + row["pos_text"] + row["neg_text"]][:2]
     translate_subset(Cut(), rows, SUBSET, LANG, tmp_path, batch_size=2)
     first, second = _records(tmp_path)
     assert first["rejected"] == "truncated" and first["output"].count("Risposta: ") == 2
@@ -226,7 +229,7 @@ def test_transient_failures_are_retried_on_restart_and_reported_apart(tmp_path: 
     translate_subset(StandInTranslator(), rows, SUBSET, LANG, uninterrupted, batch_size=3)
     final = {r["id"]: r for r in _records(tmp_path) if "failed" not in r}
     assert sorted(final) == list(range(6)) and list(final.values()) == _records(uninterrupted)
-    dogs = sum(" dog" in row["qry"] + row["pos_text"] + row["neg_text"] for row in rows)
+    dogs = sum(" diamond" in row["qry"] + row["pos_text"] + row["neg_text"] for row in rows)
     report = write_rejects(tmp_path, [SUBSET], [LANG])
     assert (report.rejected, report.failed) == (dogs, 0)
     assert (tmp_path / "failures.jsonl").read_text() == ""
@@ -253,7 +256,7 @@ _TWO_PROCESS = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_datasets_translate import StandInTranslator, SUBSET, LANG
-from dataset_builders.fixtures import mmeb_train_rows
+from xvlm2vec.testing.release import mmeb_train_rows
 from dataset_builders.translate import process_state, translate_subset
 state = process_state()
 assert state.num_processes == 2, state.num_processes

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from xvlm2vec.demo.model import build_demo_model
 from xvlm2vec.demo.teacher import teacher_pairs, train_teacher
-from xvlm2vec.demo.world import WorldConfig, build_world
+from xvlm2vec.testing.world import WorldConfig, build_world
 from xvlm2vec.training.contrastive import ContrastiveCollator, ContrastiveConfig, ContrastivePair, info_nce
 
 

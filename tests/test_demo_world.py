@@ -11,9 +11,9 @@ import pytest
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import build_parallel
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
-from xvlm2vec.demo.lexicon import LANGUAGES, Scene, answer_options, caption, class_name, vocabulary
-from xvlm2vec.demo.world import (RELEASE_TASKS, WorldConfig, all_scenes, build_world, split_scenes, task_examples,
-                                 write_mmmeb_release, write_parallel_release)
+from xvlm2vec.testing.lexicon import LANGUAGES, Scene, answer_options, caption, class_name, vocabulary
+from xvlm2vec.testing.release import write_mmmeb_release, write_parallel_release
+from xvlm2vec.testing.world import RELEASE_TASKS, WorldConfig, all_scenes, build_world, split_scenes, task_examples
 
 SMALL = WorldConfig(seed=3, train_renders=1, vg_train_images=12, vg_test_images=10, candidates=4)
 

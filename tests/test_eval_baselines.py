@@ -13,7 +13,7 @@ from tokenizers import processors
 
 from xvlm2vec.evaluation.baselines import SentenceTransformerEmbedder, TransformersDualEncoder
 from xvlm2vec.evaluation.registry import load_embedder
-from xvlm2vec.tiny_models import train_tokenizer
+from xvlm2vec.testing.tokenizer_training import train_tokenizer
 
 TEXT = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)

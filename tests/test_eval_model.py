@@ -15,7 +15,7 @@ from xvlm2vec.evaluation.data import load_split
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
 from xvlm2vec.evaluation.results import validate
 from xvlm2vec.evaluation.runner import RunConfig, Runner
-from xvlm2vec.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_models import save_tiny_model
 
 
 def test_eval_verb_end_to_end(built_mmmeb, tmp_path):

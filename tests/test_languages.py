@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builders.fixtures import mmeb_train_rows
+from xvlm2vec.testing.release import mmeb_train_rows
 from dataset_builders.mmeb_train import clean_pair, pack_request, parse_response, translated_fields
 from dataset_builders.safe_io import RowError
 from dataset_builders.translate import MarkerError, ensure_markers, translate_subset

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel
 from xvlm2vec.cli import main
 from xvlm2vec.convert_phi3v import ConvertConfig, convert, read_state_dict
-from xvlm2vec.tiny_phi3_v import save_tiny_original_checkpoint, tiny_phi3_v_config
+from xvlm2vec.testing.tiny_phi3_v import save_tiny_original_checkpoint, tiny_phi3_v_config
 
 LORA_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "out_proj"]
 

@@ -10,7 +10,7 @@ from PIL import Image
 from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel, check_placeholder_counts
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
-from xvlm2vec.tiny_phi3_v import build_tiny_phi3_tokenizer, tiny_phi3_v_config
+from xvlm2vec.testing.tiny_phi3_v import build_tiny_phi3_tokenizer, tiny_phi3_v_config
 
 # names and shapes of Phi-3.5-vision-instruct's checkpoint (Phi3VForCausalLM without "model." and lm_head),
 # as functions of the widths: H decoder, I decoder MLP, V vocab, C CLIP, M CLIP MLP

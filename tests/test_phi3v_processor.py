@@ -9,7 +9,7 @@ from PIL import Image
 
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor, hd_padded_size, num_image_tokens
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
-from xvlm2vec.tiny_phi3_v import build_tiny_phi3_tokenizer
+from xvlm2vec.testing.tiny_phi3_v import build_tiny_phi3_tokenizer
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])

@@ -11,8 +11,8 @@ import importlib
 import sys
 
 VERBS: dict[str, tuple[str, str]] = {
-    "tiny-model": ("xvlm2vec.tiny_models", "build a tiny random model folder (tests, demo)"),
-    "fixtures": ("dataset_builders.fixtures", "write small data sets in the released formats"),
+    "tiny-model": ("xvlm2vec.testing.tiny_models", "build a tiny random model folder (tests, demo)"),
+    "fixtures": ("xvlm2vec.testing.release", "write small data sets in the released formats"),
     "build": ("dataset_builders.build_cli", "build MMMEB or the parallel corpus as a Hub-layout dataset folder"),
     "translate": ("dataset_builders.translate", "translate MMEB-train rows with a seq2seq or chat model"),
     "instructions": ("xvlm2vec.instructions_cli", "translate the instruction table into new languages; apply it to a model"),

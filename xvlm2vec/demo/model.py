@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from xvlm2vec.tiny_models import build_tiny_model, multilingual_corpus, train_tokenizer
-
-from .lexicon import LANGUAGES, vocabulary
+from xvlm2vec.testing.lexicon import LANGUAGES, vocabulary
+from xvlm2vec.testing.tiny_models import build_tiny_model
+from xvlm2vec.testing.tokenizer_training import multilingual_corpus, train_tokenizer
 
 
 def world_tokenizer(old: Any, vocab_size: int) -> Any:

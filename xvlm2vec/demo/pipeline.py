@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .world import WorldConfig
+from xvlm2vec.testing.world import WorldConfig
 
 logger = logging.getLogger("xvlm2vec.demo")
 
@@ -98,7 +98,8 @@ def build_data(config: DemoConfig, output_dir: Path):
     from dataset_builders.mmmeb import build_mmmeb
     from dataset_builders.parallel import build_parallel
 
-    from .world import build_world, write_mmmeb_release, write_parallel_release
+    from xvlm2vec.testing.release import write_mmmeb_release, write_parallel_release
+    from xvlm2vec.testing.world import build_world
 
     world = build_world(config.world)
     release = output_dir / "release"

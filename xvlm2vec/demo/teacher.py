@@ -8,7 +8,7 @@ from pathlib import Path
 from modeling_xvlm2vec.instructions import STYLES, format_text
 from xvlm2vec.training.contrastive import ContrastiveCollator, ContrastiveConfig, ContrastivePair, ContrastiveTrainer
 
-from .world import RELEASE_TASKS, World, candidate_prompt, query_prompt, task_examples
+from xvlm2vec.testing.world import RELEASE_TASKS, World, candidate_prompt, query_prompt, task_examples
 
 
 def teacher_pairs(world: World, seed: int, lang: str = "en") -> list[ContrastivePair]:

@@ -4,27 +4,23 @@ Every attribute combination (shape, colour, size, side, count) is a scene; a see
 combination in exactly one of train and test, so no test scene was ever seen whole in training
 (every single attribute value was). Images are drawn with PIL; texts come from `lexicon.py`.
 
-`build_world(config)` returns the in-memory world; `write_mmmeb_release` and
-`write_parallel_release` write it in the released file formats (DESIGN.md section 2) so the
-project's dataset builders turn it into Hub-layout folders, exactly as they do the real data.
+`build_world(config)` returns the in-memory world; :mod:`xvlm2vec.testing.release` writes it in
+the released file formats (docs/datasets.md) so the project's dataset builders turn it into
+Hub-layout folders, exactly as they do the real data.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from dataset_builders.mmmeb import TASKS as MMMEB_TASKS
 from dataset_builders.mmmeb import TaskSpec
 
-from modeling_xvlm2vec.instructions import (CANONICAL_IMAGE_TAG, INSTRUCTIONS, STYLES, compose_prompt, format_text,
-                                            get_instruction)
+from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG, compose_prompt, format_text, get_instruction
 
 from .lexicon import (COLOURS, COUNTS, QUESTION_KINDS, SHAPES, SIDES, SIZES, Scene, answer_key,
                       answer_options, caption, class_name, question)
@@ -273,104 +269,3 @@ def candidate_prompt(task: str, lang: str, text: str | None, style: str = "plain
         return format_text(text, style)
     instruction = get_instruction(task, "candidate", lang)
     return instruction if instruction is not None else CANONICAL_IMAGE_TAG
-
-
-# --------------------------------------------------------------------------- release writers
-def _save(picture: Picture, folder: Path) -> None:
-    path = folder / f"{picture.name}.png"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        picture.image.save(path)
-
-
-def write_mmmeb_release(world: World, output_dir: str | Path) -> list[Path]:
-    """Write the test split as released MMMEB files (``{dataset}_{lang}_{card}_formatted_{task}.jsonl`` + images)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for task, spec in RELEASE_TASKS.items():
-        for lang in spec.languages:
-            path = output_dir / spec.filename(lang)
-            with path.open("w", encoding="utf-8") as handle:
-                for example in task_examples(world, "test", task, lang):
-                    handle.write(json.dumps(_release_record(example, spec, output_dir), ensure_ascii=False) + "\n")
-            written.append(path)
-    return written
-
-
-def _release_record(example: Example, spec: TaskSpec, root: Path) -> dict:
-    """One release line (saving its images): ids resolve under ``root`` by the release's rule."""
-    images = root / f"{spec.dataset}_images"
-    record: dict = {}
-    if spec.query_text_field:
-        record[spec.query_text_field] = example.query_text
-    if spec.query_image_field:
-        _save(example.query_image, images)
-        record[spec.query_image_field] = f"{example.query_image.name}.png"  # no folder: under {dataset}_images/
-    if spec.image_candidates:
-        crops = example.task == "vg"
-        for picture in example.candidate_images:
-            _save(picture, images / "crops" if crops else images)
-        record[spec.candidate_field] = [
-            f"{spec.dataset}_images/crops/{p.name}.png" if crops else f"{p.name}.png" for p in example.candidate_images
-        ]
-    else:
-        record[spec.candidate_field] = example.candidate_texts
-    return record
-
-
-def _has_instruction(task: str, side: str, lang: str) -> bool:
-    return lang in INSTRUCTIONS[task].get(side, {})
-
-
-def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterator[tuple[str, str, str, Picture | None]]:
-    """(task, English text, ``lang`` text, image) pairs of the training split: queries, text positives, image candidates.
-
-    Queries keep their instruction (as the released corpus does, translated with the text) where
-    the protocol has one in ``lang``; the query text and the text positive also come alone.
-    """
-    for task in RELEASE_TASKS:
-        english = task_examples(world, "train", task, "en")
-        foreign = task_examples(world, "train", task, lang)
-        for en, xx in zip(english, foreign):
-            style = style_rng.choice(STYLES)
-            if _has_instruction(task, "query", lang):
-                yield task, query_prompt(en, style=style), query_prompt(xx, style=style), en.query_image
-            if en.query_text is not None:
-                question = task == "vqa"
-                yield task, format_text(en.query_text, style, question), format_text(xx.query_text, style, question), None
-            if en.candidate_texts:
-                yield task, format_text(en.candidate_texts[0], style), format_text(xx.candidate_texts[0], style), None
-            elif _has_instruction(task, "candidate", lang):
-                yield task, candidate_prompt(task, "en", None), candidate_prompt(task, lang, None), en.candidate_images[0]
-
-
-def write_parallel_release(world: World, output_dir: str | Path, languages: tuple[str, ...] = ("it", "es", "fr", "de")) -> Path:
-    """Write the training split as ``parallel_shuffled.jsonl`` (+ images), shuffled with the seed.
-
-    Lines have the released keys plus ``lang`` and ``source_dataset``, as the project's corpus
-    reproduction writes them, so the builder makes one config per language.
-    """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    images = output_dir / "images"
-    rows = []
-    for lang in languages:
-        seen = set()
-        for task, text_en, text_lang, picture in parallel_pairs(world, lang, random.Random(f"{world.config.seed}-{lang}")):
-            key = (text_en, text_lang, None if picture is None else picture.name)
-            if key in seen:
-                continue
-            seen.add(key)
-            path = None
-            if picture is not None:
-                _save(picture, images)
-                path = f"images/{picture.name}.png"
-            rows.append({"id": f"{lang}-{len(seen):06d}", "text_en": text_en, "text_lang": text_lang,
-                         "img_en": path, "img_lang": path, "lang": lang, "source_dataset": f"world-{task}"})
-    random.Random(world.config.seed).shuffle(rows)
-    path = output_dir / "parallel_shuffled.jsonl"
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path

@@ -3,7 +3,7 @@
 The structure is Phi-3.5-V's (Phi3 decoder with LongRoPE and a sliding window, CLIP tower on 336x336
 crops with 14-pixel patches, HD transform, separators, GELU projection) at tiny widths. The tokenizer is
 a Llama-style BPE (Metaspace, byte fallback) trained offline on the en/it/es/fr/de corpus of
-:mod:`xvlm2vec.tiny_models`, laid out like Phi-3.5's: ``<unk>`` = 0, ``<s>`` = 1, ``</s>`` = 2, byte
+:mod:`xvlm2vec.testing.tokenizer_training`, laid out like Phi-3.5's: ``<unk>`` = 0, ``<s>`` = 1, ``</s>`` = 2, byte
 tokens 3-258, pieces after them, ``<|endoftext|>`` (pad) = 32000, chat tokens and placeholders up to
 ``<|image|>`` = 32044; the embedding table has Phi-3.5's 32064 rows.
 """
@@ -24,6 +24,8 @@ from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel
 from modeling_xvlm2vec.configuration_phi3_v import PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
+
+from .tokenizer_training import multilingual_corpus
 
 #: Phi-3.5's embedding rows (the tokenizer itself ends at ``<|image|>`` = 32044).
 PHI3_V_VOCAB_SIZE = 32064
@@ -58,8 +60,6 @@ def build_tiny_phi3_tokenizer(num_pieces: int = 600) -> LlamaTokenizer:
     byte tokens); the ids between the pieces and 32000 are filled with unused ``<|reserved_N|>`` tokens
     so that ids stay contiguous.
     """
-    from xvlm2vec.tiny_models import multilingual_corpus
-
     specials = ["<unk>", "<s>", "</s>"]
     trainer_model = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     # pieces are learnt within words (as sentencepiece does); the tokenizer itself runs Llama's Metaspace
@@ -143,7 +143,7 @@ def tiny_phi3_v_processor(num_crops: int = 4, num_pieces: int = 600) -> Phi3VPro
 
 
 def tiny_phi3_v_config_and_processor(vocab_size: int = 600, hidden: int = 64, layers: int = 2, **_: Any) -> tuple[Phi3VConfig, Phi3VProcessor]:
-    """Hook of :func:`xvlm2vec.tiny_models.build_tiny_model`: tiny config and processor.
+    """Hook of :func:`xvlm2vec.testing.tiny_models.build_tiny_model`: tiny config and processor.
 
     ``vocab_size`` is the number of trained BPE pieces (the id layout stays Phi-3.5's); other keywords of
     the factory (``image_size``) do not apply: Phi-3.5-V always works on 336x336 crops.

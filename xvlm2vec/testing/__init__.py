@@ -1,0 +1,9 @@
+"""Testing scaffolding, used by the tests, the ``tiny-model`` and ``fixtures`` verbs and the demo.
+
+* :mod:`.tokenizer_training`: byte-level BPE tokenizers trained offline on a multilingual corpus;
+* :mod:`.tiny_models` and :mod:`.tiny_phi3_v`: tiny random models of every supported backbone;
+* :mod:`.lexicon` and :mod:`.world`: the one synthetic world (rendered scenes, texts in en/it/es/fr/de);
+* :mod:`.release`: writers of the released data formats (MMMEB files, parallel corpus, MMEB-train).
+
+Nothing here downloads anything.
+"""

@@ -9,6 +9,8 @@ from transformers import TrainingArguments
 from modeling_xvlm2vec.modeling_xvlm2vec import IMAGE_POOLINGS
 
 BAD_ROW_POLICIES = ("skip", "error")
+#: `teacher` value for a separate frozen teacher loaded from the student's own starting checkpoint (the release).
+TEACHER_SAME_CHECKPOINT = "same_checkpoint"
 
 
 @dataclass
@@ -25,8 +27,10 @@ class SKDConfig(TrainingArguments):
     Parameters:
         teacher (`str` or `None`, defaults to `None`):
             `None`: the self-teacher, i.e. the student's own base weights with its LoRA adapters switched off
-            (peft's `disable_adapter()`); one model copy in memory, needs LoRA. A path or Hub id: a separate
-            frozen XVLM2Vec teacher, loaded with `AutoModel.from_pretrained(..., trust_remote_code=True)`.
+            (peft's `disable_adapter()`); one model copy in memory, needs LoRA. `"same_checkpoint"`: a separate
+            frozen copy loaded from the student's starting checkpoint (`--model_name_or_path`, by `train.py`), as
+            the released full fine-tuning did. A path or Hub id: a separate frozen XVLM2Vec teacher, loaded with
+            `AutoModel.from_pretrained(..., trust_remote_code=True)`.
         image_loss (`bool`, defaults to `False`):
             Add the paper's image terms (ablation): MSE between mean-pooled hidden states of the image
             prefix, student(en) vs teacher(en) and student(x) vs teacher(en); the four terms are averaged.
@@ -66,7 +70,10 @@ class SKDConfig(TrainingArguments):
 
     teacher: str | None = field(
         default=None,
-        metadata={"help": "None: self-teacher (LoRA adapters switched off). A path/Hub id: a separate frozen teacher."},
+        metadata={
+            "help": "None: self-teacher (LoRA adapters switched off). 'same_checkpoint': a separate frozen copy of "
+            "--model_name_or_path. A path/Hub id: a separate frozen teacher."
+        },
     )
     image_loss: bool = field(default=False, metadata={"help": "Add the two image-prefix MSE terms (paper's ablation)."})
     image_loss_pooling: str = field(

@@ -24,7 +24,7 @@ from dataset_builders import hub_layout
 from modeling_xvlm2vec import XVLM2VecModel
 
 from .checkpoints import resolve_resume
-from .config import SKDConfig
+from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
 from .trainer import SKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         train = with_lengths(train, training_args.length_column_name)
     evaluating = training_args.eval_strategy != "no"
     dev = load_split(script_args, script_args.dataset_test_split, training_args.languages) if evaluating else None
-    trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev)
+    # the released full fine-tuning: a second, frozen copy of the starting checkpoint is the teacher
+    teacher = load_student(model_args) if training_args.teacher == TEACHER_SAME_CHECKPOINT else None
+    trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev, teacher_model=teacher)
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)
     if dev is not None:

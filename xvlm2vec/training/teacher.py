@@ -50,6 +50,20 @@ def weights_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def refuse_unsynced_teacher(fsdp_plugin: object | None) -> None:
+    """Refuse a separate teacher under FSDP with cpu-RAM-efficient loading (`ValueError`).
+
+    That loading gives real weights to rank 0 only and relies on FSDP to broadcast them; a separate teacher is
+    prepared in evaluation mode (a replica per GPU, never wrapped by FSDP), so the other ranks would keep empty
+    weights. `fsdp_plugin` is accelerate's FSDP plugin, or None without FSDP.
+    """
+    if fsdp_plugin is not None and getattr(fsdp_plugin, "cpu_ram_efficient_loading", False):
+        raise ValueError(
+            "a separate teacher under FSDP needs fsdp_cpu_ram_efficient_loading: false (with it only rank 0 would "
+            "hold the teacher's weights); see accelerate_configs/fsdp_released.yaml"
+        )
+
+
 class Teacher:
     """Gives teacher embeddings of the English side under `no_grad`, in eval mode.
 

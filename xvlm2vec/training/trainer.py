@@ -10,10 +10,10 @@ from torch import nn
 from transformers import AutoModel, Trainer
 
 from .collator import ParallelCollator
-from .config import SKDConfig
+from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
 from .losses import translation_metrics
 from .step import skd_loss
-from .teacher import Teacher
+from .teacher import Teacher, refuse_unsynced_teacher
 from .teacher_cache import load_or_build_teacher_cache, settings_fingerprint, with_teacher_rows
 
 
@@ -51,6 +51,11 @@ class SKDTrainer(Trainer):
         if not isinstance(args, SKDConfig):
             raise TypeError(f"args must be an SKDConfig, got {type(args).__name__}")
         core = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if teacher_model is None and args.teacher == TEACHER_SAME_CHECKPOINT:
+            raise ValueError(
+                f"teacher={TEACHER_SAME_CHECKPOINT!r}: load the frozen copy yourself and pass it as teacher_model "
+                "(train.py loads it from --model_name_or_path)"
+            )
         if teacher_model is None and args.teacher is not None:
             teacher_model = AutoModel.from_pretrained(args.teacher, trust_remote_code=True, dtype=core.dtype)
         self.teacher = Teacher(model, teacher_model)
@@ -69,6 +74,7 @@ class SKDTrainer(Trainer):
             **kwargs,
         )
         if teacher_model is not None:
+            refuse_unsynced_teacher(self.accelerator.state.fsdp_plugin if self.is_fsdp_enabled else None)
             self.teacher.separate = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
         self._terms: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._skipped_rows = 0

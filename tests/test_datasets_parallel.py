@@ -266,3 +266,21 @@ def test_reproduction_defaults_are_the_released_20_subsets_at_the_pinned_revisio
     result = reproduce_parallel_jsonl("TIGER-Lab/MMEB-train", tmp_path / "tr", tmp_path / "p.jsonl")
     assert seen["revision"] == "0c3f4b8" and len(read) == 20 and "VisDial" not in read
     assert "`TIGER-Lab/MMEB-train` at revision `0c3f4b8`" in result.card_note()
+
+
+def test_a_truncated_translation_is_counted_by_reason_in_the_build_report(tmp_path: Path) -> None:
+    subset, lang = "CIRR", "it"
+    write_mmeb_train(tmp_path / "mmeb", rows_per_subset=3, subsets=(subset,))
+    from dataset_builders.mmeb_train import load_subset
+
+    rows = load_subset(tmp_path / "mmeb", subset)
+    records = [{"id": i, "subset": subset, "lang": lang, "fields": {f: f"[it] {row[f]}" for f in translated_fields(subset)}}
+               for i, row in enumerate(rows)]
+    records[1] = {"id": 1, "subset": subset, "lang": lang, "rejected": "truncated", "output": "Domanda: ... Risposta: ..."}
+    append_lines(journal_path(tmp_path / "tr", subset, lang, 0), records)
+    result = reproduce_parallel_jsonl(tmp_path / "mmeb", tmp_path / "tr", tmp_path / "corpus/parallel_shuffled.jsonl",
+                                      languages=(lang,), subsets=(subset,))
+    assert result.fragment.rejected == {"translation_truncated": 2}  # both pairs of row 1
+    report = build_parallel(tmp_path / "corpus", tmp_path / "out", images=tmp_path / "mmeb", upstream=result.fragment)
+    saved = json.loads((tmp_path / "out/build_report.json").read_text(encoding="utf-8"))
+    assert report.balanced and saved["rejected"]["translation_truncated"] == 2

@@ -179,6 +179,27 @@ def phi3v_config_from_original(
     return config, sorted(set(original) & IGNORED_CONFIG_KEYS)
 
 
+def original_config_from_phi3v(config: Phi3VConfig) -> dict:
+    """The inverse of :func:`phi3v_config_from_original`: ``config`` as the original flat ``config.json``.
+
+    The layout of Phi-3.5-vision-instruct / VLM2Vec-Full (``model_type`` ``phi3_v``, architecture
+    ``Phi3VForCausalLM``, decoder fields at the top level, LongRoPE as ``rope_scaling`` type ``su``).
+    Loading and generation settings (``tie_word_embeddings``, ``torch_dtype``, ``auto_map``) are left
+    to the caller.
+    """
+    text = config.text_config
+    rope = dict(text.rope_parameters or {})
+    original = {"architectures": ["Phi3VForCausalLM"], "model_type": "phi3_v"}
+    original.update({key: getattr(text, key) for key in TEXT_CONFIG_KEYS if getattr(text, key, None) is not None})
+    original["rope_theta"] = rope.get("rope_theta", 10000.0)
+    if rope.get("rope_type") == "longrope":
+        original["rope_scaling"] = {"type": "su", "short_factor": list(rope["short_factor"]),
+                                    "long_factor": list(rope["long_factor"])}
+    original["embd_layer"] = dict(config.embd_layer)
+    original["img_processor"] = dict(config.img_processor)
+    return original
+
+
 def weight_files(folder: Path) -> list[Path]:
     """The checkpoint's weight files: from a safetensors or ``.bin`` index, else the single file."""
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
@@ -353,6 +374,7 @@ __all__ = [
     "ConvertConfig",
     "clip_config_from_weights",
     "convert",
+    "original_config_from_phi3v",
     "merge_lora",
     "phi3v_config_from_original",
     "read_state_dict",

@@ -24,6 +24,7 @@ from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel
 from modeling_xvlm2vec.configuration_phi3_v import PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
+from xvlm2vec.convert_phi3v import original_config_from_phi3v
 
 from .tokenizer_training import multilingual_corpus
 
@@ -153,37 +154,13 @@ def tiny_phi3_v_config_and_processor(vocab_size: int = 600, hidden: int = 64, la
 
 def original_config_dict(config: Phi3VConfig) -> dict:
     """``config`` in the original flat ``config.json`` layout of Phi-3.5-vision-instruct (``rope_scaling`` "su")."""
-    text = config.text_config
-    rope = text.rope_parameters
     return {
         "_name_or_path": "tiny-Phi-3.5-vision-instruct",
-        "architectures": ["Phi3VForCausalLM"],
         "auto_map": {"AutoConfig": "configuration_phi3_v.Phi3VConfig", "AutoModelForCausalLM": "modeling_phi3_v.Phi3VForCausalLM"},
-        "model_type": "phi3_v",
-        "vocab_size": text.vocab_size,
-        "hidden_size": text.hidden_size,
-        "intermediate_size": text.intermediate_size,
-        "num_hidden_layers": text.num_hidden_layers,
-        "num_attention_heads": text.num_attention_heads,
-        "num_key_value_heads": text.num_key_value_heads,
-        "hidden_act": text.hidden_act,
-        "max_position_embeddings": text.max_position_embeddings,
-        "original_max_position_embeddings": text.original_max_position_embeddings,
-        "rope_theta": rope["rope_theta"],
-        "rope_scaling": {"type": "su", "short_factor": rope["short_factor"], "long_factor": rope["long_factor"]},
-        "sliding_window": text.sliding_window,
-        "rms_norm_eps": text.rms_norm_eps,
-        "embd_pdrop": text.embd_pdrop,
-        "resid_pdrop": text.resid_pdrop,
-        "attention_dropout": text.attention_dropout,
-        "initializer_range": text.initializer_range,
-        "bos_token_id": text.bos_token_id,
-        "eos_token_id": text.eos_token_id,
-        "pad_token_id": text.pad_token_id,
+        **original_config_from_phi3v(config),
         "tie_word_embeddings": False,
         "use_cache": True,
         "torch_dtype": "float32",
-        "embd_layer": {key: value for key, value in config.embd_layer.items()},
         "img_processor": {key: config.img_processor[key] for key in ("image_dim_out", "model_name", "name", "num_img_tokens")},
     }
 

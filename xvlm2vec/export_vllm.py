@@ -1,0 +1,193 @@
+"""``xvlm2vec export vllm``: an xVLM2Vec folder -> the backbone's native layout, which vLLM serves as a pooling model.
+
+- Qwen2-VL, Qwen2.5-VL, LLaVA-Next: transformers' own ``*ForConditionalGeneration`` layout (its
+  ``config.json`` with ``architectures``, weights under the same ``model.*`` names, the processor),
+  with the pooling declared the sentence-transformers way vLLM reads (``modules.json`` with a
+  ``Pooling`` module whose ``1_Pooling/config.json`` sets last-token pooling, and a ``Normalize``
+  module when the model normalises).
+- Phi-3.5-V: the original VLM2Vec layout, the inverse of ``xvlm2vec convert phi3v`` (flat
+  ``config.json``, original parameter names including the vision embedding's alias of the token
+  table, tokenizer and ``preprocessor_config.json``), with the same pooling files.
+
+An embedding model has no LM head: the exported config ties the head to the token embeddings
+(``tie_word_embeddings``), which a pooling model never uses. A chat template that writes a message's
+parts as the raw VLM2Vec prompt (image parts as the backbone's image tag, text parts verbatim) lets
+vLLM's embeddings API take images in ``messages``. vLLM is not needed (nor imported) here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from huggingface_hub import save_torch_state_dict
+from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+
+from dataset_builders.atomic import atomic_output_dir
+from modeling_xvlm2vec import XVLM2VecModel
+from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
+from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
+from xvlm2vec.convert_phi3v import EMBED_TOKENS, WTE_ALIAS, original_config_from_phi3v
+
+#: The architecture each backbone is exported as; all are registered in vLLM's model registry
+#: (``vllm/model_executor/models/registry.py``).
+VLLM_ARCHITECTURES = {
+    "qwen2_vl": "Qwen2VLForConditionalGeneration",
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "llava_next": "LlavaNextForConditionalGeneration",
+    "phi3_v": "Phi3VForCausalLM",
+}
+#: Those vLLM lists among its embedding (pooling) models; the others are generative there and are
+#: served as pooling models with ``--convert embed``.
+VLLM_POOLING_ARCHITECTURES = frozenset({
+    "Qwen2VLForConditionalGeneration", "LlavaNextForConditionalGeneration", "Phi3VForCausalLM",
+})
+#: sentence-transformers pooling flags vLLM maps to its pooling types (``LAST``, ``MEAN``).
+POOLING_FLAGS = {"last": "pooling_mode_lasttoken", "mean": "pooling_mode_mean_tokens"}
+REPORT_NAME = "vllm_export.json"
+#: Renders a message's content parts as the raw prompt: image parts become the image tag, text parts stay.
+CHAT_TEMPLATE = (
+    "{%- if messages | length > 1 -%}{{ raise_exception('embed one message at a time') }}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'text' -%}{{ part['text'] }}"
+    "{%- elif part['type'] in ('image', 'image_url') -%}IMAGE_TAG"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}{%- endfor -%}"
+)
+
+
+@dataclass
+class VLLMExport:
+    """What an export wrote: the architecture, how vLLM pools, and the serve command."""
+
+    input: str
+    output_dir: str
+    backbone: str
+    architecture: str
+    pooling: str
+    normalize: bool
+    image_tag: str
+    serve_command: str
+
+
+def serve_command(output_dir: str | Path, architecture: str) -> str:
+    """The ``vllm serve`` command line for an exported folder."""
+    convert = "" if architecture in VLLM_POOLING_ARCHITECTURES else " --convert embed"
+    remote = " --trust-remote-code" if architecture == "Phi3VForCausalLM" else ""
+    return f"vllm serve {output_dir} --runner pooling{convert}{remote}"
+
+
+def write_pooling_files(folder: Path, hidden_size: int, pooling: str, normalize: bool) -> None:
+    """sentence-transformers module files that declare the pooling (what vLLM reads for a pooling model)."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (folder / "2_Normalize").mkdir()
+    (folder / "1_Pooling").mkdir()
+    flags = {flag: name == pooling for name, flag in POOLING_FLAGS.items()}
+    pooling_config = {"word_embedding_dimension": hidden_size, **flags}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2) + "\n", encoding="utf-8")
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
+
+
+def _tied(config: dict) -> dict:
+    """``config`` with the LM head tied to the token embeddings (top level and text config)."""
+    config = dict(config, tie_word_embeddings=True)
+    if isinstance(config.get("text_config"), dict):
+        config["text_config"] = dict(config["text_config"], tie_word_embeddings=True)
+    return config
+
+
+def save_transformers_layout(model: XVLM2VecModel, folder: Path) -> None:
+    """Save the backbone as transformers' ``*ForConditionalGeneration`` (its own names and config), head tied.
+
+    The generation model is built on the meta device and takes the embedding model's tensors as they
+    are (no copy); ``save_pretrained`` writes transformers' checkpoint layout.
+    """
+    config = model.config.backbone_config.__class__.from_dict(_tied(model.config.backbone_config.to_dict()))
+    with torch.device("meta"):
+        native = AutoModelForImageTextToText.from_config(config, dtype=model.dtype)
+    native.model.load_state_dict(model.model.state_dict(), strict=True, assign=True)
+    native.tie_weights()
+    native.save_pretrained(folder)
+
+
+def save_phi3v_layout(model: XVLM2VecModel, folder: Path) -> None:
+    """Save Phi-3.5-V as originally released: flat ``config.json``, ``model.*`` names plus the ``wte`` alias,
+    and the original ``preprocessor_config.json`` (crops, normalisation) beside the processor's own files."""
+    state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
+    state[WTE_ALIAS] = state[EMBED_TOKENS].clone()
+    save_torch_state_dict(state, folder, max_shard_size="5GB")
+    config = _tied(original_config_from_phi3v(model.config.backbone_config))
+    config["torch_dtype"] = str(model.dtype).removeprefix("torch.")
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    image_processor = model.processor.image_processor
+    preprocessor = {
+        "image_processor_type": "Phi3VImageProcessor", "processor_class": "Phi3VProcessor",
+        "num_crops": image_processor.num_crops, "num_img_tokens": config["img_processor"]["num_img_tokens"],
+        "image_mean": image_processor.image_mean, "image_std": image_processor.image_std,
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n", encoding="utf-8")
+
+
+def load_model(folder: Path) -> XVLM2VecModel:
+    """The xVLM2Vec model and its processor, with the project's own classes (no code from the folder runs)."""
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: no config.json (not a saved xVLM2Vec folder)")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") != "xvlm2vec":
+        raise ValueError(f"{folder}: model_type is {config.get('model_type')!r}, expected 'xvlm2vec'")
+    model = XVLM2VecModel.from_pretrained(folder)
+    if model.config.backbone_config.model_type == "phi3_v":
+        image_processor = Phi3VImageProcessor.from_pretrained(folder)
+        model.set_processor(Phi3VProcessor(image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(folder)))
+    else:
+        model.set_processor(AutoProcessor.from_pretrained(folder))
+    return model
+
+
+def export_vllm(folder: str | Path, output_dir: str | Path) -> VLLMExport:
+    """Export the xVLM2Vec folder for vLLM into ``output_dir`` (written atomically); returns the report."""
+    folder, output_dir = Path(folder), Path(output_dir)
+    model = load_model(folder)
+    backbone = model.config.backbone_config.model_type
+    architecture = VLLM_ARCHITECTURES[backbone]
+    report = VLLMExport(
+        input=str(folder), output_dir=str(output_dir), backbone=backbone, architecture=architecture,
+        pooling=model.config.pooling, normalize=bool(model.config.normalize), image_tag=model.config.image_tag,
+        serve_command=serve_command(output_dir, architecture),
+    )
+    with atomic_output_dir(output_dir, REPORT_NAME, inputs=(folder,)) as staging:
+        model.processor.save_pretrained(staging)
+        if backbone == "phi3_v":
+            save_phi3v_layout(model, staging)
+        else:
+            save_transformers_layout(model, staging)
+        (staging / "chat_template.jinja").write_text(CHAT_TEMPLATE.replace("IMAGE_TAG", model.config.image_tag), encoding="utf-8")
+        write_pooling_files(staging, model.config.hidden_size, model.config.pooling, model.config.normalize)
+        (staging / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``xvlm2vec export``."""
+    parser.add_argument("target", choices=["vllm"], help="what to export for (vllm: the backbone's native layout)")
+    parser.add_argument("folder", type=Path, help="saved xVLM2Vec model folder")
+    parser.add_argument("--output-dir", required=True, type=Path, help="folder to write the export to")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export and print the report (with the ``vllm serve`` command) as JSON."""
+    report = export_vllm(args.folder, args.output_dir)
+    print(json.dumps(asdict(report), indent=2))
+    return 0
+
+
+__all__ = ["VLLM_ARCHITECTURES", "VLLM_POOLING_ARCHITECTURES", "VLLMExport", "export_vllm", "serve_command"]

@@ -23,10 +23,11 @@ suite does, so this script cannot rot).
 
 Model FLOPs of a step (no recomputation counted): the teacher's forward, plus the student's forward and
 backward. A forward costs ``2 * linear weights * tokens`` plus ``4 * layers * width * length^2`` of
-attention per sequence, for the decoder (real tokens of each row) and the CLIP tower (577 tokens per
-crop; its patch convolution on 576), plus the image projection. The backward of full fine-tuning costs twice the forward; with LoRA
-only the decoder is back-propagated, once (input gradients; the adapters' own weight gradients are
-negligible).
+attention per sequence, for the decoder (real tokens of each row) and the CLIP tower (577 tokens per crop;
+its patch convolution on 576), plus the image projection. The backward of full fine-tuning costs twice
+the forward; with LoRA only the decoder is back-propagated, once (input gradients; the adapters' own
+weight gradients are negligible). ``hfu`` also counts the student forward that gradient checkpointing
+recomputes in the backward (the decoder only, with LoRA).
 """
 
 from __future__ import annotations
@@ -146,13 +147,15 @@ def forward_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str,
     return flops
 
 
-def step_flops(model: nn.Module, batch: dict[str, Any], full_finetuning: bool) -> float:
-    """Model FLOPs of one distillation step (teacher forward + student forward and backward)."""
+def step_flops(model: nn.Module, batch: dict[str, Any], full_finetuning: bool) -> tuple[float, float]:
+    """FLOPs of one distillation step: model FLOPs (teacher forward + student forward and backward) and
+    hardware FLOPs (plus the forward that gradient checkpointing recomputes in the backward)."""
     teacher = forward_flops(model, batch["teacher_inputs"])
     student = forward_flops(model, batch["student_inputs"])
     forward = sum(teacher.values()) + sum(student.values())
     backward = 2 * sum(student.values()) if full_finetuning else student["decoder"]
-    return forward + backward
+    recomputed = sum(student.values()) if full_finetuning else student["decoder"]
+    return forward + backward, forward + backward + recomputed
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -271,7 +274,7 @@ def skd_phase(
     finally:
         del optimizer
     median = statistics.median(seconds)
-    flops = step_flops(model, batch, full_finetuning)
+    flops, hardware_flops = step_flops(model, batch, full_finetuning)
     peak = args.peak_tflops * 1e12 if args.peak_tflops else None
     student, teacher_tokens = tokens(batch["student_inputs"]), tokens(batch["teacher_inputs"])
     losses_seen = [float(loss) for loss in losses]
@@ -290,6 +293,8 @@ def skd_phase(
         "model_tflops_per_step": flops / 1e12,
         "achieved_tflops": flops / median / 1e12,
         "mfu": flops / median / peak if peak else None,
+        "hardware_tflops_per_step": hardware_flops / 1e12,
+        "hfu": hardware_flops / median / peak if peak else None,
         "losses": losses_seen,
     }
 

@@ -19,6 +19,7 @@ import json
 import posixpath
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,8 @@ from PIL import Image
 
 MAX_IMAGE_PIXELS = 89_478_485
 """Largest image accepted, in pixels (PIL's default bomb limit, about 9459 x 9459); larger is ``image_too_large``."""
+MAX_IMAGE_BYTES = 256 * 2**20
+"""Largest image file (or zip member, uncompressed) read, in bytes; larger is ``image_too_large`` and is never read."""
 MAX_NAME_BYTES = 255
 """Longest path component, in UTF-8 bytes (the usual file-system limit); longer is ``name_too_long``."""
 MAX_PATH_BYTES = 4096
@@ -166,20 +169,22 @@ class ImageStore:
     def read_bytes(self, relpath: str) -> bytes:
         """Return the bytes at ``relpath``; raise :class:`RowError` (``missing_image``/``unsafe_path``)."""
         rel = check_relative_path(relpath)
-        if self._zip is not None:
-            member = self._members.get(rel)
-            if member is None:
-                raise RowError("missing_image", f"image {relpath!r} not found in archive {self.root}")
-            return self._zip.read(member)
         try:
+            if self._zip is not None:
+                member = self._members.get(rel)
+                if member is None:
+                    raise RowError("missing_image", f"image {relpath!r} not found in archive {self.root}")
+                _check_size(relpath, self._zip.getinfo(member).file_size)
+                return self._zip.read(member)
             target = (self.root / rel).resolve()
             if not target.is_relative_to(self.root):  # symlinks pointing outside the root
                 raise UnsafePathError(relpath)
             if not target.is_file():
                 raise RowError("missing_image", f"image {relpath!r} not found under {self.root}")
+            _check_size(relpath, target.stat().st_size)
             return target.read_bytes()
-        except OSError as err:
-            raise RowError("unreadable_image", f"image {relpath!r} cannot be read: {err.strerror or err}") from None
+        except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise RowError("unreadable_image", f"image {relpath!r} cannot be read: {getattr(err, 'strerror', None) or err}") from None
 
     def read_image(self, relpath: str) -> dict:
         """Return ``{"bytes", "path"}`` for a decodable image, else raise ``RowError`` (``corrupt_image``, ``image_too_large``...)."""
@@ -188,6 +193,11 @@ class ImageStore:
         if error is not None:
             raise RowError(error[0], f"image {relpath!r} cannot be used: {error[1]}")
         return {"bytes": data, "path": PurePosixPath(relpath).name}
+
+
+def _check_size(relpath: str, size: int) -> None:
+    if size > MAX_IMAGE_BYTES:
+        raise RowError("image_too_large", f"image {relpath!r} holds {size} bytes, over the limit of {MAX_IMAGE_BYTES}")
 
 
 _CHECKED: dict[bytes, tuple[str, str] | None] = {}  # content digest -> decode_error's answer, per process

@@ -126,3 +126,25 @@ def test_a_language_that_is_not_a_code_is_a_rejected_row_never_a_path(lang: str,
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before  # same layout: all + it
     assert load_dataset(str(out), "all", split="train").num_rows + load_dataset(str(out), "all", split="dev").num_rows == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "out", "two"]  # nothing written beside it
+
+
+def test_a_corrupt_or_oversized_zip_member_is_a_counted_rejection(tmp_path: Path, monkeypatch) -> None:
+    import zipfile
+
+    import dataset_builders.safe_io as safe_io
+
+    src = release(tmp_path, I2T, {"img": "2", "captions": ["x", "y"]})
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ("0", "1", "2"):
+            zf.write(src / "xtd_images" / f"{name}.jpg", f"xtd_images/{name}.jpg")
+    raw = bytearray(archive.read_bytes())
+    info = zipfile.ZipFile(archive).getinfo("xtd_images/2.jpg")
+    start = info.header_offset + 30 + len(info.filename)
+    raw[start : start + 8] = b"\xff" * 8  # member 2's deflate stream no longer inflates
+    archive.write_bytes(bytes(raw))
+    report = build_mmmeb(src, tmp_path / "out", images=archive, max_rejects=None)
+    assert report.rejected == {"unreadable_image": 1} and report.rows_out == 2 and report.balanced
+    monkeypatch.setattr(safe_io, "MAX_IMAGE_BYTES", 100)  # every 8x8 JPEG is over 100 bytes: none is read
+    report = build_mmmeb(src, tmp_path / "out", images=archive, max_rejects=None)
+    assert report.rejected == {"image_too_large": 3} and report.rows_out == 0 and report.balanced

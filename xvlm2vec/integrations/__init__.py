@@ -1,0 +1,1 @@
+"""Integrations with the tools embedding users already run (MTEB)."""

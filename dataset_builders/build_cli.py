@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rejects", type=int, default=None,
                         help="fail (exit 1) above this many rejected rows (default: 0 for mmmeb, no limit for parallel)")
     parser.add_argument("--num-proc", type=int, default=None, help="worker processes for writing the shards")
+    parser.add_argument("--max-dev-rows", type=int, default=2000,
+                        help="parallel: most rows per language held out as dev (0: none, every row in train in file "
+                             "order, as the released run trained)")
     group = parser.add_argument_group("parallel corpus from MMEB-train + translations (instead of --source)")
     group.add_argument("--mmeb-train", default=None, help="MMEB-train Hub-layout folder or repo id")
     group.add_argument("--translations", type=Path, default=None, help="journal folder written by `xvlm2vec translate`")
@@ -51,7 +54,7 @@ def _build(args: argparse.Namespace) -> BuildReport:
         raise SystemExit("build parallel: give either --source, or --mmeb-train with --translations")
     if args.source:
         return build_parallel(args.source, args.output_dir, args.images, args.sample, args.max_rejects,
-                              args.revision, args.num_proc)
+                              args.revision, args.num_proc, max_dev_rows=args.max_dev_rows)
     if args.images is None:
         raise SystemExit("build parallel --mmeb-train: --images (the MMEB image root) is required")
     if args.sample is not None:
@@ -66,7 +69,8 @@ def _build(args: argparse.Namespace) -> BuildReport:
             registry=load_languages(args.languages_file),
         )
         return build_parallel(scratch, args.output_dir, args.images, None, args.max_rejects, None,
-                              args.num_proc, upstream=result.fragment, card_note=result.card_note(), keep_release=True)
+                              args.num_proc, max_dev_rows=args.max_dev_rows, upstream=result.fragment,
+                              card_note=result.card_note(), keep_release=True)
 
 
 def run(args: argparse.Namespace) -> int:

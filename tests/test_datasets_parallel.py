@@ -284,3 +284,20 @@ def test_a_truncated_translation_is_counted_by_reason_in_the_build_report(tmp_pa
     report = build_parallel(tmp_path / "corpus", tmp_path / "out", images=tmp_path / "mmeb", upstream=result.fragment)
     saved = json.loads((tmp_path / "out/build_report.json").read_text(encoding="utf-8"))
     assert report.balanced and saved["rejected"]["translation_truncated"] == 2
+
+
+def test_max_dev_rows_0_keeps_every_row_in_train_in_file_order(reproduced, tmp_path: Path) -> None:
+    from dataset_builders.build_cli import run
+    from xvlm2vec.cli import build_parser
+
+    root, subsets, languages, result = reproduced
+    out = tmp_path / "out"
+    args = build_parser("build").parse_args([
+        "build", "parallel", "--source", str(root / "corpus"), "--images", str(root / "mmeb"),
+        "--output-dir", str(out), "--max-dev-rows", "0"])
+    assert run(args) == 0
+    train = load_dataset(str(out), "all", split="train", cache_dir=str(tmp_path / "c"))
+    file_order = [json.loads(x)["id"] for x in result.path.read_text(encoding="utf-8").splitlines()]
+    assert train["id"] == file_order  # the released run's data order: the shuffled file, every row
+    with pytest.raises(ValueError):
+        load_dataset(str(out), "all", split="dev", cache_dir=str(tmp_path / "c"))

@@ -20,6 +20,7 @@ FSDP = ROOT / "accelerate_configs/fsdp_released.yaml"
 def test_released_recipe_and_accelerate_config_state_the_released_run() -> None:
     recipe = yaml.safe_load(RECIPE.read_text())
     expected = {"use_peft": False, "teacher": "same_checkpoint", "image_resize": [1344, 1344],
+                "fused_student_forward": False,
                 "train_sampling_strategy": "sequential", "num_train_epochs": 1, "learning_rate": 1e-5,
                 "lr_scheduler_type": "cosine", "warmup_steps": 0, "weight_decay": 0.0, "max_grad_norm": 0.3,
                 "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4, "bf16": True, "tf32": True,
@@ -67,7 +68,7 @@ def test_released_recipe_trains_all_weights_and_its_separate_teacher_stays_bit_i
     from transformers import AutoModel
 
     import xvlm2vec.training.script as script
-    from xvlm2vec.tiny_models import save_tiny_model
+    from xvlm2vec.testing.tiny_models import save_tiny_model
 
     model_dir = save_tiny_model("phi3_v", tmp_path / "tiny", seed=0)
     corpus = write_parallel_corpus(tmp_path / "corpus", train=64, dev=4)  # 64 rows = 2 steps of 8 x 4
@@ -107,8 +108,9 @@ def test_released_recipe_trains_all_weights_and_its_separate_teacher_stays_bit_i
     # every image reaches the processor as 1344x1344: 2x2 crops of 336 (a 28x28 image alone would give 1 crop)
     row = {"id": "r", "text_en": "<|image_1|>\nred cat", "text_lang": "<|image_1|>\ngatto rosso",
            "image": Image.new("RGB", (28, 28), (200, 10, 10))}
-    batch = trainer.data_collator([row])
-    assert batch["student_inputs"]["image_sizes"].tolist() == [[672, 672], [672, 672]]
+    batch = trainer.data_collator([row])  # two student forwards (fused_student_forward: false), as released
+    for side in ("student_en_inputs", "student_x_inputs", "teacher_inputs"):
+        assert batch[side]["image_sizes"].tolist() == [[672, 672]], side
 
 
 def test_same_checkpoint_teacher_must_be_given_to_the_trainer(tiny_models, tmp_path: Path) -> None:

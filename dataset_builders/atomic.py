@@ -23,6 +23,8 @@ import argparse
 import contextlib
 import ctypes
 import fnmatch
+import glob
+import logging
 import os
 import shutil
 import sys
@@ -30,6 +32,7 @@ import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
 PARTIAL_INFIX = ".partial-"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -120,6 +123,8 @@ def atomic_output_dir(
     """
     target = check_output_dir(target, marker, keep, inputs)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(target.parent.glob(f".{glob.escape(target.name)}{PARTIAL_INFIX}*")):
+        logger.warning("%s is left from an interrupted or concurrent run into %s; delete it when no run is going", stale, target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL_INFIX}", dir=target.parent))
     try:
         yield staging

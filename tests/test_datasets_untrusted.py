@@ -148,3 +148,11 @@ def test_a_corrupt_or_oversized_zip_member_is_a_counted_rejection(tmp_path: Path
     monkeypatch.setattr(safe_io, "MAX_IMAGE_BYTES", 100)  # every 8x8 JPEG is over 100 bytes: none is read
     report = build_mmmeb(src, tmp_path / "out", images=archive, max_rejects=None)
     assert report.rejected == {"image_too_large": 3} and report.rows_out == 0 and report.balanced
+
+
+def test_an_empty_corpus_and_stray_jsonl_files_are_listed(tmp_path: Path) -> None:
+    src = corpus(tmp_path, [])
+    (src / "parallel_shuffled (1).jsonl").write_text(json.dumps(pair(0, "it")) + "\n", encoding="utf-8")
+    report = build_parallel(src, tmp_path / "out")
+    assert report.empty_files == ["parallel_shuffled.jsonl"] and report.unknown_files == ["parallel_shuffled (1).jsonl"]
+    assert report.rows_in == 0 and not report.passed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -120,7 +121,7 @@ build_parallel(sys.argv[1], sys.argv[2])
 """
 
 
-def test_a_build_killed_mid_write_leaves_the_previous_folder_loadable_and_unchanged(tmp_path: Path) -> None:
+def test_a_build_killed_mid_write_leaves_the_previous_folder_loadable_and_unchanged(tmp_path: Path, caplog) -> None:
     out = tmp_path / "out"
     build_parallel(corpus(tmp_path / "one", ["it", "es"]), out)
     before = snapshot(out)
@@ -139,6 +140,10 @@ def test_a_build_killed_mid_write_leaves_the_previous_folder_loadable_and_unchan
     assert load_dataset(str(out), "all", split="train").num_rows == rows_before
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
     assert len(leftovers) == 1 and (tmp_path / leftovers[0] / "data" / "all").is_dir()  # the new shards were there
+    with caplog.at_level(logging.WARNING, logger="dataset_builders.atomic"), pytest.raises(RuntimeError, match="stop"), \
+            atomic_output_dir(out, "build_report.json"):
+        raise RuntimeError("stop")
+    assert leftovers[0] in caplog.text and (tmp_path / leftovers[0]).is_dir()  # the next run names it, deletes nothing
 
 
 def test_eval_outputs_are_replaced_together_and_keep_the_cache(tmp_path: Path, monkeypatch) -> None:

@@ -122,11 +122,12 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         """Build an embedding model from an existing vision-language checkpoint (Hub id or local folder).
 
         The processor is loaded from the same place. `load_kwargs` go to the backbone's `from_pretrained`
-        (`dtype`, `revision`, `attn_implementation`, ...).
+        (`dtype`, `revision`, `attn_implementation`, `trust_remote_code`, ...); `revision` and
+        `trust_remote_code` also to the processor's and configuration's.
         """
-        revision = {"revision": load_kwargs["revision"]} if "revision" in load_kwargs else {}
-        processor = AutoProcessor.from_pretrained(name_or_path, **revision)
-        backbone_config = AutoConfig.from_pretrained(name_or_path, **revision)
+        source = {key: load_kwargs[key] for key in ("revision", "trust_remote_code") if key in load_kwargs}
+        processor = AutoProcessor.from_pretrained(name_or_path, **source)
+        backbone_config = AutoConfig.from_pretrained(name_or_path, **source)
         backbone = get_backbone(backbone_config.model_type).load_pretrained(name_or_path, **load_kwargs)
         config = XVLM2VecConfig(
             backbone_config=backbone.config, pooling=pooling, normalize=normalize, padding_side=padding_side
@@ -138,12 +139,17 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
     # ----------------------------------------------------------------- processor
     @property
     def processor(self) -> Any:
-        """The backbone's processor: set with `set_processor`, else loaded from the model's folder or repo."""
+        """The backbone's processor: set with `set_processor`, else loaded from the model's folder or repo.
+
+        The folder's processor code runs only when this model's own code came from that folder (loaded
+        with `trust_remote_code=True`); with the installed package its registered classes are used.
+        """
         if self._processor is None:
             source = self.config.name_or_path
             if not source:
                 raise ValueError("this model has no processor: call model.set_processor(processor) first")
-            self._processor = AutoProcessor.from_pretrained(source, trust_remote_code=True)
+            remote = type(self).__module__.startswith("transformers_modules.")
+            self._processor = AutoProcessor.from_pretrained(source, trust_remote_code=remote)
         return self._processor
 
     def set_processor(self, processor: Any) -> None:

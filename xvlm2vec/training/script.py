@@ -12,16 +12,17 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets
 import torch
 from peft import PeftModel, get_peft_model
-from transformers import AutoConfig, AutoModel
 from transformers.trainer_utils import enable_full_determinism, set_seed
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from dataset_builders import hub_layout
-from modeling_xvlm2vec import XVLM2VecModel
+from xvlm2vec.errors import UsageError
+from xvlm2vec.model_source import check_xvlm2vec_source, load_xvlm2vec_model, local_or_hub
 
 from .checkpoints import resolve_resume
 from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
@@ -43,11 +44,18 @@ class SKDScriptArguments(ScriptArguments):
         dataset_config: its config (`it`, `es`, `fr`, `de` or `all`).
         dataset_train_split / dataset_test_split: the training and held-out splits (`train`, `dev`).
         save_adapter_only: with LoRA, save only the adapter (`output_dir/adapter`) instead of the merged model.
+        trust_remote_code: allow a student or teacher checkpoint whose folder maps to its own code (`auto_map`)
+            to run that code when it loads. xVLM2Vec folders never need it (the installed classes load them).
     """
 
     dataset_test_split: str = field(default="dev", metadata={"help": "Held-out split used for evaluation."})
     save_adapter_only: bool = field(
         default=False, metadata={"help": "With LoRA, save the adapter only instead of merging it into the model."}
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Run the code a student/teacher checkpoint maps to in its auto_map (only code you trust); "
+                          "xVLM2Vec folders load with the installed classes and never need it."},
     )
 
 
@@ -79,24 +87,52 @@ def seed_everything(training_args: SKDConfig) -> None:
         set_seed(training_args.seed)
 
 
-def load_student(model_args: ModelConfig) -> torch.nn.Module:
-    """Load an XVLM2Vec folder/repo with `AutoModel`, or wrap a backbone checkpoint with `from_backbone`."""
+def check_arguments(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> None:
+    """User errors found before any data or model is loaded (UsageError naming the argument).
+
+    The student and teacher are checked from their ``config.json`` alone (type, and code that
+    would run without ``--trust_remote_code``); the data set must be an existing folder or a Hub id.
+    """
     if not model_args.model_name_or_path:
-        raise ValueError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
+        raise UsageError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
+    check_xvlm2vec_source(model_args.model_name_or_path, "--model_name_or_path", script_args.trust_remote_code,
+                          model_args.model_revision)
+    if training_args.teacher not in (None, TEACHER_SAME_CHECKPOINT):
+        check_xvlm2vec_source(training_args.teacher, "--teacher", script_args.trust_remote_code)
+    if not script_args.dataset_name:
+        raise UsageError("--dataset_name is required (a built parallel-corpus folder or Hub repo)")
+    local_or_hub(script_args.dataset_name, "--dataset_name")
+    lora_config(model_args)
+
+
+def load_student(model_args: ModelConfig, trust_remote_code: bool = False) -> torch.nn.Module:
+    """Load an XVLM2Vec folder/repo, or wrap a backbone checkpoint (``from_backbone``); see ``load_xvlm2vec_model``."""
+    if not model_args.model_name_or_path:
+        raise UsageError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
+    return load_xvlm2vec_model(model_args.model_name_or_path, "--model_name_or_path", trust_remote_code,
+                               **load_kwargs(model_args))
+
+
+def load_kwargs(model_args: ModelConfig) -> dict:
+    """``from_pretrained`` arguments of ``--dtype``, ``--model_revision`` and ``--attn_implementation``."""
     kwargs = {"dtype": torch_dtype(model_args.dtype), "revision": model_args.model_revision}
     if model_args.attn_implementation:
         kwargs["attn_implementation"] = model_args.attn_implementation
-    config = AutoConfig.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, revision=model_args.model_revision)
-    if config.model_type == "xvlm2vec":
-        return AutoModel.from_pretrained(model_args.model_name_or_path, trust_remote_code=True, **kwargs)
-    return XVLM2VecModel.from_backbone(model_args.model_name_or_path, **kwargs)
+    return kwargs
 
 
 def load_split(script_args: SKDScriptArguments, split: str, languages: list[str] | None) -> datasets.Dataset:
     """One split of the parallel corpus, images left encoded (the collator decodes and checks them)."""
     if not script_args.dataset_name:
-        raise ValueError("--dataset_name is required (a built parallel-corpus folder or Hub repo)")
-    dataset = hub_layout.load_split(script_args.dataset_name, script_args.dataset_config, split)
+        raise UsageError("--dataset_name is required (a built parallel-corpus folder or Hub repo)")
+    try:
+        dataset = hub_layout.load_split(script_args.dataset_name, script_args.dataset_config, split)
+    except ValueError as error:  # datasets' unknown config or split
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(
+            f"--dataset_name {script_args.dataset_name} --dataset_config {script_args.dataset_config} "
+            f"split {split!r}: {first_line}"
+        ) from error
     missing = {"text_en", "text_lang", "image"} - set(dataset.column_names)
     if missing:
         raise ValueError(f"{script_args.dataset_name} split {split!r} lacks columns {sorted(missing)}")
@@ -104,10 +140,10 @@ def load_split(script_args: SKDScriptArguments, split: str, languages: list[str]
         dataset = dataset.cast_column("image", datasets.Image(decode=False))
     if languages:
         if "lang" not in dataset.column_names:
-            raise ValueError(f"--languages needs a 'lang' column in {script_args.dataset_name}")
+            raise UsageError(f"--languages needs a 'lang' column in {script_args.dataset_name}")
         dataset = dataset.filter(lambda lang: lang in languages, input_columns="lang")
         if len(dataset) == 0:
-            raise ValueError(f"no rows of split {split!r} are in languages {languages}")
+            raise UsageError(f"--languages {' '.join(languages)}: no rows of split {split!r} are in these languages")
     return dataset
 
 
@@ -122,14 +158,18 @@ def with_lengths(dataset: datasets.Dataset, column: str) -> datasets.Dataset:
 
 def add_lora(model: torch.nn.Module, model_args: ModelConfig) -> torch.nn.Module:
     """Wrap the student with TRL's LoRA config when `--use_peft`; otherwise train all weights."""
+    peft_config = lora_config(model_args)
+    return model if peft_config is None else get_peft_model(model, peft_config)
+
+
+def lora_config(model_args: ModelConfig) -> Any:
+    """TRL's LoRA config of ``model_args`` (None without ``--use_peft``); a task type other than feature extraction is a UsageError."""
     peft_config = get_peft_config(model_args)
-    if peft_config is None:
-        return model
-    if peft_config.task_type not in PEFT_TASK_TYPES:
-        raise ValueError(
+    if peft_config is not None and peft_config.task_type not in PEFT_TASK_TYPES:
+        raise UsageError(
             f"--lora_task_type {peft_config.task_type} does not fit an embedding model; use FEATURE_EXTRACTION"
         )
-    return get_peft_model(model, peft_config)
+    return peft_config
 
 
 def export_training_args(trainer: SKDTrainer, folder: Path) -> None:
@@ -153,7 +193,7 @@ def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: Model
     export_training_args(trainer, target)
     if target == output_dir or script_args.save_adapter_only:
         return target
-    merged = PeftModel.from_pretrained(load_student(model_args), str(target)).merge_and_unload()
+    merged = PeftModel.from_pretrained(load_student(model_args, script_args.trust_remote_code), str(target)).merge_and_unload()
     merged.set_processor(model.get_base_model().processor)
     merged.save_pretrained(str(output_dir))
     export_training_args(trainer, output_dir)
@@ -164,16 +204,22 @@ def main(argv: list[str] | None = None) -> int:
     """Train from a recipe and save the student; print the final metrics as JSON."""
     script_args, training_args, model_args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    check_arguments(script_args, training_args, model_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-    seed_everything(training_args)
-    model = add_lora(load_student(model_args), model_args)
     train = load_split(script_args, script_args.dataset_train_split, training_args.languages)
     if training_args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
         train = with_lengths(train, training_args.length_column_name)
     evaluating = training_args.eval_strategy != "no"
     dev = load_split(script_args, script_args.dataset_test_split, training_args.languages) if evaluating else None
-    # the released full fine-tuning: a second, frozen copy of the starting checkpoint is the teacher
-    teacher = load_student(model_args) if training_args.teacher == TEACHER_SAME_CHECKPOINT else None
+    seed_everything(training_args)
+    model = add_lora(load_student(model_args, script_args.trust_remote_code), model_args)
+    teacher = None
+    if training_args.teacher == TEACHER_SAME_CHECKPOINT:
+        # the released full fine-tuning: a second, frozen copy of the starting checkpoint is the teacher
+        teacher = load_student(model_args, script_args.trust_remote_code)
+    elif training_args.teacher is not None:
+        core = model.get_base_model() if isinstance(model, PeftModel) else model
+        teacher = load_xvlm2vec_model(training_args.teacher, "--teacher", script_args.trust_remote_code, dtype=core.dtype)
     trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev, teacher_model=teacher)
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)

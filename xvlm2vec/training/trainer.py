@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, Trainer
+from transformers import Trainer
+
+from xvlm2vec.model_source import load_xvlm2vec_model
 
 from .collator import ParallelCollator
 from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
@@ -57,7 +59,7 @@ class SKDTrainer(Trainer):
                 "(train.py loads it from --model_name_or_path)"
             )
         if teacher_model is None and args.teacher is not None:
-            teacher_model = AutoModel.from_pretrained(args.teacher, trust_remote_code=True, dtype=core.dtype)
+            teacher_model = load_xvlm2vec_model(args.teacher, "--teacher", dtype=core.dtype)
         self.teacher = Teacher(model, teacher_model)
         if data_collator is None:
             data_collator = ParallelCollator(

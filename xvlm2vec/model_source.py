@@ -1,0 +1,149 @@
+"""Where a model argument points, and whether loading it may run code that came with it.
+
+transformers runs a folder's own Python files when its ``config.json`` (or processor / tokenizer
+config) has an ``auto_map`` and the caller passes ``trust_remote_code=True``. The project never
+passes it unless the user gave ``--trust-remote-code``: the model type is read from
+``config.json`` as plain JSON first (no code imported), checked against what the command
+supports, and a folder that maps to its own code is refused without the flag. xVLM2Vec folders
+load with the installed project's classes (registered with the Auto classes); the copy of the
+code inside them is not executed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from xvlm2vec.errors import UsageError
+
+XVLM2VEC_MODEL_TYPE = "xvlm2vec"
+#: Files whose ``auto_map`` makes transformers import code from the model folder.
+CODE_MAPPING_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+_LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
+TRUST_HINT = "pass --trust-remote-code to run it (only for code you have read or trust)"
+
+
+def looks_local(value: str) -> bool:
+    """Whether ``value`` can only be a local path (``./x``, ``../x``, ``/x``, ``~``, ``a/b/c``), not a Hub id."""
+    return value.startswith(_LOCAL_PREFIXES) or value in (".", "..") or value.count("/") > 1 or "\\" in value
+
+
+def local_or_hub(value: str, argument: str) -> str:
+    """``value`` as an existing local path (``~`` expanded) or a Hub id; a missing local-looking path is a UsageError."""
+    path = Path(value).expanduser()
+    if path.exists():
+        return str(path)
+    if looks_local(value):
+        raise UsageError(f"{argument} {value}: no such file or folder")
+    return value
+
+
+def read_config(value: str, argument: str, revision: str | None = None) -> dict[str, Any]:
+    """``config.json`` of a model folder or Hub repo, read as JSON (no code is imported)."""
+    source = local_or_hub(value, argument)
+    folder = Path(source)
+    if folder.is_dir():
+        path = folder / "config.json"
+        if not path.is_file():
+            raise UsageError(f"{argument} {value}: no config.json in that folder (not a saved model)")
+    elif folder.exists():
+        raise UsageError(f"{argument} {value}: a file, not a model folder")
+    else:
+        path = _hub_config(source, argument, revision)
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{argument} {value}: config.json is unreadable ({error})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{argument} {value}: config.json is not a JSON object")
+    return config
+
+
+def _hub_config(repo_id: str, argument: str, revision: str | None) -> str:
+    """Download (or find in the cache) ``config.json`` of Hub repo ``repo_id``."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return hf_hub_download(repo_id, "config.json", revision=revision)
+    except HFValidationError:
+        raise UsageError(f"{argument} {repo_id}: no such local folder, and not a valid Hub repo id") from None
+    except (RepositoryNotFoundError, EntryNotFoundError, LocalEntryNotFoundError) as error:
+        raise UsageError(
+            f"{argument} {repo_id}: no such local folder, and no Hub model with a config.json there "
+            f"({type(error).__name__}; offline or a typo?)"
+        ) from None
+
+
+def code_references(source: str, config: dict[str, Any]) -> list[str]:
+    """The ``auto_map`` entries of ``config`` and of the folder's processor / tokenizer configs."""
+    references = []
+    configs = [("config.json", config)]
+    folder = Path(source)
+    for name in CODE_MAPPING_FILES[1:]:
+        if folder.is_dir() and (folder / name).is_file():
+            try:
+                configs.append((name, json.loads((folder / name).read_text(encoding="utf-8"))))
+            except ValueError:
+                continue
+    for name, values in configs:
+        mapping = values.get("auto_map") if isinstance(values, dict) else None
+        nested = values.get("image_processor", {}).get("auto_map") if isinstance(values.get("image_processor"), dict) else None
+        for auto_map in (mapping, nested):
+            if isinstance(auto_map, dict):
+                for auto_class, target in auto_map.items():
+                    references.append(f"{name}: {auto_class} -> {target}")
+    return references
+
+
+def trust_for(value: str, config: dict[str, Any], argument: str, trust_remote_code: bool) -> bool:
+    """The ``trust_remote_code`` to load ``value`` with; a UsageError when it would need code not trusted.
+
+    An xVLM2Vec folder always loads with the installed classes (``False``). Another folder whose
+    configs map to its own code needs ``--trust-remote-code``.
+    """
+    if config.get("model_type") == XVLM2VEC_MODEL_TYPE:
+        return False
+    references = code_references(local_or_hub(value, argument), config)
+    if references and not trust_remote_code:
+        raise UsageError(
+            f"{argument} {value}: model type {config.get('model_type')!r} comes with its own code "
+            f"({'; '.join(references)}), which would run when it loads; {TRUST_HINT}"
+        )
+    return trust_remote_code
+
+
+def check_xvlm2vec_source(value: str, argument: str, trust_remote_code: bool = False,
+                          revision: str | None = None) -> tuple[str, str, bool]:
+    """(source, model type, trust_remote_code) of an xVLM2Vec folder/repo or supported backbone checkpoint.
+
+    Reads ``config.json`` only: nothing is imported from the folder. A missing path, another model
+    type, or code that is not trusted is a UsageError.
+    """
+    from modeling_xvlm2vec.backbones import supported_backbones
+
+    config = read_config(value, argument, revision)
+    model_type = config.get("model_type")
+    if model_type != XVLM2VEC_MODEL_TYPE and model_type not in supported_backbones():
+        raise UsageError(
+            f"{argument} {value}: model type {model_type!r} is neither {XVLM2VEC_MODEL_TYPE} nor a supported "
+            f"backbone ({', '.join(supported_backbones())})"
+        )
+    return local_or_hub(value, argument), model_type, trust_for(value, config, argument, trust_remote_code)
+
+
+def load_xvlm2vec_model(value: str, argument: str, trust_remote_code: bool = False, **load_kwargs: Any) -> Any:
+    """An ``XVLM2VecModel`` from an xVLM2Vec folder/repo, or wrapped around a supported backbone checkpoint.
+
+    Checked first with :func:`check_xvlm2vec_source`; ``load_kwargs`` (``dtype``, ``revision``,
+    ``attn_implementation``) go to ``from_pretrained``.
+    """
+    from transformers import AutoModel
+
+    from modeling_xvlm2vec import XVLM2VecModel
+
+    source, model_type, trust = check_xvlm2vec_source(value, argument, trust_remote_code, load_kwargs.get("revision"))
+    if model_type == XVLM2VEC_MODEL_TYPE:
+        return AutoModel.from_pretrained(source, trust_remote_code=False, **load_kwargs)
+    return XVLM2VecModel.from_backbone(source, trust_remote_code=trust, **load_kwargs)

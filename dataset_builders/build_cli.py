@@ -11,10 +11,17 @@ import tempfile
 from pathlib import Path
 
 from dataset_builders.atomic import check_output_dir
-from dataset_builders.mmeb_train import MMEB_TRAIN_REVISION, add_selection_arguments, reproduce_parallel_jsonl
+from dataset_builders.cli_args import UsageError, non_negative_int, positive_int
+from dataset_builders.mmeb_train import (
+    MMEB_TRAIN_REVISION,
+    add_selection_arguments,
+    reproduce_parallel_jsonl,
+    selected_subsets,
+)
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
 from dataset_builders.report import REPORT_FILENAME, BuildReport
+from dataset_builders.source import check_source
 from modeling_xvlm2vec.languages import load_languages
 
 
@@ -29,11 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--images", type=Path, default=None, help="image root, a folder or a zip archive (default: the source)")
     parser.add_argument("--output-dir", required=True, type=Path, help="Hub-layout output folder")
-    parser.add_argument("--sample", type=int, default=None, help="keep the first N good rows per split (small builds)")
-    parser.add_argument("--max-rejects", type=int, default=None,
+    parser.add_argument("--sample", type=positive_int, default=None, help="keep the first N good rows per split (small builds)")
+    parser.add_argument("--max-rejects", type=non_negative_int, default=None,
                         help="fail (exit 1) above this many rejected rows (default: 0 for mmmeb, no limit for parallel)")
-    parser.add_argument("--num-proc", type=int, default=None, help="worker processes for writing the shards")
-    parser.add_argument("--max-dev-rows", type=int, default=2000,
+    parser.add_argument("--num-proc", type=positive_int, default=None, help="worker processes for writing the shards")
+    parser.add_argument("--max-dev-rows", type=non_negative_int, default=2000,
                         help="parallel: most rows per language held out as dev (0: none, every row in train in file "
                              "order, as the released run trained)")
     group = parser.add_argument_group("parallel corpus from MMEB-train + translations (instead of --source)")
@@ -42,29 +49,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_selection_arguments(group)
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Missing local inputs (``--source``, ``--images``, ``--mmeb-train``, ``--translations``) are user errors."""
+    for argument in ("source", "mmeb_train"):
+        if getattr(args, argument):
+            check_source(getattr(args, argument), f"--{argument.replace('_', '-')}")
+    for argument in ("images", "translations"):
+        if getattr(args, argument) is not None and not Path(getattr(args, argument)).exists():
+            raise UsageError(f"--{argument} {getattr(args, argument)}: no such file or folder")
+
+
 def _build(args: argparse.Namespace) -> BuildReport:
+    check_paths(args)
     # before any work: replacing --output-dir must not delete an input (a translation journal, say)
     check_output_dir(args.output_dir, REPORT_FILENAME, inputs=(args.source, args.images, args.mmeb_train, args.translations))
     if args.kind == "mmmeb":
         if not args.source:
-            raise SystemExit("build mmmeb: --source is required")
+            raise UsageError("build mmmeb: --source is required")
         max_rejects = 0 if args.max_rejects is None else args.max_rejects
         return build_mmmeb(args.source, args.output_dir, args.images, args.sample, max_rejects, args.revision, args.num_proc)
     if bool(args.source) == bool(args.mmeb_train and args.translations):
-        raise SystemExit("build parallel: give either --source, or --mmeb-train with --translations")
+        raise UsageError("build parallel: give either --source, or --mmeb-train with --translations")
     if args.source:
         return build_parallel(args.source, args.output_dir, args.images, args.sample, args.max_rejects,
                               args.revision, args.num_proc, max_dev_rows=args.max_dev_rows)
     if args.images is None:
-        raise SystemExit("build parallel --mmeb-train: --images (the MMEB image root) is required")
+        raise UsageError("build parallel --mmeb-train: --images (the MMEB image root) is required")
     if args.sample is not None:
-        raise SystemExit("build parallel --mmeb-train: use --rows-per-subset, --sample applies to --source builds")
+        raise UsageError("build parallel --mmeb-train: use --rows-per-subset, --sample applies to --source builds")
     args.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{args.output_dir.name}.corpus-", dir=args.output_dir.resolve().parent) as scratch:
         result = reproduce_parallel_jsonl(  # kept in the output folder: the release-format corpus
             args.mmeb_train, args.translations, Path(scratch) / RELEASE_FILENAME,
             languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
-            subsets=tuple(x.strip() for x in args.subsets.split(",") if x.strip()),
+            subsets=tuple(selected_subsets(args.subsets)),
             rows_per_subset=args.rows_per_subset, revision=args.revision or MMEB_TRAIN_REVISION, split=args.split,
             registry=load_languages(args.languages_file),
         )

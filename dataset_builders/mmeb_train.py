@@ -20,6 +20,7 @@ from pathlib import Path
 
 from datasets import load_dataset
 
+from dataset_builders.cli_args import UsageError, positive_int
 from dataset_builders.report import ReportFragment
 from dataset_builders.safe_io import JsonlLine, RowError, iter_jsonl
 from dataset_builders.source import resolve_source
@@ -73,8 +74,18 @@ def add_selection_arguments(parser: argparse.ArgumentParser | argparse._Argument
         "--subsets", default=",".join(TRANSLATED_SUBSETS),
         help="comma-separated MMEB-train subsets (default: the 20 the release translated; VisDial only when named)",
     )
-    parser.add_argument("--rows-per-subset", type=int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
+    parser.add_argument("--rows-per-subset", type=positive_int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
     parser.add_argument("--split", default="train", help=f"MMEB-train split to read (train at revision {MMEB_TRAIN_REVISION})")
+
+
+def selected_subsets(text: str) -> list[str]:
+    """The subsets of a comma-separated ``--subsets`` value; an unknown or empty selection is a UsageError."""
+    subsets = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in subsets if s not in MMEB_TRAIN_SUBSETS]
+    if unknown or not subsets:
+        raise UsageError(f"--subsets {text!r}: {'unknown ' + str(unknown) if unknown else 'empty'}; "
+                         f"choose from {', '.join(MMEB_TRAIN_SUBSETS)}")
+    return subsets
 
 
 def translated_fields(subset: str) -> list[str]:

@@ -8,7 +8,21 @@ from pathlib import Path
 
 from huggingface_hub import snapshot_download
 
+from dataset_builders.cli_args import UsageError, looks_local
+
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def check_source(source: str | Path, argument: str = "--source") -> Path | None:
+    """The local folder ``source`` names, or None when it is a Hub repo id; anything else is a UsageError."""
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"{argument} {source}: expected a folder, got a file")
+        return path
+    if looks_local(str(source)) or not _REPO_ID.match(str(source)):
+        raise UsageError(f"{argument} {source}: no such folder, and not a Hub repo id (owner/name)")
+    return None
 
 
 def resolve_source(
@@ -24,14 +38,10 @@ def resolve_source(
     ``allow_patterns`` are fetched with ``huggingface_hub.snapshot_download`` (``download`` is
     injectable so the Hub path can be exercised offline).
     """
-    path = Path(source)
-    if path.exists():
-        if not path.is_dir():
-            raise NotADirectoryError(f"--source {source}: expected a folder, got a file")
+    path = check_source(source)
+    if path is not None:
         return path
-    if not _REPO_ID.match(str(source)):
-        raise FileNotFoundError(f"--source {source}: no such folder, and not a Hub repo id (owner/name)")
     if not revision:
-        raise ValueError(f"--source {source} is a Hub repo: pass --revision (a commit sha or tag) to pin it")
+        raise UsageError(f"--source {source} is a Hub repo: pass --revision (a commit sha or tag) to pin it")
     local = download(repo_id=str(source), repo_type="dataset", revision=revision, allow_patterns=allow_patterns)
     return Path(local)

@@ -46,9 +46,12 @@ from dataset_builders.mmeb_train import (
     pack_request,
     parse_response,
     read_journal,
+    selected_subsets,
     translated_fields,
 )
+from dataset_builders.cli_args import UsageError, local_or_hub, positive_int
 from dataset_builders.safe_io import JsonlLine, RowError
+from dataset_builders.source import check_source
 from dataset_builders.source import resolve_source
 from modeling_xvlm2vec.languages import (Language, LanguageRegistry, check_code, load_languages, read_language_file,
                                          write_language_file)
@@ -374,8 +377,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="revision of a Hub --source (default: the release's pinned MMEB-train revision)")
     parser.add_argument("--output-dir", required=True, type=Path, help="journal folder (resumable)")
     add_selection_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=8, help="requests per generate call")
-    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="requests per generate call")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
                         help="generation length limit; an output that reaches it is rejected as truncated")
     parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
 
@@ -387,20 +390,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         languages = [check_code(lang) for lang in languages]
     except ValueError as err:
-        raise SystemExit(f"--languages: {err}") from err
+        raise UsageError(f"--languages: {err}") from err
     if "en" in languages or not languages:
-        raise SystemExit("--languages: give target language codes other than en")
+        raise UsageError("--languages: give target language codes other than en")
+    subsets = selected_subsets(args.subsets)
+    check_source(args.source)
+    model = local_or_hub(args.model, "--model")
     known = args.languages_file is not None and args.languages_file.is_file()
     registry = load_languages(args.languages_file if known else None)
-    translator = load_translator(args.model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens,
+    translator = load_translator(model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens,
                                  registry=registry)
-    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
     try:
         counts = translate_mmeb_train(translator, args.source, args.output_dir, languages, subsets,
                                       args.rows_per_subset, args.batch_size, args.revision, args.split,
                                       registry=registry, languages_file=args.languages_file)
     except MarkerError as err:
-        raise SystemExit(str(err)) from err
+        raise UsageError(str(err)) from err
     if state.is_main_process:
         for key, count in counts.items():
             print(f"{key:<32}{count:>8} rows translated this run")

@@ -8,6 +8,7 @@ datasets, and ``evaluate``'s ``<repo name>.py`` rule for metrics.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -53,6 +54,23 @@ def card_problems(folder: Path, repo_type: str) -> list[str]:
     except (ValueError, yaml.YAMLError) as err:
         return [f"{CARD_NAME}: YAML metadata does not parse: {err}"]
     return []
+
+
+def untrusted_code_files(folder: str | Path) -> list[str]:
+    """Python files of a model folder that are not byte-identical copies of the installed ``modeling_xvlm2vec``.
+
+    Whoever loads the published model with ``trust_remote_code=True`` runs these files.
+    """
+    folder = Path(folder)
+    spec = importlib.util.find_spec("modeling_xvlm2vec")
+    installed = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+    foreign = []
+    for path in sorted(folder.rglob("*.py")):
+        name = path.relative_to(folder).as_posix()
+        original = installed / name if installed is not None else None
+        if original is None or not original.is_file() or original.read_bytes() != path.read_bytes():
+            foreign.append(name)
+    return foreign
 
 
 def _code_file_problems(folder: Path, module: str, field: str) -> list[str]:

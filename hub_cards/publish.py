@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", default=None, help="branch to commit to (created if missing); default: main")
     parser.add_argument("--commit-message", default=None, help="commit message (default: 'Upload KIND with xvlm2vec publish')")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="model: publish Python files that are not the installed xvlm2vec's code (you vouch for them)")
     parser.add_argument("--dry-run", action="store_true", help="write the folder that would be uploaded and list it; upload nothing")
     parser.add_argument("--dry-run-dir", type=Path, default=None, help="where --dry-run writes (default: outputs/publish/NAMESPACE/NAME)")
     cards = parser.add_argument_group("card inputs (model: rendered when any is given or the folder has no README.md)")
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             scratch_root = target.parent
         with tempfile.TemporaryDirectory(prefix=".xvlm2vec-publish-", dir=scratch_root) as scratch:
-            staged = stage(args.kind, args.folder, args.repo_id, Path(scratch) / "staged", inputs)
+            staged = stage(args.kind, args.folder, args.repo_id, Path(scratch) / "staged", inputs, args.trust_remote_code)
             if target is not None:
                 if target.exists():
                     target.rmdir()  # checked empty by dry_run_dir

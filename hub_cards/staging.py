@@ -21,6 +21,7 @@ from hub_cards.checks import (
     check_dataset_folder,
     check_metric_folder,
     check_model_folder,
+    untrusted_code_files,
 )
 
 KINDS = ("model", "dataset", "metric")
@@ -150,11 +151,14 @@ def _write_card(kind: str, source: Path, target: Path, repo_id: str, inputs: Car
     return "Space metadata added" + (f"; wrote {', '.join(added)}" if added else "")
 
 
-def stage(kind: str, folder: str | Path, repo_id: str, target: str | Path, inputs: CardInputs | None = None) -> StagedFolder:
+def stage(kind: str, folder: str | Path, repo_id: str, target: str | Path, inputs: CardInputs | None = None,
+          trust_remote_code: bool = False) -> StagedFolder:
     """Write the folder that publishing ``folder`` as ``kind`` to ``repo_id`` would upload into ``target``.
 
-    Raises ``PublishRefused`` (listing every problem) when the staged folder would not load, and
-    ``ValueError`` for bad arguments (unknown kind, malformed repo id, missing source folder).
+    Raises ``PublishRefused`` (listing every problem) when the staged folder would not load, or when a
+    model folder holds Python code other than the installed project's (its users would run it) and
+    ``trust_remote_code`` is off; ``ValueError`` for bad arguments (unknown kind, malformed repo id,
+    missing source folder).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -168,6 +172,12 @@ def stage(kind: str, folder: str | Path, repo_id: str, target: str | Path, input
     staged.card_note = _write_card(kind, source, target, repo_id, inputs or CardInputs())
     if kind == "model":
         problems = check_model_folder(target)
+        if not trust_remote_code:
+            problems += [
+                f"{name}: code that is not the installed xvlm2vec's (whoever loads the published model runs it); "
+                "pass --trust-remote-code if you vouch for it"
+                for name in untrusted_code_files(target)
+            ]
     elif kind == "dataset":
         problems = check_dataset_folder(target)
     else:

@@ -12,6 +12,7 @@ from datasets import load_dataset
 from dataset_builders import build_cli
 from xvlm2vec.testing.release import write_image, write_mmmeb
 from dataset_builders.mmmeb import FEATURES, TASKS, build_mmmeb, resolve_image_id
+from dataset_builders.cli_args import UsageError
 from dataset_builders.source import resolve_source
 from xvlm2vec.cli import build_parser
 
@@ -154,5 +155,5 @@ def test_hub_source_is_snapshot_at_pinned_revision(tmp_path: Path) -> None:
     assert calls == [{"repo_id": "someone/mmmeb", "repo_type": "dataset", "revision": "abc123", "allow_patterns": None}]
     report = build_mmmeb(folder, tmp_path / "out")
     assert report.passed and report.rows_out == sum(len(spec.languages) for spec in TASKS)
-    with pytest.raises(FileNotFoundError, match="not a Hub repo id"):
+    with pytest.raises(UsageError, match="not a Hub repo id"):
         resolve_source(str(tmp_path / "missing" / "deeper" / "x"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
+from dataset_builders.cli_args import UsageError
 from xvlm2vec.testing.release import write_mmeb_train, write_parallel
 from dataset_builders.mmeb_train import (
     IMAGE_TAG,
@@ -222,7 +223,7 @@ def test_cli_route_b_builds_and_keeps_the_release_file(reproduced, tmp_path: Pat
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "MMEB-train" in card and "revision `0c3f4b8`" in card  # the pinned revision is recorded in the card
     bad = build_parser("build").parse_args(["build", "parallel", "--output-dir", str(out)])
-    with pytest.raises(SystemExit, match="either --source"):
+    with pytest.raises(UsageError, match="either --source"):
         run(bad)
 
 

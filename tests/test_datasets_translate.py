@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dataset_builders.cli_args import UsageError
 from dataset_builders.mmeb_train import journal_path, language_markers, translated_fields
 from dataset_builders.translate import (
     MAX_NEW_TOKENS,
@@ -248,7 +249,7 @@ def test_cli_parses_and_rejects_unknown_language(tmp_path: Path) -> None:
     assert len(subsets) == 20 and "VisDial" not in subsets and "WebQA" in subsets
     from dataset_builders.translate import run
 
-    with pytest.raises(SystemExit, match="xx"):
+    with pytest.raises(UsageError, match="xx"):
         run(args)
 
 

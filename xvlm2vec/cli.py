@@ -2,6 +2,11 @@
 
 A verb's module defines ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only
 when that verb runs, so ``xvlm2vec --help`` stays fast.
+
+Error policy: a user error (a bad argument value, a missing path, an unknown task or language, an
+empty selection, a model that would run untrusted code) is one line ``error: ...`` naming the
+argument on stderr and exit status 2; verbs raise it as ``argparse.ArgumentTypeError`` (of which
+``dataset_builders.cli_args.UsageError`` is one). Any other exception is a crash: traceback, status 1.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 VERBS: dict[str, tuple[str, str]] = {
     "tiny-model": ("xvlm2vec.testing.tiny_models", "build a tiny random model folder (tests, demo)"),
@@ -24,9 +31,31 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line ``error: ...`` (exit status 2)."""
+
+    def error(self, message: str) -> None:
+        """Print ``error: <prog>: message`` and exit 2."""
+        self.exit(2, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(message: object) -> str:
+    """``message`` as a single line (newlines folded into spaces)."""
+    return " ".join(str(message).split())
+
+
+def report_usage_errors(function: Callable[..., int | None], *args: Any) -> int:
+    """Run ``function(*args)``; a user error becomes one line ``error: ...`` and status 2, other errors propagate."""
+    try:
+        return int(function(*args) or 0)
+    except argparse.ArgumentTypeError as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """Return the top-level parser; only ``verb``'s module is imported to fill its arguments."""
-    parser = argparse.ArgumentParser(prog="xvlm2vec", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="xvlm2vec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, (module, help_text) in VERBS.items():
         verb_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -36,13 +65,13 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen verb, returning its exit code."""
+    """Parse ``argv`` and run the chosen verb, returning its exit code (2 for a user error found by the verb)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and parse errors exit here (status 0 / 2)
     module = importlib.import_module(VERBS[args.verb][0])
-    return int(module.run(args) or 0)
+    return report_usage_errors(module.run, args)
 
 
 if __name__ == "__main__":

@@ -15,28 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from xvlm2vec.errors import UsageError
+from dataset_builders.cli_args import UsageError, local_or_hub
 
 XVLM2VEC_MODEL_TYPE = "xvlm2vec"
 #: Files whose ``auto_map`` makes transformers import code from the model folder.
 CODE_MAPPING_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
-_LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
 TRUST_HINT = "pass --trust-remote-code to run it (only for code you have read or trust)"
-
-
-def looks_local(value: str) -> bool:
-    """Whether ``value`` can only be a local path (``./x``, ``../x``, ``/x``, ``~``, ``a/b/c``), not a Hub id."""
-    return value.startswith(_LOCAL_PREFIXES) or value in (".", "..") or value.count("/") > 1 or "\\" in value
-
-
-def local_or_hub(value: str, argument: str) -> str:
-    """``value`` as an existing local path (``~`` expanded) or a Hub id; a missing local-looking path is a UsageError."""
-    path = Path(value).expanduser()
-    if path.exists():
-        return str(path)
-    if looks_local(value):
-        raise UsageError(f"{argument} {value}: no such file or folder")
-    return value
 
 
 def read_config(value: str, argument: str, revision: str | None = None) -> dict[str, Any]:

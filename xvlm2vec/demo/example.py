@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from transformers import AutoModel
-
 from dataset_builders.hub_layout import load_split
 
 from modeling_xvlm2vec.instructions import LANGUAGES, compose_prompt, get_instruction
+from xvlm2vec.model_source import load_xvlm2vec_model
 
 CONFIG = "xtd_t2i"
 
@@ -42,20 +41,25 @@ def retrieve(model, data: str, languages: list[str], images: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load ``--model`` with ``AutoModel.from_pretrained(..., trust_remote_code=True)`` and print the example."""
+    """Load ``--model`` (its type checked from ``config.json`` first) and print the example."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model folder or Hub repo")
     parser.add_argument("--data", required=True, help="built MMMEB folder (needs the xtd_t2i config)")
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), help="query languages")
     parser.add_argument("--images", type=int, default=6, help="gallery size (first rows of xtd_t2i)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow a backbone checkpoint that maps to its own code (auto_map) to run it; "
+                        "xVLM2Vec folders never need it")
     args = parser.parse_args(argv)
     if args.images < 2:
         parser.error(f"--images must be >= 2, got {args.images}")
-    model = AutoModel.from_pretrained(args.model, trust_remote_code=True).eval()
-    print(f"loaded {type(model).__name__} from {args.model} with AutoModel (trust_remote_code=True)")
+    model = load_xvlm2vec_model(args.model, "--model", args.trust_remote_code).eval()
+    print(f"loaded {type(model).__name__} from {args.model} with AutoModel")
     print("\n".join(retrieve(model, args.data, args.languages, args.images)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from xvlm2vec.cli import report_usage_errors
+
+    sys.exit(report_usage_errors(main))

@@ -156,14 +156,15 @@ def distil_student(config: DemoConfig, teacher: Path, parallel: Path, output_dir
 
 def evaluate_both(config: DemoConfig, teacher: Path, student: Path, mmmeb: Path, output_dir: Path) -> dict[str, Any]:
     """Score teacher and student on every MMMEB task and language; write results.json / .md / .png."""
-    from transformers import AutoModel
-
     from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
     from xvlm2vec.evaluation.pipeline import evaluate_models
     from xvlm2vec.evaluation.runner import RunConfig, Runner
 
-    embedders = [XVLM2VecEmbedder(AutoModel.from_pretrained(str(path), trust_remote_code=True).eval(), name)
-                 for name, path in ((TEACHER_NAME, teacher), (STUDENT_NAME, student))]
+    embedders = []
+    for name, path in ((TEACHER_NAME, teacher), (STUDENT_NAME, student)):
+        embedder = XVLM2VecEmbedder.from_pretrained(str(path))  # the installed classes; no folder code runs
+        embedder.name = name
+        embedders.append(embedder)
     runner = Runner(RunConfig(styles=list(config.eval_styles), batch_size=config.eval_batch_size, cache_dir=None))
     return evaluate_models(embedders, str(mmmeb), output_dir, runner, keep=("*",))  # the other steps' outputs stay
 

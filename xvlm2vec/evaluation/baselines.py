@@ -75,14 +75,16 @@ class TransformersDualEncoder(DualEncoderEmbedder):
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: torch.device | str | None = None) -> TransformersDualEncoder:
+    def from_pretrained(
+        cls, name_or_path: str, device: torch.device | str | None = None, trust_remote_code: bool = False
+    ) -> TransformersDualEncoder:
         """Load a CLIP / SigLIP / SigLIP2 folder or Hub repo."""
         from transformers import AutoModel, AutoProcessor
 
-        model = AutoModel.from_pretrained(name_or_path)
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         if device is not None:
             model = model.to(device)
-        return cls(model, AutoProcessor.from_pretrained(name_or_path), name_or_path)
+        return cls(model, AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code), name_or_path)
 
     @property
     def fingerprint(self) -> str:
@@ -148,14 +150,18 @@ class SentenceTransformerEmbedder(DualEncoderEmbedder):
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, spec: str, device: torch.device | str | None = None) -> SentenceTransformerEmbedder:
+    def from_pretrained(
+        cls, spec: str, device: torch.device | str | None = None, trust_remote_code: bool = False
+    ) -> SentenceTransformerEmbedder:
         """Load ``TEXT_MODEL+IMAGE_MODEL`` (two folders or Hub ids) or one multimodal model."""
         from sentence_transformers import SentenceTransformer
 
         text_name, _, image_name = spec.partition("+")
         device = str(device) if device is not None else None
-        text_model = SentenceTransformer(text_name, device=device)
-        image_model = SentenceTransformer(image_name, device=device) if image_name else text_model
+        text_model = SentenceTransformer(text_name, device=device, trust_remote_code=trust_remote_code)
+        image_model = (
+            SentenceTransformer(image_name, device=device, trust_remote_code=trust_remote_code) if image_name else text_model
+        )
         return cls(text_model, image_model, spec)
 
     @property

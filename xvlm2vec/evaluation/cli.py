@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES
+from dataset_builders.cli_args import UsageError, positive_int
+from xvlm2vec.model_source import TRUST_HINT, local_or_hub
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,13 +29,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", default=[], metavar="TASK", help="tasks (i2t t2i c vg vqa) or configs (xtd_i2t); default all")
     parser.add_argument("--languages", nargs="+", default=[], metavar="LANG", help="language splits (en it es fr de); default all")
     parser.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES, help="formatting styles; default all three")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per embedding batch (default 16)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per embedding batch (default 16)")
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="candidate-embedding cache (default OUTPUT_DIR/embedding_cache)"
     )
     parser.add_argument("--no-cache", action="store_true", help="keep candidate embeddings in memory only")
-    parser.add_argument("--max-queries", type=int, default=None, help="score only the first N queries of each split")
-    parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the bundled metrics/mmmeb)")
+    parser.add_argument("--max-queries", type=positive_int, default=None, help="score only the first N queries of each split")
+    parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the bundled metrics/mmmeb); "
+                        "its Python code runs, so another module needs --trust-remote-code")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow code that comes with a --model folder/repo (its auto_map) or a --metric module to run; "
+                        "only for code you have read or trust. xVLM2Vec folders never need it: the installed classes load them")
+
+
+def check_arguments(args: argparse.Namespace) -> list:
+    """User errors found before any model loads: models (paths, types, trust), data, tasks, languages, metric.
+
+    Returns the checked model sources (``EmbedderSource``) in ``--model`` order.
+    """
+    from xvlm2vec.evaluation.registry import check_embedder_source
+    from xvlm2vec.evaluation.runner import select_splits
+
+    if args.metric is not None and not args.trust_remote_code:
+        raise UsageError(f"--metric {args.metric}: a metric module is Python code that runs when it loads; {TRUST_HINT}")
+    sources = [check_embedder_source(spec, args.trust_remote_code) for spec in args.model]
+    data = local_or_hub(args.data, "--data")
+    try:
+        select_splits(data, args.tasks, args.languages)
+    except FileNotFoundError as error:
+        raise UsageError(f"--data {args.data}: not an MMMEB dataset folder or Hub repo ({one_line(error)})") from error
+    except ValueError as error:  # unknown task or language, empty selection
+        raise UsageError(one_line(error)) from error
+    return sources
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of ``error``'s message."""
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
@@ -47,12 +79,10 @@ def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     """Load the models and data, score them, write the outputs and print the table."""
     from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME, evaluate_models
-    from xvlm2vec.evaluation.registry import load_embedder
     from xvlm2vec.evaluation.results import markdown_table
     from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
 
-    if args.max_queries is not None and args.max_queries < 1:
-        raise SystemExit(f"--max-queries must be >= 1, got {args.max_queries}")
+    sources = check_arguments(args)
     cache_dir = None if args.no_cache else (args.cache_dir or args.output_dir / CACHE_DIRNAME)
     config = RunConfig(
         tasks=args.tasks,
@@ -64,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         metric=args.metric or DEFAULT_METRIC,
     )
     runner = Runner(config)
-    embedders = [load_embedder(spec, device=runner.state.device) for spec in args.model]
+    embedders = [source.load(device=runner.state.device) for source in sources]
     document = evaluate_models(embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir))
     if runner.state.is_main_process:
         print(markdown_table(document))

@@ -68,10 +68,14 @@ class XVLM2VecEmbedder(Embedder):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: torch.device | str | None = None) -> XVLM2VecEmbedder:
-        """Load the model folder or Hub repo ``name_or_path`` with ``AutoModel`` (remote code)."""
+        """Load the model folder or Hub repo ``name_or_path`` with ``AutoModel`` and the installed classes.
+
+        The folder's own copy of the model code is not run (``trust_remote_code=False``: the
+        ``xvlm2vec`` type is registered by :mod:`modeling_xvlm2vec`).
+        """
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=True)
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
         if device is not None:
             model = model.to(device)
         return cls(model.eval(), name_or_path)

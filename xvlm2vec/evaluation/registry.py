@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from xvlm2vec.evaluation.baselines import DUAL_ENCODER_MODEL_TYPES, SentenceTransformerEmbedder, TransformersDualEncoder
+from dataset_builders.cli_args import UsageError
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
+from xvlm2vec.model_source import XVLM2VEC_MODEL_TYPE, local_or_hub, read_config, trust_for
 
 
 def _top_level_file(name_or_path: str, filename: str) -> Path | None:
@@ -45,26 +50,50 @@ def _is_sentence_transformer(name_or_path: str) -> bool:
     return _top_level_file(name_or_path, "modules.json") is not None
 
 
-def load_embedder(spec: str, device: torch.device | str | None = None) -> Embedder:
-    """Load ``spec`` as an embedder.
+@dataclass
+class EmbedderSource:
+    """A checked ``--model`` argument: which embedder loads it, from where, with which extra arguments."""
+
+    spec: str
+    loader: Callable[..., Embedder]
+    sources: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def load(self, device: torch.device | str | None = None) -> Embedder:
+        """Load the embedder (this is where model code is imported)."""
+        return self.loader("+".join(self.sources), device=device, **self.options)
+
+
+def check_embedder_source(spec: str, trust_remote_code: bool = False) -> EmbedderSource:
+    """Check ``spec`` without importing any model code: paths exist, the model type is supported, code is trusted.
 
     A folder/repo whose ``config.json`` says ``xvlm2vec`` is an xVLM2Vec model (even with the
-    ``modules.json`` every saved xVLM2Vec folder carries); ``TEXT+IMAGE`` (two folders or Hub ids) or
-    another folder/repo with ``modules.json`` is a sentence-transformers model; otherwise the configuration's ``model_type`` decides: ``xvlm2vec``
-    (remote code) or a CLIP / SigLIP / SigLIP2 dual encoder. Anything else is a ``ValueError``.
+    ``modules.json`` every saved xVLM2Vec folder carries), loaded with the installed classes;
+    ``TEXT+IMAGE`` (two folders or Hub ids) or another folder/repo with ``modules.json`` is a
+    sentence-transformers model; otherwise ``config.json``'s ``model_type`` must be a CLIP / SigLIP /
+    SigLIP2 dual encoder. Anything else, a missing local path, or a folder mapping to its own code
+    without ``trust_remote_code`` is a UsageError.
     """
-    if "+" not in spec and _is_xvlm2vec(spec):
-        return XVLM2VecEmbedder.from_pretrained(spec, device=device)
-    if "+" in spec or _is_sentence_transformer(spec):
-        return SentenceTransformerEmbedder.from_pretrained(spec, device=device)
-    from transformers import AutoConfig
+    parts = tuple(local_or_hub(part, "--model") for part in spec.split("+"))
+    if len(parts) == 1 and _is_xvlm2vec(parts[0]):  # the installed classes: the folder's copy of the code is not run
+        return EmbedderSource(spec, XVLM2VecEmbedder.from_pretrained, parts)
+    if len(parts) > 1 or _is_sentence_transformer(parts[0]):
+        trust = False
+        for part in parts:
+            if _top_level_file(part, "config.json") is not None:
+                trust = trust_for(part, read_config(part, "--model"), "--model", trust_remote_code) or trust
+        return EmbedderSource(spec, SentenceTransformerEmbedder.from_pretrained, parts, {"trust_remote_code": trust})
+    config = read_config(parts[0], "--model")
+    model_type = config.get("model_type")
+    if model_type not in DUAL_ENCODER_MODEL_TYPES:
+        raise UsageError(
+            f"--model {spec}: model type {model_type!r} is not supported; expected {XVLM2VEC_MODEL_TYPE}, "
+            f"{', '.join(DUAL_ENCODER_MODEL_TYPES)}, or a sentence-transformers model (TEXT+IMAGE for two encoders)"
+        )
+    trust = trust_for(parts[0], config, "--model", trust_remote_code)
+    return EmbedderSource(spec, TransformersDualEncoder.from_pretrained, parts, {"trust_remote_code": trust})
 
-    model_type = AutoConfig.from_pretrained(spec, trust_remote_code=True).model_type
-    if model_type == "xvlm2vec":
-        return XVLM2VecEmbedder.from_pretrained(spec, device=device)
-    if model_type in DUAL_ENCODER_MODEL_TYPES:
-        return TransformersDualEncoder.from_pretrained(spec, device=device)
-    raise ValueError(
-        f"--model {spec!r}: model type {model_type!r} is not supported; expected xvlm2vec, "
-        f"{', '.join(DUAL_ENCODER_MODEL_TYPES)}, or a sentence-transformers model (TEXT+IMAGE for two encoders)"
-    )
+
+def load_embedder(spec: str, device: torch.device | str | None = None, trust_remote_code: bool = False) -> Embedder:
+    """Load ``spec`` as an embedder, checked first with :func:`check_embedder_source`."""
+    return check_embedder_source(spec, trust_remote_code).load(device)

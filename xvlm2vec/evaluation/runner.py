@@ -57,14 +57,25 @@ class RunConfig:
 def select_splits(data: str, tasks: list[str], languages: list[str]) -> list[tuple[str, str]]:
     """(config, language) pairs of ``data`` matching ``tasks`` and ``languages`` (empty = all).
 
-    A requested task, config or language that matches nothing is a ValueError.
+    A requested task, config or language that matches nothing is a ValueError (``--languages en xx``
+    is one: ``xx`` is not silently dropped).
     """
     configs = config_names(data)
+    for config in configs:
+        try:
+            parse_config(config)
+        except ValueError as error:
+            raise ValueError(f"--data {data}: not an MMMEB dataset: {error}") from None
     chosen = [c for c in configs if not tasks or c in tasks or parse_config(c)[1] in tasks]
     unmatched = [t for t in tasks if t not in configs and all(parse_config(c)[1] != t for c in configs)]
     if unmatched:
         raise ValueError(f"--tasks {unmatched} match no config of {data} (configs: {configs})")
-    pairs = [(config, lang) for config in chosen for lang in split_names(data, config) if not languages or lang in languages]
+    splits = {config: split_names(data, config) for config in chosen}
+    unknown = [lang for lang in languages if all(lang not in names for names in splits.values())]
+    if unknown:
+        found = sorted({lang for names in splits.values() for lang in names})
+        raise ValueError(f"--languages {unknown} match no split of the chosen configs of {data} (languages: {found})")
+    pairs = [(config, lang) for config in chosen for lang in splits[config] if not languages or lang in languages]
     if not pairs:
         raise ValueError(f"no split of {data} matches tasks={tasks or 'all'} languages={languages or 'all'}")
     return pairs

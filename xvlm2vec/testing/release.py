@@ -27,6 +27,7 @@ from datasets import Dataset
 from PIL import Image, ImageColor
 
 from dataset_builders.atomic import atomic_output_dir
+from dataset_builders.cli_args import positive_int
 from dataset_builders.mmeb_train import IMAGE_TAG, MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS, TaskSpec, resolve_image_id
 from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES, STYLES, format_text
@@ -271,7 +272,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec fixtures``."""
     parser.add_argument("kind", choices=["mmmeb", "parallel", "mmeb-train"], help="which release format to write")
     parser.add_argument("--output-dir", required=True, type=Path, help="folder to write into")
-    parser.add_argument("--rows", type=int, default=None, help="rows per file / subset (default: small)")
+    parser.add_argument("--rows", type=positive_int, default=None, help="rows per file / subset (default: small)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
 
 

@@ -21,7 +21,7 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from dataset_builders import hub_layout
-from xvlm2vec.errors import UsageError
+from dataset_builders.cli_args import UsageError
 from xvlm2vec.model_source import check_xvlm2vec_source, load_xvlm2vec_model, local_or_hub
 
 from .checkpoints import resolve_resume
@@ -233,4 +233,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from xvlm2vec.cli import report_usage_errors
+
+    sys.exit(report_usage_errors(main))

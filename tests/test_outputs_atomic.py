@@ -190,3 +190,18 @@ def test_the_build_verb_refuses_an_output_folder_holding_an_input_before_any_wor
     with pytest.raises(OutputDirError, match="holds the input"):
         run(args)
     assert journal.read_text() == '{"id": "0"}\n'
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "/etc", "", ".hidden", "x" * 65, "it\u0000"])
+def test_config_and_split_names_from_the_data_never_become_paths(name: str, tmp_path: Path) -> None:
+    from dataset_builders.names import check_name
+    from xvlm2vec.evaluation.cache import EmbeddingCache
+
+    with pytest.raises(ValueError, match="unsafe config name"):
+        check_name(name, "config")
+    cache = EmbeddingCache(tmp_path / "cache")
+    with pytest.raises(ValueError, match="unsafe"):
+        cache.path("f" * 64, "d" * 64, name, "en")
+    with pytest.raises(ValueError, match="unsafe"):
+        cache.path("f" * 64, "d" * 64, "xtd_i2t", name)
+    assert cache.path("f" * 64, "d" * 64, "imagenet-1k-val_c", "pt_BR").is_relative_to(tmp_path / "cache")

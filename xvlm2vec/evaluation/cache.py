@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from dataset_builders.names import check_name
+
 KEY_BYTES = 32
 logger = logging.getLogger(__name__)
 
@@ -39,9 +41,15 @@ class EmbeddingCache:
         self.root = Path(root) if root is not None else None
 
     def path(self, model_fingerprint: str, data_fingerprint: str, config: str, split: str) -> Path | None:
-        """The cache file of one dataset split for one model, or None when caching is off."""
+        """The cache file of one dataset split for one model, or None when caching is off.
+
+        ``config`` and ``split`` come from the data (a Hub card): they are checked safe names
+        (:func:`dataset_builders.names.check_name`) before they become a path.
+        """
         if self.root is None:
             return None
+        check_name(config, "config")
+        check_name(split, "split")
         return self.root / model_fingerprint[:32] / data_fingerprint[:32] / config / f"{split}.safetensors"
 
     def load(self, path: Path | None, width: int | None = None) -> dict[bytes, np.ndarray]:

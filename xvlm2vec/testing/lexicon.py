@@ -1,4 +1,4 @@
-"""The synthetic world's lexicon and grammar in en, it, es, fr, de.
+"""The synthetic world's lexicon and grammar in en, it, es, fr, de and pt (a language outside the paper's set).
 
 A scene is a few copies of one shape with a colour, a size and a side of the picture. This module
 turns attribute values into phrases of each language (captions, class names, questions, answers)
@@ -8,8 +8,16 @@ with the agreement each language needs; `world.py` owns the scenes and the image
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
-LANGUAGES = ("en", "it", "es", "fr", "de")
+from modeling_xvlm2vec.languages import LanguageRegistry, load_languages
+
+# the world's languages beyond the shipped registry, as a user adds them: a language file
+WORLD_LANGUAGES_FILE = Path(__file__).with_name("world_languages.json")
+PAPER_LANGUAGES = ("en", "it", "es", "fr", "de")
+# Portuguese is outside the paper's set: the demo distils and evaluates it like the others
+LANGUAGES = (*PAPER_LANGUAGES, "pt")
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
 SIZES = ("small", "large")
@@ -28,6 +36,8 @@ _NOUNS: dict[str, dict[str, tuple[str, str, str]]] = {
            "triangle": ("triangle", "triangles", "m"), "diamond": ("losange", "losanges", "m")},
     "de": {"circle": ("Kreis", "Kreise", "m"), "square": ("Quadrat", "Quadrate", "n"),
            "triangle": ("Dreieck", "Dreiecke", "n"), "diamond": ("Raute", "Rauten", "f")},
+    "pt": {"circle": ("círculo", "círculos", "m"), "square": ("quadrado", "quadrados", "m"),
+           "triangle": ("triângulo", "triângulos", "m"), "diamond": ("losango", "losangos", "m")},
 }
 
 # adjective: (singular, plural) for en/it/es/fr; German gets its stem and declines it below
@@ -41,6 +51,8 @@ _COLOURS: dict[str, dict[str, tuple[str, str]]] = {
            "yellow": ("jaune", "jaunes"), "purple": ("violet", "violets"), "orange": ("orange", "orange")},
     "de": {"red": ("rot", ""), "green": ("grün", ""), "blue": ("blau", ""), "yellow": ("gelb", ""),
            "purple": ("lila", "invariable"), "orange": ("orange", "invariable")},
+    "pt": {"red": ("vermelho", "vermelhos"), "green": ("verde", "verdes"), "blue": ("azul", "azuis"),
+           "yellow": ("amarelo", "amarelos"), "purple": ("roxo", "roxos"), "orange": ("laranja", "laranja")},
 }
 _SIZES: dict[str, dict[str, tuple[str, str]]] = {
     "en": {"small": ("small", "small"), "large": ("large", "large")},
@@ -48,10 +60,11 @@ _SIZES: dict[str, dict[str, tuple[str, str]]] = {
     "es": {"small": ("pequeño", "pequeños"), "large": ("grande", "grandes")},
     "fr": {"small": ("petit", "petits"), "large": ("grand", "grands")},
     "de": {"small": ("klein", ""), "large": ("groß", "")},
+    "pt": {"small": ("pequeno", "pequenos"), "large": ("grande", "grandes")},
 }
 _NUMBERS = {
     "en": ("one", "two", "three"), "it": ("un", "due", "tre"), "es": ("un", "dos", "tres"),
-    "fr": ("un", "deux", "trois"), "de": ("ein", "zwei", "drei"),
+    "fr": ("un", "deux", "trois"), "de": ("ein", "zwei", "drei"), "pt": ("um", "dois", "três"),
 }
 _SIDE_PHRASES = {
     "en": {"left": "on the left", "right": "on the right"},
@@ -59,11 +72,12 @@ _SIDE_PHRASES = {
     "es": {"left": "a la izquierda", "right": "a la derecha"},
     "fr": {"left": "à gauche", "right": "à droite"},
     "de": {"left": "links", "right": "rechts"},
+    "pt": {"left": "à esquerda", "right": "à direita"},
 }
 _SIDE_WORDS = {
     "en": {"left": "left", "right": "right"}, "it": {"left": "sinistra", "right": "destra"},
     "es": {"left": "izquierda", "right": "derecha"}, "fr": {"left": "gauche", "right": "droite"},
-    "de": {"left": "links", "right": "rechts"},
+    "de": {"left": "links", "right": "rechts"}, "pt": {"left": "esquerda", "right": "direita"},
 }
 _GERMAN_ENDINGS = {"m": "er", "n": "es", "f": "e", "pl": "e"}  # strong declension (no article / after ein)
 
@@ -84,7 +98,21 @@ _QUESTIONS = {
     "de": {"colour": "Welche Farbe haben die Formen?", "shape": "Welche Form haben die Objekte?",
            "count": "Wie viele Objekte gibt es?", "side": "Auf welcher Seite sind die Objekte?",
            "size": "Wie groß sind die Objekte?"},
+    "pt": {"colour": "De que cor são as formas?", "shape": "Que forma têm os objetos?",
+           "count": "Quantos objetos há?", "side": "De que lado estão os objetos?",
+           "size": "Qual é o tamanho dos objetos?"},
 }
+
+
+@lru_cache(maxsize=1)
+def world_languages() -> LanguageRegistry:
+    """The language registry of the world: the shipped languages plus :data:`WORLD_LANGUAGES_FILE`."""
+    return load_languages(WORLD_LANGUAGES_FILE)
+
+
+def world_instructions() -> dict[str, dict[str, dict[str, str]]]:
+    """The instruction table of every language the world speaks (task -> side -> language -> text)."""
+    return world_languages().instruction_table(LANGUAGES)
 
 
 @dataclass(frozen=True)
@@ -136,7 +164,7 @@ def caption(scene: Scene, lang: str) -> str:
         return f"{number} {size} {colour} {noun} {side}"
     if lang == "fr":
         return f"{number} {size} {noun} {colour} {side}"
-    return f"{number} {noun} {colour} {size} {side}"  # it, es
+    return f"{number} {noun} {colour} {size} {side}"  # it, es, pt
 
 
 def class_name(shape: str, colour: str, lang: str) -> str:
@@ -167,7 +195,7 @@ def answer_options(kind: str, lang: str) -> dict[str, str]:
     if kind == "shape":
         return {s: _NOUNS[lang][s][0] for s in SHAPES}
     if kind == "count":
-        words = {"en": ("one",), "it": ("uno",), "es": ("uno",), "fr": ("un",), "de": ("eins",)}[lang]
+        words = {"en": ("one",), "it": ("uno",), "es": ("uno",), "fr": ("un",), "de": ("eins",), "pt": ("um",)}[lang]
         return {str(c): (words[0] if c == 1 else _NUMBERS[lang][c - 1]) for c in COUNTS}
     if kind == "side":
         return dict(_SIDE_WORDS[lang])

@@ -19,7 +19,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from hub_cards.templates_io import citation, template_path
 from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
-from modeling_xvlm2vec.languages import check_code, load_languages
+from modeling_xvlm2vec.languages import LanguageRegistry, check_code, load_languages
 from modeling_xvlm2vec.sentence_xvlm2vec import prompt_name
 from xvlm2vec.evaluation import results as eval_results
 
@@ -141,9 +141,9 @@ def _recipe_value(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
-def language_names(codes: list[str]) -> str:
+def language_names(codes: list[str], registry: LanguageRegistry | None = None) -> str:
     """``English (en), Portuguese (pt), ...``: names from the language registry, the code alone when unknown."""
-    registry = load_languages()
+    registry = registry or load_languages()
     return ", ".join(f"{registry.name(code)} ({code})" if code in registry else code for code in codes)
 
 
@@ -181,6 +181,7 @@ def render_model_card(
     datasets: list[str] | None = None,
     mmmeb_dataset_id: str | None = None,
     license: str = "apache-2.0",
+    languages_file: str | Path | None = None,
 ) -> ModelCard:
     """Return the model card of a saved xVLM2Vec folder.
 
@@ -195,6 +196,7 @@ def render_model_card(
             checkpoint; lacking one, the final metrics of ``model_dir/all_results.json``).
         repo_id: where the model is published (usage snippet, ``model_name``).
         base_model, datasets, mmmeb_dataset_id, license: card metadata overriding what is inferred.
+        languages_file: a language file naming languages the shipped registry does not know.
     """
     model_dir = Path(model_dir)
     config = read_json(model_dir / "config.json", "model config")
@@ -237,6 +239,7 @@ def render_model_card(
     languages = sorted({"en", *trained_langs, *result_langs}, key=lambda l: (l != "en", l))
     if languages == ["en"]:
         languages = list(LANGUAGES)
+    registry = load_languages(languages_file) if languages_file is not None else None
     title = (repo_id or model_dir.name).split("/")[-1]
     card_data = ModelCardData(
         language=languages,
@@ -272,9 +275,9 @@ def render_model_card(
         padding_side=config.get("padding_side", "right"),
         image_tag=_table_cell(config.get("image_tag") or ""),
         hidden_size=text_config.get("hidden_size", "unknown"),
-        languages_text=language_names(languages),
-        trained_languages_text=language_names(trained_langs) if trained_langs else "not recorded",
-        evaluated_languages_text=language_names(evaluated_langs) if evaluated_langs else "not evaluated",
+        languages_text=language_names(languages, registry),
+        trained_languages_text=language_names(trained_langs, registry) if trained_langs else "not recorded",
+        evaluated_languages_text=language_names(evaluated_langs, registry) if evaluated_langs else "not evaluated",
         base_model_text=f"[{base}](https://huggingface.co/{base})" if base else (recipe.get("model_name_or_path") or "not recorded"),
         license_text=license,
         datasets_text=", ".join(dataset_ids) or (recipe.get("dataset_name") or "not recorded"),

@@ -74,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cards.add_argument("--dataset-id", dest="datasets", action="append", default=None, help="Hub id of a training dataset (repeatable)")
     cards.add_argument("--mmmeb-dataset-id", default=None, help="Hub id of MMMEB for the model-index (default: the results' data source)")
     cards.add_argument("--license", default="apache-2.0", help="model license id (default: apache-2.0)")
+    cards.add_argument("--languages-file", type=Path, default=None,
+                       help="language file naming languages the shipped registry does not know (model card)")
     cards.add_argument("--build-report", type=Path, default=None, help="dataset: build_report.json (default: FOLDER/build_report.json)")
 
 
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         datasets=args.datasets,
         mmmeb_dataset_id=args.mmmeb_dataset_id,
         license=args.license,
+        languages_file=args.languages_file,
     )
     try:
         target = dry_run_dir(args) if args.dry_run else None

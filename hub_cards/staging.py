@@ -44,6 +44,7 @@ class CardInputs:
     datasets: list[str] | None = None
     mmmeb_dataset_id: str | None = None
     license: str = "apache-2.0"
+    languages_file: Path | None = None
 
 
 @dataclass
@@ -128,6 +129,7 @@ def _write_card(kind: str, source: Path, target: Path, repo_id: str, inputs: Car
             datasets=inputs.datasets,
             mmmeb_dataset_id=inputs.mmmeb_dataset_id,
             license=inputs.license,
+            languages_file=inputs.languages_file,
         ).save(target / CARD_NAME)
         return "rendered from " + (", ".join(given) if given else "the model folder alone")
     if kind == "dataset":

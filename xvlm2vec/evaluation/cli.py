@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR_OR_REPO", help="MMMEB dataset folder or Hub repo")
     parser.add_argument("--output-dir", required=True, type=Path, help="where results.json, results.md, results.png go")
     parser.add_argument("--tasks", nargs="+", default=[], metavar="TASK", help="tasks (i2t t2i c vg vqa) or configs (xtd_i2t); default all")
-    parser.add_argument("--languages", nargs="+", default=[], metavar="LANG", help="language splits (en it es fr de); default all")
+    parser.add_argument("--languages", nargs="+", default=[], metavar="LANG", help="language splits (any codes the data holds, e.g. en it pt); default all")
     parser.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES, help="formatting styles; default all three")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per embedding batch (default 16)")
     parser.add_argument(

@@ -69,7 +69,8 @@ def test_conversion_keeps_every_weight_and_reports(original, converted):
     assert config["auto_map"]["AutoModel"].endswith("XVLM2VecModel")
     assert config["backbone_config"]["text_config"]["rope_parameters"]["rope_type"] == "longrope"
     assert {"backbone_phi3_v.py", "configuration_phi3_v.py", "processing_phi3_v.py", "image_processing_phi3_v.py",
-            "processor_config.json", "tokenizer.json"} <= {p.name for p in converted.iterdir()}
+            "processor_config.json", "tokenizer.json", "modules.json", "config_sentence_transformers.json",
+            "sentence_xvlm2vec.py"} <= {p.name for p in converted.iterdir()}
     assert not list(converted.glob("*.bin"))
 
 

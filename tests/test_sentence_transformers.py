@@ -42,6 +42,11 @@ for backbone, folder in folders.items():
         model.save(folder + "-resaved")
         again = SentenceTransformer(folder + "-resaved", trust_remote_code=True, device="cpu")
         out[backbone]["resaved"] = again.encode(texts).tolist()
+try:  # no code from the folder runs unless the user trusts it
+    SentenceTransformer(folders["qwen2_vl"], device="cpu")
+    out["untrusted"] = "loaded"
+except ValueError as error:
+    out["untrusted"] = str(error)
 print(json.dumps(out))
 """
 
@@ -80,6 +85,7 @@ def test_sentence_transformers_equals_encode_for_every_backbone(tiny_models, ima
         assert {name: text for name, text in got["prompts"].items() if text} == named_prompts(INSTRUCTIONS)
         assert got["similarity"] == "cosine" and got["dimension"] == want["dimension"]
     np.testing.assert_allclose(np.array(result["qwen2_vl"]["resaved"]), expected["qwen2_vl"]["text"], atol=1e-6)
+    assert "trust_remote_code" in result["untrusted"]
 
 
 def test_saved_folder_declares_prompts_and_module(tiny_models, tmp_path) -> None:

@@ -73,6 +73,7 @@ def test_accelerate_launch_trains_and_saves_a_loadable_merged_model(inputs, tmp_
     files = [path for path in output.rglob("*") if path.is_file()]
     assert not [path for path in files if path.suffix in PICKLE_SUFFIXES]  # safetensors and JSON only
     assert (output / "model.safetensors").is_file() and (output / "adapter/adapter_model.safetensors").is_file()
+    assert (output / "modules.json").is_file() and (output / "sentence_xvlm2vec.py").is_file()  # sentence-transformers
     merged = AutoModel.from_pretrained(str(output), trust_remote_code=True)
     assert merged.config.model_type == "xvlm2vec"
     from peft import PeftModel

@@ -73,3 +73,20 @@ def test_export_refuses_a_folder_that_is_not_xvlm2vec(tmp_path) -> None:
     with pytest.raises(ValueError, match="model_type is 'bert', expected 'xvlm2vec'"):
         export_vllm(tmp_path / "other", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_export_sentence_transformers_upgrades_an_older_folder(tiny_models, images, tmp_path, capsys) -> None:
+    """A folder saved before sentence-transformers support gets its files by `xvlm2vec export sentence-transformers`."""
+    model, _ = tiny_models("llava_next")
+    old = tmp_path / "old"
+    model.save_pretrained(old)
+    for name in ("modules.json", "config_sentence_transformers.json"):
+        (old / name).unlink()
+    out = tmp_path / "st"
+    assert main(["export", "sentence-transformers", str(old), "--output-dir", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["output_dir"] == str(out)
+    assert json.loads((out / "modules.json").read_text())[0]["type"] == "sentence_xvlm2vec.XVLM2VecSentenceModule"
+    assert "t2i_query_it" in json.loads((out / "config_sentence_transformers.json").read_text())["prompts"]
+    rows = ["<|image_1|>\nRepresent the given image", "un cerchio rosso"]
+    np.testing.assert_allclose(XVLM2VecModel.from_pretrained(out).encode(rows, images=[images[0], None]),
+                               model.encode(rows, images=[images[0], None]), atol=1e-6)

@@ -25,7 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "instructions": ("xvlm2vec.instructions_cli", "translate the instruction table into new languages; apply it to a model"),
     "eval": ("xvlm2vec.evaluation.cli", "evaluate embedding models on MMMEB"),
     "convert": ("xvlm2vec.convert_phi3v", "convert an original Phi-3.5-V / VLM2Vec checkpoint"),
-    "export": ("xvlm2vec.export_vllm", "export a model folder in its backbone's native layout for vLLM"),
+    "export": ("xvlm2vec.export", "export a model folder for vLLM (native layout) or sentence-transformers"),
     "publish": ("hub_cards.publish", "publish a model, dataset or metric folder to the Hub"),
     "demo": ("xvlm2vec.demo", "run the whole pipeline end to end on a synthetic world"),
 }

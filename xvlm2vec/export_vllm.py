@@ -1,4 +1,4 @@
-"""``xvlm2vec export vllm``: an xVLM2Vec folder -> the backbone's native layout, which vLLM serves as a pooling model.
+"""``xvlm2vec export vllm`` (see :mod:`xvlm2vec.export`): an xVLM2Vec folder -> the backbone's native layout, which vLLM serves as a pooling model.
 
 - Qwen2-VL, Qwen2.5-VL, LLaVA-Next: transformers' own ``*ForConditionalGeneration`` layout (its
   ``config.json`` with ``architectures``, weights under the same ``model.*`` names, the processor),
@@ -17,7 +17,6 @@ vLLM's embeddings API take images in ``messages``. vLLM is not needed (nor impor
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -176,18 +175,4 @@ def export_vllm(folder: str | Path, output_dir: str | Path) -> VLLMExport:
     return report
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``xvlm2vec export``."""
-    parser.add_argument("target", choices=["vllm"], help="what to export for (vllm: the backbone's native layout)")
-    parser.add_argument("folder", type=Path, help="saved xVLM2Vec model folder")
-    parser.add_argument("--output-dir", required=True, type=Path, help="folder to write the export to")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Export and print the report (with the ``vllm serve`` command) as JSON."""
-    report = export_vllm(args.folder, args.output_dir)
-    print(json.dumps(asdict(report), indent=2))
-    return 0
-
-
-__all__ = ["VLLM_ARCHITECTURES", "VLLM_POOLING_ARCHITECTURES", "VLLMExport", "export_vllm", "serve_command"]
+__all__ = ["VLLM_ARCHITECTURES", "VLLM_POOLING_ARCHITECTURES", "VLLMExport", "export_vllm", "load_model", "serve_command"]

@@ -29,7 +29,8 @@ from dataset_builders.mmmeb import build_mmmeb
 from modeling_xvlm2vec.instructions import STYLES
 from xvlm2vec.evaluation.data import SplitData, load_split
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
-from xvlm2vec.evaluation.runner import RunConfig, Runner, protocol_prompt, select_splits
+from xvlm2vec.evaluation.prompts import candidate_input, query_input
+from xvlm2vec.evaluation.runner import RunConfig, Runner, select_splits
 from xvlm2vec.testing.tiny_models import build_tiny_model
 
 #: Candidate batch size of the released embedding script.
@@ -43,8 +44,10 @@ def candidate_items(embedder: Embedder, split: SplitData, style: str) -> tuple[l
     unique: dict[tuple[str | None, str | None], int] = {}
     lists = []
     for row in split.rows:
-        lists.append([unique.setdefault((protocol_prompt(embedder, split.task, "candidate", split.language, c.text, style),
-                                         c.image_id), len(unique)) for c in row.candidates])
+        if query_input(embedder, split.task, split.language, row, style) is None:
+            continue  # skipped by the protocol (null text), as the runner does
+        lists.append([unique.setdefault(candidate_input(embedder, split.task, split.language, c, style), len(unique))
+                      for c in row.candidates])
     return list(unique), lists
 
 
@@ -68,9 +71,10 @@ def released_flow(embedder: Embedder, splits: list[SplitData], styles: list[str]
                 store[key] = embed_items(embedder, split, items, batch_size)
             candidates = store[key]
             scores[key] = []
-            for row, indices in zip(split.rows, lists):
-                query = protocol_prompt(embedder, split.task, "query", split.language, row.text, style)
-                vector = embedder.embed([query], [split.image(row.image_id)], 1)[0]
+            kept = [row for row in split.rows if query_input(embedder, split.task, split.language, row, style) is not None]
+            for row, indices in zip(kept, lists):
+                query, image_id = query_input(embedder, split.task, split.language, row, style)
+                vector = embedder.embed([query], [split.image(image_id)], 1)[0]
                 scores[key].append(candidates[indices] @ vector)
     return scores
 
@@ -82,10 +86,11 @@ def per_query_loop(embedder: Embedder, splits: list[SplitData], styles: list[str
         for style in styles:
             scores[(split.config, split.language, style)] = rows = []
             for row in split.rows:
-                query = protocol_prompt(embedder, split.task, "query", split.language, row.text, style)
-                vector = embedder.embed([query], [split.image(row.image_id)], 1)[0]
-                items = [(protocol_prompt(embedder, split.task, "candidate", split.language, c.text, style), c.image_id)
-                         for c in row.candidates]
+                query = query_input(embedder, split.task, split.language, row, style)
+                if query is None:
+                    continue  # skipped by the protocol (null text)
+                vector = embedder.embed([query[0]], [split.image(query[1])], 1)[0]
+                items = [candidate_input(embedder, split.task, split.language, c, style) for c in row.candidates]
                 rows.append(embed_items(embedder, split, items, batch_size) @ vector)
     return scores
 

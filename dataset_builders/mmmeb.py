@@ -139,7 +139,9 @@ def parse_row(record: dict, spec: TaskSpec, store: ImageStore, row_id: str) -> d
         raise RowError("duplicate_candidates", f"{spec.candidate_field!r} lists the same candidate twice")
     if spec.image_candidates:
         _check_distinct_files(candidates, spec.dataset)
-    query_text = _text(record[spec.query_text_field], spec.query_text_field) if spec.query_text_field else None
+    # A null query text is kept as null: the evaluation skips that query, as the release does.
+    raw_text = record[spec.query_text_field] if spec.query_text_field else None
+    query_text = None if raw_text is None else _text(raw_text, spec.query_text_field)
     query_image = None
     if spec.query_image_field:
         query_image = store.read_image(resolve_image_id(_text(record[spec.query_image_field], "img"), spec.dataset))

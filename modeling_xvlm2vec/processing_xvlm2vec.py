@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from transformers import BatchFeature
 
-from .instructions import CANONICAL_IMAGE_TAG
+from .instructions import CANONICAL_IMAGE_TAG, to_image_tag
 
 ImageInput = Image.Image | str | os.PathLike | None
 
@@ -26,11 +26,6 @@ def load_image(image: ImageInput, row: int) -> Image.Image | None:
             return opened.convert("RGB")
     except (OSError, UnidentifiedImageError) as error:
         raise ValueError(f"row {row}: cannot read image {os.fspath(image)!r}: {error}") from error
-
-
-def to_backbone_prompt(text: str, image_tag: str) -> str:
-    """Replace the canonical ``<|image_1|>`` tag by the backbone's own tag."""
-    return text if image_tag == CANONICAL_IMAGE_TAG else text.replace(CANONICAL_IMAGE_TAG, image_tag)
 
 
 def count_image_tags(text: str, image_tag: str) -> int:
@@ -96,7 +91,7 @@ def prepare_inputs(
     texts = add_image_tags(texts, images, image_tag)
     check_rows(texts, images, image_tag, row_ids)
     loaded = [load_image(image, row) for row, image in zip(row_ids, images)]
-    prompts = [to_backbone_prompt(text, image_tag) for text in texts]
+    prompts = [to_image_tag(text, image_tag) for text in texts]
     present = [image for image in loaded if image is not None]
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = padding_side

@@ -148,37 +148,49 @@ def test_protocol_prompts_and_deduplication(toy_data, metric):
     runner, _ = run(toy_data, embedder, metric, None, tasks=["t2i"], languages=["en"])
     texts = [text for text, _ in embedder.seen]
     t2i = "Find me an everyday image that matches the given caption: "
-    # Query texts formatted per style: plain drops one trailing ".", punct ends with ".", newline adds "\n".
+    # The whole query prompt is styled (released rule): plain drops the final ".", punct keeps the
+    # caption's own "." (no second one), newline adds "\n"; a caption without "." gains one.
     assert t2i + "a blue boat" in texts and t2i + "a blue boat." in texts and t2i + "a blue boat.\n" in texts
-    # Image candidates carry their instruction and an image; identical bytes are embedded once for all
-    # styles: red, blue, green and the second green = 4 rows. Queries: 4 per style.
-    candidate_rows = [(t, has_image) for t, has_image in embedder.seen if t == "<|image_1|>\nRepresent the given image"]
-    assert candidate_rows == [("<|image_1|>\nRepresent the given image", True)] * 4
-    assert runner.embedded_rows == {"candidates": 4, "queries": 12}
+    assert t2i + "a blue boat.." not in texts
+    assert t2i + "a red car" in texts and t2i + "a red car." in texts and t2i + "a red car.\n" in texts
+    # Image candidates carry their styled instruction and an image; identical bytes are embedded once
+    # per style: red, blue, green and the second green = 4 rows per style. Queries: 4 per style.
+    base = "<|image_1|>\nRepresent the given image"
+    for styled in (base, base + ".", base + ".\n"):
+        assert [(t, has_image) for t, has_image in embedder.seen if t == styled] == [(styled, True)] * 4
+    assert runner.embedded_rows == {"candidates": 12, "queries": 12}
     assert max(embedder.batch_sizes) <= 2  # batch_size=2 is respected
 
 
-def test_i2t_queries_are_embedded_once_and_text_candidates_alone(toy_data, metric):
+def test_i2t_queries_and_text_candidates_are_styled_whole(toy_data, metric):
     embedder = ColourEmbedder()
     runner, _ = run(toy_data, embedder, metric, None, tasks=["toy_i2t"])
-    # The i2t query is instruction + image whatever the style: 3 rows for 3 styles.
-    assert runner.embedded_rows["queries"] == 3
-    assert runner.embedded_rows["candidates"] == 8 * 3  # 8 distinct captions x 3 styles
-    assert ("a red car", False) in embedder.seen and ("a red car.\n", False) in embedder.seen
+    # The i2t query is the instruction (+ image), styled: it gains "." / ".\n" -> 3 queries x 3 styles.
+    assert runner.embedded_rows["queries"] == 9
+    instruction = "<|image_1|>\nFind an image caption describing the given everyday image"
+    assert {t for t, _ in embedder.seen if t.startswith(instruction)} == {instruction, instruction + ".", instruction + ".\n"}
+    # Text candidates: plain keeps the caption as is, punct appends "." (even after a "."), newline is
+    # punct again (no newline), so it reuses punct's vectors: 8 distinct captions x 2.
+    assert runner.embedded_rows["candidates"] == 8 * 2
+    assert ("a red car.", False) in embedder.seen and ("a red car..", False) in embedder.seen
+    assert ("a blue car", False) in embedder.seen and ("a blue car.", False) in embedder.seen
+    assert not any(t.endswith("\n") for t, _ in embedder.seen if not t.startswith(instruction))
 
 
-def test_baseline_embedders_get_no_instructions(toy_data, metric):
+def test_baseline_embedders_get_no_instructions_and_no_styles(toy_data, metric):
     embedder = ColourEmbedder(uses_instructions=False)
-    _, records = run(toy_data, embedder, metric, None, tasks=["t2i"], languages=["en"], styles=["punct"])
-    assert ("a red car.", False) in embedder.seen
+    _, records = run(toy_data, embedder, metric, None, tasks=["t2i"], languages=["en"])
+    assert ("a red car", False) in embedder.seen and ("a blue boat.", False) in embedder.seen  # raw query text
     assert (None, True) in embedder.seen  # image candidates alone
+    assert [r["style"] for r in records] == [None]  # one result per split
     assert records[0]["precision@1"] == 0.5
 
 
 def test_cache_reused_and_invalidated(toy_data, tmp_path, metric):
     cache = tmp_path / "cache"
     first, records = run(toy_data, ColourEmbedder(), metric, cache)
-    assert first.embedded_rows["candidates"] == 4 + 2 + 8 * 3  # t2i en, t2i it (red, blue), i2t en
+    # Per style: t2i en 4 images, t2i it 2 (red, blue); i2t en 8 captions in plain and punct (newline = punct).
+    assert first.embedded_rows["candidates"] == 4 * 3 + 2 * 3 + 8 * 2
     assert list(cache.rglob("*.safetensors"))
 
     again, records_again = run(toy_data, ColourEmbedder(), metric, cache)
@@ -192,8 +204,8 @@ def test_cache_reused_and_invalidated(toy_data, tmp_path, metric):
     instructions["t2i"]["candidate"]["en"] = "<|image_1|>\nShow the image"
     changed = ColourEmbedder(instructions=instructions)
     new_instruction, _ = run(toy_data, changed, metric, cache)
-    # Only the English t2i image candidates use that instruction: 4 rows recomputed, nothing else.
-    assert new_instruction.embedded_rows["candidates"] == 4
+    # Only the English t2i image candidates use that instruction: 4 rows x 3 styles recomputed, nothing else.
+    assert new_instruction.embedded_rows["candidates"] == 4 * 3
     assert ("<|image_1|>\nShow the image", True) in changed.seen
 
 

@@ -53,7 +53,7 @@ def scores_of(cells: dict) -> list[dict]:
         dataset, task = config.rsplit("_", 1)
         for style, value in zip(("plain", "punct"), values):
             records.append({"dataset": dataset, "task": task, "config": config, "language": lang, "style": style,
-                            "num_queries": 100, "precision@1": value, "recall@5": 0.9, "recall@10": 0.95,
+                            "num_queries": 100, "skipped_queries": 0, "ties_at_top": 0, "precision@1": value, "recall@5": 0.9, "recall@10": 0.95,
                             "mrr": 0.7, "ndcg@10": 0.75})
     return records
 
@@ -88,22 +88,32 @@ def model_card(model_dir, card_inputs) -> ModelCard:
 
 
 def test_model_index_holds_this_models_numbers(model_card):
-    entries = {(r.dataset_config, r.dataset_split): r for r in model_card.data.eval_results}
+    mean_type = "precision_at_1_mean_over_styles"
+    entries = {(r.dataset_config, r.dataset_split): r for r in model_card.data.eval_results if r.metric_type == mean_type}
     assert set(entries) == set(STUDENT)
+    styled = {(r.dataset_config, r.dataset_split, r.metric_type): r.metric_value
+              for r in model_card.data.eval_results if r.metric_type != mean_type}
     for key, (plain, punct) in STUDENT.items():
         # The card reports percent rounded to 2 decimals: half a hundredth of a point is the rounding bound.
         assert entries[key].metric_value == pytest.approx(100 * (plain + punct) / 2, abs=0.005)
         assert entries[key].dataset_type == "someone/mmmeb"
-        assert entries[key].metric_type == "precision_at_1"
+        assert entries[key].metric_name == "Precision@1 (mean over formatting styles)"
+        # The primary numbers, one per style, are there too.
+        assert styled[(*key, "precision_at_1_plain")] == pytest.approx(100 * plain, abs=0.005)
+        assert styled[(*key, "precision_at_1_punct")] == pytest.approx(100 * punct, abs=0.005)
 
 
 def test_model_card_tables_show_results_recipe_and_state(model_card):
     text = model_card.text
+    # The per-style table (primary) comes first; the means over styles follow, labelled.
+    assert re.search(r"\| \S*student \| xtd_t2i \| plain \| 61\.0 \| – \| 43\.0 \|", text)
+    assert text.index("per formatting style") < text.index("Mean over styles plain, punct")
+    mean_section = text[text.index("Mean over styles plain, punct"):]
     # Markdown tables print percent with one decimal: 43.21 -> 43.2, 29.28 -> 29.3, 62.0.
-    languages = re.search(r"\| model \| config \| ([^\n]*) \|\n", text).group(1).split(" | ")
+    languages = re.search(r"\| model \| config \| ([^\n]*) \|\n", mean_section).group(1).split(" | ")
 
     def row(model: str, config: str) -> dict[str, str]:
-        cells = re.search(rf"\| \S*{model} \| {config} \| ([^\n]*) \|\n", text).group(1).split(" | ")
+        cells = re.search(rf"\| \S*{model} \| {config} \| ([^\n]*) \|\n", mean_section).group(1).split(" | ")
         return dict(zip(languages, cells))
 
     assert row("student", "xtd_t2i") == {"en": "62.0", "de": "–", "it": "43.2"}
@@ -167,7 +177,8 @@ def test_model_card_shows_run_values_and_final_metrics_without_trainer_state(mod
 
 def test_model_card_picks_the_named_model(model_dir, card_inputs):
     card = render_model_card(model_dir, card_inputs["results"], results_model="teacher")
-    values = {(r.dataset_config, r.dataset_split): r.metric_value for r in card.data.eval_results}
+    values = {(r.dataset_config, r.dataset_split): r.metric_value for r in card.data.eval_results
+              if r.metric_type == "precision_at_1_mean_over_styles"}
     assert values[("xtd_t2i", "it")] == pytest.approx(12.0, abs=0.005)  # teacher's mean of 0.11 and 0.13
 
 

@@ -77,3 +77,21 @@ def test_add_batch_accumulates(mmmeb):
 def test_bad_input_raises_value_error(mmmeb, predictions, references, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         mmmeb.compute(predictions=predictions, references=references)
+
+
+def test_tie_count_and_optimistic_rule(mmmeb):
+    # q0: positive tied with one other at the top; q1: positive tied but below a higher score
+    # (not at the top); q2: the positive alone at the top; q3: a three-way tie at the top.
+    predictions = [[0.5, 0.5, 0.1], [0.4, 0.9, 0.4], [0.9, 0.1, 0.2], [0.7, 0.7, 0.7, 0.1]]
+    pessimistic = mmmeb.compute(predictions=predictions)
+    # Pessimistic ranks by hand: 2, 3, 1, 3.
+    assert pessimistic["ties_at_top"] == 2
+    assert pessimistic["precision@1"] == 0.25
+    assert pessimistic["mrr"] == pytest.approx((1 / 2 + 1 / 3 + 1 + 1 / 3) / 4, abs=1e-12)
+    # Optimistic ranks (the tied positive wins, as the released GPU sort): 1, 2, 1, 1.
+    optimistic = mmmeb.compute(predictions=predictions, ties="optimistic")
+    assert optimistic["ties_at_top"] == 2
+    assert optimistic["precision@1"] == 0.75
+    assert optimistic["mrr"] == pytest.approx((1 + 1 / 2 + 1 + 1) / 4, abs=1e-12)
+    with pytest.raises(ValueError, match="unknown tie rule 'lucky'"):
+        mmmeb.compute(predictions=predictions, ties="lucky")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from modeling_xvlm2vec.instructions import STYLES, format_text
+from modeling_xvlm2vec.instructions import STYLES
 from xvlm2vec.training.contrastive import ContrastiveCollator, ContrastiveConfig, ContrastivePair, ContrastiveTrainer
 
 from xvlm2vec.testing.world import RELEASE_TASKS, World, candidate_prompt, query_prompt, task_examples
@@ -26,11 +26,11 @@ def teacher_pairs(world: World, seed: int, lang: str = "en") -> list[Contrastive
             if example.candidate_texts:
                 positive = example.candidate_texts[0]
                 pairs.append(ContrastivePair(query_prompt(example, style=style), query_image,
-                                             format_text(positive, style), None, f"text:{positive}"))
+                                             candidate_prompt(task, lang, positive, style), None, f"text:{positive}"))
             else:
                 picture = example.candidate_images[0]
                 pairs.append(ContrastivePair(query_prompt(example, style=style), query_image,
-                                             candidate_prompt(task, lang, None), picture.image, f"image:{picture.name}"))
+                                             candidate_prompt(task, lang, None, style), picture.image, f"image:{picture.name}"))
     return pairs
 
 

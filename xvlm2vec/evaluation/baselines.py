@@ -1,9 +1,10 @@
 """Dual-encoder baselines without instructions: CLIP / SigLIP / SigLIP2 (transformers) and
 sentence-transformers models such as multilingual CLIP.
 
-A dual encoder embeds a text or an image; a row holding both (VQA and visual-grounding queries) is
-embedded as the normalised sum of its normalised text and image embeddings (late fusion), the
-usual way dual encoders are run on MMEB-style composed queries.
+A dual encoder embeds a text or an image. The MMMEB runner gives it one of the two, as the released
+baselines do (a query with an image is the image alone; see ``xvlm2vec.evaluation.prompts``); a
+row given both is embedded as the normalised sum of its normalised text and image embeddings
+(late fusion), for callers that want composed queries.
 """
 
 from __future__ import annotations

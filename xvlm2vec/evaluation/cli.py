@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modeling_xvlm2vec.instructions import STYLES
+from modeling_xvlm2vec.instructions import STYLES, TIES
 from dataset_builders.cli_args import UsageError, positive_int
 from xvlm2vec.model_source import TRUST_HINT, local_or_hub
 
@@ -28,13 +28,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", required=True, type=Path, help="where results.json, results.md, results.png go")
     parser.add_argument("--tasks", nargs="+", default=[], metavar="TASK", help="tasks (i2t t2i c vg vqa) or configs (xtd_i2t); default all")
     parser.add_argument("--languages", nargs="+", default=[], metavar="LANG", help="language splits (any codes the data holds, e.g. en it pt); default all")
-    parser.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES, help="formatting styles; default all three")
+    parser.add_argument(
+        "--styles", nargs="+", default=list(STYLES), choices=STYLES,
+        help="formatting styles, each scored on its own (default all three); baselines run without styles",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per embedding batch (default 16)")
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="candidate-embedding cache (default OUTPUT_DIR/embedding_cache)"
     )
     parser.add_argument("--no-cache", action="store_true", help="keep candidate embeddings in memory only")
     parser.add_argument("--max-queries", type=positive_int, default=None, help="score only the first N queries of each split")
+    parser.add_argument(
+        "--ties", choices=TIES, default="pessimistic",
+        help="tie rule: pessimistic (default; a candidate tied with the positive ranks above it, as trec_eval) or "
+        "optimistic (the tied positive wins, as in the released GPU runs)",
+    )
+    parser.add_argument(
+        "--save-prompts", action="store_true",
+        help="also write OUTPUT_DIR/prompts.jsonl: every embedded query and candidate prompt with its config, "
+        "language, style, side, row id and image",
+    )
     parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the bundled metrics/mmmeb); "
                         "its Python code runs, so another module needs --trust-remote-code")
     parser.add_argument("--trust-remote-code", action="store_true",
@@ -92,11 +105,14 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=str(cache_dir) if cache_dir is not None else None,
         max_queries=args.max_queries,
         metric=args.metric or DEFAULT_METRIC,
+        ties=args.ties,
+        save_prompts=args.save_prompts,
     )
     runner = Runner(config)
     embedders = [source.load(device=runner.state.device) for source in sources]
     document = evaluate_models(embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir))
     if runner.state.is_main_process:
         print(markdown_table(document))
-        print(f"wrote {args.output_dir / 'results.json'}, results.md, results.png")
+        extra = ", prompts.jsonl" if args.save_prompts else ""
+        print(f"wrote {args.output_dir / 'results.json'}, results.md, results.png{extra}")
     return 0

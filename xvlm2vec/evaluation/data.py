@@ -75,6 +75,10 @@ class SplitData:
             return Image.open(io.BytesIO(stored["bytes"])).convert("RGB")
         return Image.open(stored["path"]).convert("RGB")
 
+    def image_name(self, image_id: str | None) -> str | None:
+        """The file name the image ``image_id`` was stored under (None for no image or no name)."""
+        return None if image_id is None else self.images[image_id].get("path")
+
 
 def _image_id(stored: dict | None, where: str) -> str | None:
     if stored is None:
@@ -89,9 +93,9 @@ def _image_id(stored: dict | None, where: str) -> str | None:
 def load_split(data: str, config: str, language: str, max_queries: int | None = None) -> SplitData:
     """Load split ``language`` of ``config`` from the folder or Hub repo ``data``.
 
-    Validates columns and each row (a query needs text or image; a candidate list must be all
-    texts or all images and non-empty; the positive index must fall inside it), raising a
-    ``ValueError`` that names the split and query id.
+    Validates columns and each row (a candidate list must be all texts or all images and
+    non-empty; the positive index must fall inside it), raising a ``ValueError`` that names the
+    split and query id. A query whose text is null is kept here: the protocol skips it when scoring.
     """
     dataset_name, task = parse_config(config)
     table = hub_layout.load_split(data, config, language)
@@ -122,8 +126,6 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
                     image_id = _image_id(stored, where)
                     images.setdefault(image_id, stored)
                     candidates.append(Candidate(None, image_id))
-            if record["query_text"] is None and query_image is None:
-                raise ValueError(f"{where}: has neither query text nor query image")
             positive = int(record["positive_index"])
             if not 0 <= positive < len(candidates):
                 raise ValueError(f"{where}: positive index {positive} out of range for {len(candidates)} candidates")

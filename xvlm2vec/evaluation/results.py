@@ -1,9 +1,13 @@
-"""MMMEB results: the paper's averages, the ``results.json`` document and its schema, the markdown
-table, and ``model-index`` entries for model cards.
+"""MMMEB results: the ``results.json`` document and its schema, the markdown tables, and
+``model-index`` entries for model cards.
 
-Averages use precision@1 (the headline). A *cell* is one (config, language) averaged over the
-formatting styles run; per-task, per-language, overall, English and non-English averages are
-unweighted means over cells.
+The primary numbers are the score records, one per (dataset, task, language, style) as the
+released evaluation reports them (baselines have no style: one per split). Each record also counts
+the queries whose positive was tied at the top and the queries skipped (null text).
+
+The averages are derived, and labelled as means over styles: a *cell* is one (config, language)
+averaged over the formatting styles run (its single record for a baseline); per-task,
+per-language, overall, English and non-English averages are unweighted means over cells.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from typing import Any
 import jsonschema
 from huggingface_hub import EvalResult
 
+from modeling_xvlm2vec.instructions import STYLES
+
 SCHEMA_PATH = Path(__file__).with_name("results_schema.json")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SCORE_DTYPE = "float32"
 HEADLINE = "precision@1"
 METRIC_KEYS = ("precision@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 TASK_TYPES = {
@@ -34,7 +41,7 @@ def _mean(values: list[float]) -> float:
 
 
 def averages(scores: list[dict[str, Any]]) -> dict[str, Any]:
-    """The paper's averages of precision@1 from one model's score records."""
+    """Means over styles of precision@1 from one model's score records (``over_styles`` lists the styles averaged)."""
     by_cell: dict[tuple[str, str], list[float]] = defaultdict(list)
     by_style: dict[str, list[float]] = defaultdict(list)
     task_of = {}
@@ -54,12 +61,13 @@ def averages(scores: list[dict[str, Any]]) -> dict[str, Any]:
     non_english = [value for (_, lang), value in cells.items() if lang != "en"]
     return {
         "metric": HEADLINE,
+        "over_styles": sorted(style for style in by_style if style is not None),
         "overall": _mean(list(cells.values())),
         "english": _mean(english) if english else None,
         "non_english": _mean(non_english) if non_english else None,
         "per_task": {task: _mean(values) for task, values in sorted(per_task.items())},
         "per_language": {lang: _mean(values) for lang, values in sorted(per_language.items())},
-        "per_style": {style: _mean(values) for style, values in sorted(by_style.items())},
+        "per_style": {style: _mean(values) for style, values in sorted(by_style.items()) if style is not None},
         "per_config": {config: dict(sorted(langs.items())) for config, langs in sorted(per_config.items())},
     }
 
@@ -69,14 +77,21 @@ def model_entry(name: str, kind: str, fingerprint: str, scores: list[dict[str, A
     return {"name": name, "kind": kind, "fingerprint": fingerprint, "scores": scores, "averages": averages(scores)}
 
 
-def results_document(models: list[dict[str, Any]], data: str, data_fingerprints: dict[str, str], styles: list[str]) -> dict[str, Any]:
-    """The ``results.json`` document, validated against ``results_schema.json``."""
+def results_document(
+    models: list[dict[str, Any]], data: str, data_fingerprints: dict[str, str], styles: list[str], ties: str = "pessimistic"
+) -> dict[str, Any]:
+    """The ``results.json`` document, validated against ``results_schema.json``.
+
+    ``ties`` is the tie rule the scores used; cosine scores are computed in float32 (``score_dtype``).
+    """
     document = {
         "schema_version": SCHEMA_VERSION,
         "benchmark": "MMMEB",
         "headline_metric": HEADLINE,
         "data": {"source": data, "fingerprints": dict(sorted(data_fingerprints.items()))},
         "styles": list(styles),
+        "ties": ties,
+        "score_dtype": SCORE_DTYPE,
         "models": models,
     }
     validate(document)
@@ -92,13 +107,47 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _style_label(style: str | None) -> str:
+    return "–" if style is None else style
+
+
+def _style_rank(style: str | None) -> int:
+    return -1 if style is None else STYLES.index(style)
+
+
+def _language_order(models: list[dict[str, Any]]) -> list[str]:
+    return sorted({lang for m in models for lang in m["averages"]["per_language"]}, key=lambda l: (l != "en", l))
+
+
 def markdown_table(document: dict[str, Any]) -> str:
-    """Readable tables: precision@1 (%) per config and language, then each model's averages."""
+    """Readable tables: precision@1 (%) per config, style and language (the primary numbers, with tie
+    counts), then the means over styles per config and language, then each model's averages."""
     models = document["models"]
-    languages = sorted({lang for m in models for lang in m["averages"]["per_language"]}, key=lambda l: (l != "en", l))
+    languages = _language_order(models)
     tasks = sorted({task for m in models for task in m["averages"]["per_task"]})
     lines = [
-        f"## MMMEB precision@1 (%), averaged over styles {', '.join(document['styles'])}",
+        f"## MMMEB precision@1 (%) per formatting style (ties {document['ties']}, cosine scores in {document['score_dtype']})",
+        "",
+        "`(t=N)`: N queries had the positive tied with another candidate at the top score. "
+        "Style `–`: a baseline, run without instructions or styles.",
+        "",
+        "| model | config | style | " + " | ".join(languages) + " |",
+        "|---|---|---|" + "---|" * len(languages),
+    ]
+    for model in models:
+        cells: dict[tuple[str, str | None], dict[str, dict]] = defaultdict(dict)
+        for record in model["scores"]:
+            cells[(record["config"], record["style"])][record["language"]] = record
+        for (config, style), by_lang in sorted(cells.items(), key=lambda item: (item[0][0], _style_rank(item[0][1]))):
+            values = []
+            for lang in languages:
+                record = by_lang.get(lang)
+                ties = f" (t={record['ties_at_top']})" if record and record["ties_at_top"] else ""
+                values.append(_percent(record[HEADLINE] if record else None) + ties)
+            lines.append(f"| {model['name']} | {config} | {_style_label(style)} | " + " | ".join(values) + " |")
+    lines += [
+        "",
+        f"## Mean over styles {', '.join(document['styles'])}: precision@1 (%) per config (derived, not a released number)",
         "",
         "| model | config | " + " | ".join(languages) + " |",
         "|---|---|" + "---|" * len(languages),
@@ -108,43 +157,52 @@ def markdown_table(document: dict[str, Any]) -> str:
             lines.append(f"| {model['name']} | {config} | " + " | ".join(_percent(by_lang.get(lang)) for lang in languages) + " |")
     lines += [
         "",
-        "## Averages (precision@1, %)",
+        "## Averages of the means over styles (precision@1, %)",
         "",
         "| model | overall | en | non-en | " + " | ".join(tasks) + " |",
         "|---|---|---|---|" + "---|" * len(tasks),
     ]
     for model in models:
         avg = model["averages"]
-        cells = [avg["overall"], avg["english"], avg["non_english"], *(avg["per_task"].get(task) for task in tasks)]
-        lines.append(f"| {model['name']} | " + " | ".join(_percent(value) for value in cells) + " |")
+        row = [avg["overall"], avg["english"], avg["non_english"], *(avg["per_task"].get(task) for task in tasks)]
+        lines.append(f"| {model['name']} | " + " | ".join(_percent(value) for value in row) + " |")
     return "\n".join(lines) + "\n"
 
 
 def model_index_entries(document: dict[str, Any], model_name: str, dataset_id: str | None = None) -> list[EvalResult]:
-    """``model-index`` entries (``huggingface_hub.EvalResult``) of one model: precision@1 per config and language.
+    """``model-index`` entries (``huggingface_hub.EvalResult``) of one model.
 
+    One precision@1 entry per config, language and style (the primary numbers; named after the
+    style), then one per config and language for the mean over styles, named as such.
     ``dataset_id`` is the Hub id of the MMMEB dataset (defaults to the data source of the run).
     """
     model = next((m for m in document["models"] if m["name"] == model_name), None)
     if model is None:
         raise ValueError(f"model {model_name!r} not in results (have {[m['name'] for m in document['models']]})")
     dataset_id = dataset_id or document["data"]["source"]
+
+    def entry(config: str, lang: str, metric_type: str, metric_name: str, value: float) -> EvalResult:
+        task_type, task_name = TASK_TYPES[config.rpartition("_")[2]]
+        return EvalResult(
+            task_type=task_type,
+            task_name=task_name,
+            dataset_type=dataset_id,
+            dataset_name=f"MMMEB {config} ({lang})",
+            dataset_config=config,
+            dataset_split=lang,
+            metric_type=metric_type,
+            metric_name=metric_name,
+            metric_value=round(100 * value, 2),
+        )
+
     entries = []
-    for config, by_lang in model["averages"]["per_config"].items():
-        task = config.rpartition("_")[2]
-        task_type, task_name = TASK_TYPES[task]
-        for lang, value in by_lang.items():
-            entries.append(
-                EvalResult(
-                    task_type=task_type,
-                    task_name=task_name,
-                    dataset_type=dataset_id,
-                    dataset_name=f"MMMEB {config} ({lang})",
-                    dataset_config=config,
-                    dataset_split=lang,
-                    metric_type="precision_at_1",
-                    metric_name="Precision@1 (mean over formatting styles)",
-                    metric_value=round(100 * value, 2),
-                )
-            )
+    for record in model["scores"]:
+        style = record["style"]
+        name = "Precision@1" if style is None else f"Precision@1 ({style} style)"
+        metric_type = "precision_at_1" if style is None else f"precision_at_1_{style}"
+        entries.append(entry(record["config"], record["language"], metric_type, name, record[HEADLINE]))
+    if model["averages"]["over_styles"]:
+        for config, by_lang in model["averages"]["per_config"].items():
+            for lang, value in by_lang.items():
+                entries.append(entry(config, lang, "precision_at_1_mean_over_styles", "Precision@1 (mean over formatting styles)", value))
     return entries

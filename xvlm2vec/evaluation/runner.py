@@ -15,10 +15,11 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from modeling_xvlm2vec.instructions import STYLES, compose_prompt, format_text, get_instruction
+from modeling_xvlm2vec.instructions import STYLES, TIES
 from xvlm2vec.evaluation.cache import EmbeddingCache, candidate_key
-from xvlm2vec.evaluation.data import SplitData, config_names, load_split, parse_config, split_names
+from xvlm2vec.evaluation.data import QueryRow, SplitData, config_names, load_split, parse_config, split_names
 from xvlm2vec.evaluation.embedders import Embedder
+from xvlm2vec.evaluation.prompts import Input, candidate_input, embedder_styles, query_input
 
 DEFAULT_METRIC = str(Path(__file__).resolve().parents[2] / "metrics" / "mmmeb")
 MetricFn = Callable[..., dict]
@@ -36,6 +37,9 @@ class RunConfig:
         cache_dir: where candidate embeddings are cached; None keeps them in memory only.
         max_queries: score only the first N queries of each split (quick runs); None for all.
         metric: the ``evaluate`` module (path or Hub id) that turns scores into metrics.
+        ties: how a candidate scoring the same as the positive ranks: ``pessimistic`` (above it,
+            trec_eval's rule, the default) or ``optimistic`` (below it: the released GPU runs).
+        save_prompts: keep a log of every embedded prompt (``Runner.prompt_log``).
     """
 
     tasks: list[str] = field(default_factory=list)
@@ -45,11 +49,15 @@ class RunConfig:
     cache_dir: str | None = None
     max_queries: int | None = None
     metric: str = DEFAULT_METRIC
+    ties: str = "pessimistic"
+    save_prompts: bool = False
 
     def __post_init__(self) -> None:
         unknown = [style for style in self.styles if style not in STYLES]
         if unknown:
             raise ValueError(f"unknown style(s) {unknown}; expected a subset of {list(STYLES)}")
+        if self.ties not in TIES:
+            raise ValueError(f"unknown tie rule {self.ties!r}; expected one of {list(TIES)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
@@ -81,15 +89,21 @@ def select_splits(data: str, tasks: list[str], languages: list[str]) -> list[tup
     return pairs
 
 
-def protocol_prompt(embedder: Embedder, task: str, side: str, language: str, text: str | None, style: str) -> str | None:
-    """The text an embedder receives: instruction (when it uses them) composed with the formatted text."""
-    formatted = format_text(text, style, question=(task == "vqa" and side == "query")) if text is not None else None
-    if not embedder.uses_instructions:
-        return formatted
-    instruction = get_instruction(task, side, language, table=embedder.instructions)
-    if instruction is None:
-        return formatted
-    return compose_prompt(instruction, formatted)
+@dataclass
+class SplitInputs:
+    """One split's protocol inputs under one style.
+
+    ``rows``, ``queries`` and ``lists`` are parallel over kept queries (``lists`` index into the
+    distinct ``candidates``, which map each input to its position); ``first_seen`` gives each
+    distinct candidate's first (query id, position); ``skipped`` counts the queries left out.
+    """
+
+    rows: list[QueryRow] = field(default_factory=list)
+    queries: list[Input] = field(default_factory=list)
+    lists: list[list[int]] = field(default_factory=list)
+    candidates: dict[Input, int] = field(default_factory=dict)
+    first_seen: dict[Input, tuple[str, int]] = field(default_factory=dict)
+    skipped: int = 0
 
 
 class Runner:
@@ -97,7 +111,8 @@ class Runner:
 
     ``embedded_rows`` counts the rows actually embedded, as ``candidates`` and ``queries`` (cache
     and in-run hits excluded), and
-    ``data_fingerprints`` records each split's fingerprint (``config/language``).
+    ``data_fingerprints`` records each split's fingerprint (``config/language``); with
+    ``save_prompts``, ``prompt_log`` holds one dict per embedded query and distinct candidate.
     """
 
     def __init__(self, config: RunConfig, metric: MetricFn | None = None) -> None:
@@ -113,6 +128,7 @@ class Runner:
         self.metric = metric
         self.embedded_rows: Counter[str] = Counter()
         self.data_fingerprints: dict[str, str] = {}
+        self.prompt_log: list[dict[str, Any]] = []
 
     def _embed(self, embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], kind: str) -> np.ndarray:
         """Embed (prompt, image id) rows, split across processes, in batches; rows return in input order."""
@@ -150,31 +166,72 @@ class Runner:
         return np.stack([store[key] for key in keys])
 
     def _width(self, embedder: Embedder, split: SplitData, query_store: dict[bytes, np.ndarray]) -> int | None:
-        """The embedder's width, from the split's first query (kept in ``query_store`` for its scoring)."""
-        if not split.rows or self.cache.root is None:
+        """The embedder's width, from the split's first kept query (kept in ``query_store`` for its scoring)."""
+        if self.cache.root is None:
             return None
-        row = split.rows[0]
-        item = (protocol_prompt(embedder, split.task, "query", split.language, row.text, self.config.styles[0]), row.image_id)
-        return self._vectors(embedder, split, [item], query_store, "queries").shape[1]
-
-    def score_split(self, embedder: Embedder, split: SplitData, style: str, candidate_store: dict[bytes, np.ndarray], query_store: dict[bytes, np.ndarray]) -> list[np.ndarray]:
-        """Each query's scores over its own candidate list under ``style`` (cosine of normalised vectors)."""
-        task, lang = split.task, split.language
-        unique: dict[tuple[str | None, str | None], int] = {}
-        lists = []
+        style = embedder_styles(embedder, self.config.styles)[0]
         for row in split.rows:
+            item = query_input(embedder, split.task, split.language, row, style)
+            if item is not None:
+                return self._vectors(embedder, split, [item], query_store, "queries").shape[1]
+        return None
+
+    def split_inputs(self, embedder: Embedder, split: SplitData, style: str | None) -> SplitInputs:
+        """The protocol's inputs of one split under ``style``: kept queries and distinct candidates.
+
+        A query the protocol skips (see ``xvlm2vec.evaluation.prompts``) is left out with its list.
+        """
+        task, lang = split.task, split.language
+        inputs = SplitInputs()
+        for row in split.rows:
+            query = query_input(embedder, task, lang, row, style)
+            if query is None:
+                inputs.skipped += 1
+                continue
             indices = []
-            for candidate in row.candidates:
-                item = (protocol_prompt(embedder, task, "candidate", lang, candidate.text, style), candidate.image_id)
-                indices.append(unique.setdefault(item, len(unique)))
-            lists.append(indices)
-        candidates = self._vectors(embedder, split, list(unique), candidate_store, "candidates")
-        queries = [(protocol_prompt(embedder, task, "query", lang, row.text, style), row.image_id) for row in split.rows]
-        query_vectors = self._vectors(embedder, split, queries, query_store, "queries")
-        return [candidates[indices] @ vector for indices, vector in zip(lists, query_vectors)]
+            for position, candidate in enumerate(row.candidates):
+                item = candidate_input(embedder, task, lang, candidate, style)
+                if item not in inputs.candidates:
+                    inputs.candidates[item] = len(inputs.candidates)
+                    inputs.first_seen[item] = (row.id, position)
+                indices.append(inputs.candidates[item])
+            inputs.rows.append(row)
+            inputs.queries.append(query)
+            inputs.lists.append(indices)
+        return inputs
+
+    def score_split(
+        self,
+        embedder: Embedder,
+        split: SplitData,
+        style: str | None,
+        candidate_store: dict[bytes, np.ndarray],
+        query_store: dict[bytes, np.ndarray],
+        inputs: SplitInputs | None = None,
+    ) -> list[np.ndarray]:
+        """Each kept query's scores over its own candidate list under ``style`` (cosine of normalised vectors, float32)."""
+        inputs = inputs if inputs is not None else self.split_inputs(embedder, split, style)
+        if not inputs.rows:
+            return []
+        candidates = self._vectors(embedder, split, list(inputs.candidates), candidate_store, "candidates")
+        query_vectors = self._vectors(embedder, split, inputs.queries, query_store, "queries")
+        return [candidates[indices] @ vector for indices, vector in zip(inputs.lists, query_vectors)]
+
+    def _log_prompts(self, embedder: Embedder, split: SplitData, style: str | None, inputs: SplitInputs) -> None:
+        """Add one prompt-log line per kept query and per distinct candidate of the split."""
+        common = {"model": embedder.name, "config": split.config, "language": split.language, "style": style}
+        for row, (prompt, image_id) in zip(inputs.rows, inputs.queries):
+            self.prompt_log.append({**common, "side": "query", "row_id": row.id, "candidate_index": None,
+                                    "prompt": prompt, "image_id": image_id, "image_name": split.image_name(image_id)})
+        for (prompt, image_id), (row_id, position) in inputs.first_seen.items():
+            self.prompt_log.append({**common, "side": "candidate", "row_id": row_id, "candidate_index": position,
+                                    "prompt": prompt, "image_id": image_id, "image_name": split.image_name(image_id)})
 
     def evaluate(self, embedder: Embedder, data: str) -> list[dict[str, Any]]:
-        """Score ``embedder`` on every selected split and style of ``data``; one record per (config, language, style)."""
+        """Score ``embedder`` on every selected split of ``data``: one record per (config, language, style).
+
+        Baselines have no styles: one record per (config, language) with ``style`` None.
+        """
         cfg = self.config
         records = []
         pairs = select_splits(data, cfg.tasks, cfg.languages)
@@ -185,10 +242,18 @@ class Runner:
             query_store: dict[bytes, np.ndarray] = {}
             candidate_store = self.cache.load(path, self._width(embedder, split, query_store))
             stored = len(candidate_store)
-            for style in cfg.styles:
-                scores = self.score_split(embedder, split, style, candidate_store, query_store)
-                result = self.metric(predictions=[s.tolist() for s in scores], references=[r.positive_index for r in split.rows])
-                records.append({"dataset": split.dataset, "task": split.task, "config": config, "language": lang, "style": style, **result})
+            for style in embedder_styles(embedder, cfg.styles):
+                inputs = self.split_inputs(embedder, split, style)
+                if not inputs.rows:
+                    raise ValueError(f"{config}/{lang}: every query was skipped (null text), nothing to score")
+                if cfg.save_prompts:
+                    self._log_prompts(embedder, split, style, inputs)
+                scores = self.score_split(embedder, split, style, candidate_store, query_store, inputs)
+                result = self.metric(
+                    predictions=[s.tolist() for s in scores], references=[r.positive_index for r in inputs.rows], ties=cfg.ties
+                )
+                records.append({"dataset": split.dataset, "task": split.task, "config": config, "language": lang,
+                                "style": style, "skipped_queries": inputs.skipped, **result})
             if self.state.is_main_process and len(candidate_store) > stored:
                 self.cache.save(path, candidate_store)
             self.state.wait_for_everyone()

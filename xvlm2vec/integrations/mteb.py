@@ -40,10 +40,9 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
 from mteb.types import PromptType
 
-from modeling_xvlm2vec.instructions import STYLES
+from modeling_xvlm2vec.instructions import STYLES, candidate_prompt, query_prompt, to_image_tag
 from xvlm2vec.evaluation.data import config_names, load_split, parse_config, split_names
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
-from xvlm2vec.evaluation.runner import protocol_prompt
 
 #: MMMEB task -> MTEB category (what the query and the candidates are made of).
 CATEGORIES = {"i2t": "i2t", "t2i": "t2i", "c": "i2t", "vqa": "it2t", "vg": "it2i"}
@@ -53,7 +52,7 @@ MAIN_SCORE = "precision_at_1"
 CITATION = r"""
 @misc{musacchio2025xvlm2vec,
   title = {xVLM2Vec: Adapting LVLM-based embedding models to multilinguality using Self-Knowledge Distillation},
-  author = {Musacchio, Elio and Lovino, Lucia and Basile, Pierpaolo and Semeraro, Giovanni},
+  author = {Musacchio, Elio and Siciliani, Lucia and Basile, Pierpaolo and Semeraro, Giovanni},
   year = {2025},
   eprint = {2503.09313},
   archivePrefix = {arXiv},
@@ -104,8 +103,9 @@ class XVLM2VecEncoder(AbsEncoder):
         if config is None:
             return texts
         task = parse_config(config)[1]
-        side = "query" if prompt_type == PromptType.query else "candidate"
-        return [protocol_prompt(self.embedder, task, side, language, text, self.style) for text in texts]
+        build = query_prompt if prompt_type == PromptType.query else candidate_prompt
+        prompts = [build(task, language, text, self.style, table=self.embedder.instructions) for text in texts]
+        return [None if prompt is None else to_image_tag(prompt, self.embedder.image_tag) for prompt in prompts]
 
     def encode(self, inputs: Iterable[dict[str, Any]], *, task_metadata: TaskMetadata, hf_split: str,
                hf_subset: str, prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:
@@ -123,10 +123,12 @@ class XVLM2VecEncoder(AbsEncoder):
 def _split_data(source: str, config: str, language: str, category: str) -> RetrievalSplitData:
     """One MMMEB split as MTEB retrieval data: deduplicated candidates, each query's own list as ``top_ranked``."""
     split = load_split(source, config, language)
+    # A query the protocol skips (null text where its instruction takes one) is left out, as ``xvlm2vec eval`` does.
+    rows = [row for row in split.rows if query_prompt(split.task, language, row.text, STYLES[0]) is not None]
     doc_ids: dict[tuple[str | None, str | None], str] = {}
     top_ranked: dict[str, list[str]] = {}
     relevant: dict[str, dict[str, int]] = {}
-    for row in split.rows:
+    for row in rows:
         qid = str(row.id)
         ids = [doc_ids.setdefault((c.text, c.image_id), f"c{len(doc_ids)}") for c in row.candidates]
         top_ranked[qid] = list(dict.fromkeys(ids))
@@ -137,11 +139,11 @@ def _split_data(source: str, config: str, language: str, category: str) -> Retri
     else:
         corpus = Dataset.from_dict({"id": list(doc_ids.values()), "image": [split.image(image) for _, image in keys]})
         corpus = corpus.cast_column("image", ImageFeature())
-    columns: dict[str, list] = {"id": [str(row.id) for row in split.rows]}
+    columns: dict[str, list] = {"id": [str(row.id) for row in rows]}
     if category.startswith(("t", "it")):
-        columns["text"] = [row.text for row in split.rows]
+        columns["text"] = [row.text for row in rows]
     if category.startswith("i"):
-        columns["image"] = [split.image(row.image_id) for row in split.rows]
+        columns["image"] = [split.image(row.image_id) for row in rows]
     queries = Dataset.from_dict(columns)
     if "image" in columns:
         queries = queries.cast_column("image", ImageFeature())

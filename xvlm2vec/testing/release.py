@@ -30,7 +30,7 @@ from dataset_builders.atomic import atomic_output_dir
 from dataset_builders.cli_args import positive_int
 from dataset_builders.mmeb_train import IMAGE_TAG, MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS, TaskSpec, resolve_image_id
-from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES, STYLES, format_text
+from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES, STYLES, style_query
 
 from .lexicon import Scene, caption, class_name
 from .world import (RELEASE_TASKS, RGB, Example, Picture, World, all_scenes, candidate_prompt, query_prompt,
@@ -230,9 +230,10 @@ def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterato
                 yield task, query_prompt(en, style=style), query_prompt(xx, style=style), en.query_image
             if en.query_text is not None:
                 question = task == "vqa"
-                yield task, format_text(en.query_text, style, question), format_text(xx.query_text, style, question), None
+                yield task, style_query(en.query_text, style, question), style_query(xx.query_text, style, question), None
             if en.candidate_texts:
-                yield task, format_text(en.candidate_texts[0], style), format_text(xx.candidate_texts[0], style), None
+                yield (task, candidate_prompt(task, "en", en.candidate_texts[0], style),
+                       candidate_prompt(task, lang, xx.candidate_texts[0], style), None)
             elif _has_instruction(task, "candidate", lang):
                 yield task, candidate_prompt(task, "en", None), candidate_prompt(task, lang, None), en.candidate_images[0]
 

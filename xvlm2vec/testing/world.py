@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from dataset_builders.mmmeb import TASKS as MMMEB_TASKS
 from dataset_builders.mmmeb import TaskSpec
 
-from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG, compose_prompt, format_text, get_instruction
+from modeling_xvlm2vec import instructions as protocol
 
 from .lexicon import (COLOURS, COUNTS, QUESTION_KINDS, SHAPES, SIDES, SIZES, Scene, answer_key,
                       answer_options, caption, class_name, question)
@@ -257,15 +257,10 @@ def task_examples(world: World, split: str, task: str, lang: str) -> list[Exampl
 
 # --------------------------------------------------------------------------- prompts
 def query_prompt(example: Example, lang: str | None = None, style: str = "plain") -> str:
-    """The query as the MMMEB protocol writes it: instruction of the language + formatted text."""
-    lang = lang or example.lang
-    text = None if example.query_text is None else format_text(example.query_text, style, question=example.task == "vqa")
-    return compose_prompt(get_instruction(example.task, "query", lang), text)
+    """The query as the MMMEB protocol writes it: the language's instruction with the text, styled whole."""
+    return protocol.query_prompt(example.task, lang or example.lang, example.query_text, style)
 
 
 def candidate_prompt(task: str, lang: str, text: str | None, style: str = "plain") -> str:
-    """A candidate as the protocol writes it: the text alone, or the candidate instruction for an image."""
-    if text is not None:
-        return format_text(text, style)
-    instruction = get_instruction(task, "candidate", lang)
-    return instruction if instruction is not None else CANONICAL_IMAGE_TAG
+    """A candidate as the protocol writes it: the text (styled), or the styled candidate instruction for an image."""
+    return protocol.candidate_prompt(task, lang, text, style)

@@ -95,3 +95,17 @@ def built_mmmeb(tmp_path_factory) -> Path:
     write_mmmeb(root / "release", rows_per_file=4, num_candidates=4)
     build_mmmeb(root / "release", root / "built")
     return root / "built"
+
+
+@pytest.fixture(scope="session")
+def released_table_mmmeb(tmp_path_factory) -> Path:
+    """MMMEB built by the project's builder from release files holding the texts of ``released_prompts.TEXTS``
+    (one query per file, plus a null-text query in English t2i and vqa)."""
+    from released_prompts import write_release
+
+    from dataset_builders.mmmeb import build_mmmeb
+
+    root = tmp_path_factory.mktemp("table")
+    report = build_mmmeb(write_release(root / "release"), root / "built")
+    assert report.rejected == {}  # a null query text is kept (as null), not rejected
+    return root / "built"

@@ -237,3 +237,44 @@ BASELINE = {
 
 LANGUAGES_OF = {"i2t": ("en", "it", "es", "fr", "de"), "t2i": ("en", "it", "es", "fr", "de"), "vqa": ("en", "it", "es", "fr", "de"),
                 "vg": ("en", "fr"), "c": ("en", "it", "es", "fr", "de")}
+
+
+def write_release(root):
+    """Write MMMEB release files (every task and language) whose first query uses ``TEXTS``.
+
+    Each file holds query ``q0`` (the table's texts; its first candidate is the table's candidate
+    text, a second candidate differs) and, in English t2i and vqa, a query ``q1`` whose text is
+    null (the protocol skips it). Returns ``root``.
+    """
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from dataset_builders.mmmeb import TASKS, resolve_image_id
+
+    root = Path(root)
+    for spec in TASKS:
+        for lang in spec.languages:
+            ids = [f"{spec.task}_{name}" for name in ("query", "first", "second")]
+            for index, image_id in enumerate(ids):
+                path = root / resolve_image_id(image_id, spec.dataset)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (16, 16), (40 * index, 200 - 60 * index, 90)).save(path)
+            rows = []
+            for query_id in ("q0", "q1"):
+                if query_id == "q1" and not (lang == "en" and spec.task in ("t2i", "vqa")):
+                    continue
+                row = {"id": query_id}
+                if spec.query_image_field:
+                    row[spec.query_image_field] = ids[0]
+                if spec.query_text_field:
+                    row[spec.query_text_field] = TEXTS[(spec.task, "query")][lang] if query_id == "q0" else None
+                if spec.image_candidates:
+                    row[spec.candidate_field] = ids[1:]
+                else:
+                    row[spec.candidate_field] = [TEXTS[(spec.task, "candidate")][lang], "another candidate"]
+                rows.append(row)
+            path = root / spec.filename(lang)
+            path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return root

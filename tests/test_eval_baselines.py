@@ -141,3 +141,33 @@ def test_fingerprint_follows_weights(baseline_dirs):
 def test_unsupported_model_type(baseline_dirs):
     with pytest.raises(ValueError, match="model type 'bert' is not supported"):
         load_embedder(str(baseline_dirs["bert"]))
+
+
+def test_baseline_eval_embeds_the_released_inputs(baseline_dirs, released_table_mmmeb, tmp_path):
+    """A baseline run with --save-prompts: one result per split (no styles), inputs as the released baselines."""
+    import json
+
+    from released_prompts import BASELINE
+
+    from xvlm2vec.cli import main
+    from xvlm2vec.evaluation.data import parse_config
+
+    out = tmp_path / "out"
+    assert main(["eval", "--model", str(baseline_dirs["clip"]), "--data", str(released_table_mmmeb), "--output-dir", str(out),
+                 "--save-prompts", "--no-cache"]) == 0
+    seen = set()
+    for line in map(json.loads, (out / "prompts.jsonl").read_text(encoding="utf-8").splitlines()):
+        task = parse_config(line["config"])[1]
+        assert line["style"] is None
+        if line["side"] == "candidate" and line["candidate_index"] == 1:
+            continue  # the untabled second candidate
+        expected = BASELINE[(task, line["side"])][line["language"]]
+        assert (line["prompt"], line["image_id"] is not None) == expected, line
+        seen.add((task, line["side"], line["language"], line["row_id"]))
+    # The null-text q1 is embedded (image alone) for vqa, skipped for t2i.
+    assert ("vqa", "query", "en", "q1") in seen and ("t2i", "query", "en", "q1") not in seen
+    document = json.loads((out / "results.json").read_text())
+    records = {(r["config"], r["language"]): r for r in document["models"][0]["scores"]}
+    assert len(records) == len(document["models"][0]["scores"]) == 29  # one per split
+    assert (records[("maxm_v1_vqa", "en")]["num_queries"], records[("maxm_v1_vqa", "en")]["skipped_queries"]) == (2, 0)
+    assert (records[("xtd_t2i", "en")]["num_queries"], records[("xtd_t2i", "en")]["skipped_queries"]) == (1, 1)

@@ -65,7 +65,7 @@ def _document(languages: list[str]) -> dict:
 
     def scores(base: float) -> list[dict]:
         return [{"dataset": "xm", "task": task, "config": f"xm_{task}", "language": lang, "style": "plain",
-                 "num_queries": 2, "precision@1": base + 0.01 * i, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.5,
+                 "num_queries": 2, "skipped_queries": 0, "ties_at_top": 0, "precision@1": base + 0.01 * i, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.5,
                  "ndcg@10": 0.5} for task in ("i2t", "t2i") for i, lang in enumerate(languages)]
 
     models = [model_entry("teacher", "xvlm2vec", "f" * 64, scores(0.1)), model_entry("student", "xvlm2vec", "e" * 64, scores(0.5))]

@@ -150,9 +150,9 @@ def test_eval_outputs_are_replaced_together_and_keep_the_cache(tmp_path: Path, m
     import xvlm2vec.evaluation.pipeline as pipeline
 
     record = {"dataset": "xtd", "task": "i2t", "config": "xtd_i2t", "language": "en", "style": "plain", "num_queries": 4,
-              "precision@1": 0.5, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.5, "ndcg@10": 0.5}
+              "skipped_queries": 0, "ties_at_top": 0, "precision@1": 0.5, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.5, "ndcg@10": 0.5}
     runner = SimpleNamespace(evaluate=lambda embedder, data: [record], data_fingerprints={"xtd_i2t/en": "abc"},
-                             config=SimpleNamespace(styles=["plain"]), state=SimpleNamespace(is_main_process=True))
+                             config=SimpleNamespace(styles=["plain"], ties="pessimistic", save_prompts=False), state=SimpleNamespace(is_main_process=True))
     model = SimpleNamespace(name="m", kind="xvlm2vec", fingerprint="f" * 64)
     out = tmp_path / "out"
     pipeline.evaluate_models([model], "data", out, runner)

@@ -41,8 +41,9 @@ def test_wrapper_uses_the_protocol_instructions(encoder) -> None:
     query = encoder.prompts(["un cane"], "MMMEB_xtd_t2i", PromptType.query, "it")
     assert query == [INSTRUCTIONS["t2i"]["query"]["it"].replace("{text}", "un cane.")]  # punct style
     candidate = encoder.prompts([None], "MMMEB_xtd_t2i", PromptType.document, "de")
-    # the candidate side's style suffix is the runner's business (the same function builds both)
-    assert len(candidate) == 1 and candidate[0].startswith(INSTRUCTIONS["t2i"]["candidate"]["de"])
+    # the image candidate's template gets the style's "." and the backbone's own image tag, as in `xvlm2vec eval`
+    tag = encoder.embedder.image_tag
+    assert candidate == [INSTRUCTIONS["t2i"]["candidate"]["de"].replace("<|image_1|>", tag) + "."]
     assert encoder.prompts(["as is"], "SomeOtherTask", PromptType.query, "en") == ["as is"]
 
 

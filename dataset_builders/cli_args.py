@@ -62,3 +62,27 @@ def local_or_hub(value: str, argument: str) -> str:
     if looks_local(value):
         raise UsageError(f"{argument} {value}: no such file or folder")
     return value
+
+
+def language_file(text: str) -> Path:
+    """``--languages-file``: an existing language file that passes the registry's checks."""
+    from modeling_xvlm2vec.languages import load_languages
+
+    path = Path(text)
+    if not path.is_file():
+        raise UsageError(f"--languages-file {text}: no such file")
+    try:
+        load_languages(path)
+    except ValueError as err:
+        raise UsageError(f"--languages-file: {err}") from None
+    return path
+
+
+def language_file_or_new(text: str) -> Path:
+    """``--languages-file`` of a verb that writes to it: a valid language file, or a new one in an existing folder."""
+    path = Path(text)
+    if path.exists():
+        return language_file(text)
+    if not path.parent.is_dir():
+        raise UsageError(f"--languages-file {text}: folder {path.parent} does not exist")
+    return path

@@ -21,6 +21,7 @@ from pathlib import Path
 from datasets import load_dataset
 
 from dataset_builders.cli_args import UsageError, positive_int
+from dataset_builders.cli_args import language_file_or_new
 from dataset_builders.report import ReportFragment
 from dataset_builders.safe_io import JsonlLine, RowError, iter_jsonl
 from dataset_builders.source import resolve_source
@@ -67,7 +68,7 @@ def language_markers(lang: str | Language) -> tuple[str, str]:
 def add_selection_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The MMEB-train selection options shared by ``xvlm2vec translate`` and ``xvlm2vec build parallel``."""
     parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target language codes")
-    parser.add_argument("--languages-file", type=Path, default=None,
+    parser.add_argument("--languages-file", type=language_file_or_new, default=None,
                         help="language file adding languages to the shipped registry (name, markers, punctuation); "
                              "`xvlm2vec translate` caches translated markers in it")
     parser.add_argument(

@@ -186,10 +186,11 @@ def test_instructions_translate_with_a_tiny_t5_refuses_lost_placeholders(tmp_pat
     output = tmp_path / "pt.json"
     argv = ["instructions", "translate", "--model", str(tmp_path / "t5"), "--languages", "pt", "--output", str(output),
             "--max-new-tokens", "6"]
-    with pytest.raises(SystemExit, match="lost a placeholder"):
-        cli_main(argv)
+    assert cli_main(argv) == 2
     assert not output.exists()  # nothing written
-    refused = [line for line in capsys.readouterr().out.splitlines() if line.startswith("refused: pt t2i/query")]
+    captured = capsys.readouterr()
+    assert "\nerror: 3 translated instruction(s) lost a placeholder" in "\n" + captured.err
+    refused = [line for line in captured.out.splitlines() if line.startswith("refused: pt t2i/query")]
     assert refused and "{text} appears 0 time(s)" in refused[0]  # the random model cannot spell {text}
     assert cli_main([*argv, "--partial"]) == 0
     entry = read_language_file(output)["pt"]
@@ -201,3 +202,14 @@ def test_instructions_translate_with_a_tiny_t5_refuses_lost_placeholders(tmp_pat
 def test_pack_request_uses_the_english_entry() -> None:
     request, tagged = pack_request({"qry": TAG + "What is it", "pos_text": "A dog"}, ["qry", "pos_text"])
     assert request == "Question: What is it. Answer: A dog." and tagged == ["qry"]
+
+
+def test_languages_file_arguments_are_checked_before_anything_runs(tmp_path: Path, capsys) -> None:
+    bad = _write(tmp_path / "bad.json", {"pt": {"instructions": {"t2i": {"query": "sem espaço"}}}})
+    for argv in (["instructions", "apply", "--model", str(tmp_path), "--languages-file", str(bad)],
+                 ["instructions", "apply", "--model", str(tmp_path), "--languages-file", str(tmp_path / "missing.json")],
+                 ["translate", "--model", "m", "--source", str(tmp_path), "--output-dir", str(tmp_path / "o"),
+                  "--languages", "pt", "--languages-file", str(tmp_path / "no" / "such" / "folder.json")]):
+        with pytest.raises(SystemExit) as caught:
+            cli_main(argv)
+        assert caught.value.code == 2 and "--languages-file" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dataset_builders.cli_args import UsageError, language_file, language_file_or_new
 from dataset_builders.translate import output_text
 from modeling_xvlm2vec.languages import (IMAGE_TAG, Language, LanguageRegistry, check_code, load_languages,
                                          placeholder_problems, read_language_file, table_with_entries,
@@ -71,7 +72,7 @@ def _languages(value: str) -> list[str]:
     try:
         return [check_code(code) for code in codes]
     except ValueError as err:
-        raise SystemExit(f"error: --languages: {err}") from err
+        raise UsageError(f"--languages: {err}") from err
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -80,7 +81,7 @@ def run_translate(args: argparse.Namespace) -> int:
 
     languages = _languages(args.languages)
     if not languages or "en" in languages:
-        raise SystemExit("error: --languages: give target language codes other than en")
+        raise UsageError("--languages: give target language codes other than en")
     registry = load_languages(args.languages_file)
     translator = load_translator(args.model, device=args.device, max_new_tokens=args.max_new_tokens, registry=registry)
     entries = read_language_file(args.output) if args.output.is_file() else {}
@@ -93,7 +94,7 @@ def run_translate(args: argparse.Namespace) -> int:
     for refusal in refusals:
         print(f"refused: {refusal}")
     if refusals and not args.partial:
-        raise SystemExit(f"error: {len(refusals)} translated instruction(s) lost a placeholder or image tag; nothing "
+        raise UsageError(f"{len(refusals)} translated instruction(s) lost a placeholder or image tag; nothing "
                          f"written to {args.output} (use --partial to write the others and add these by hand)")
     write_language_file(args.output, entries.values(),
                         about=f"Instructions translated by {args.model}; review before use.")
@@ -123,16 +124,16 @@ def run_apply(args: argparse.Namespace) -> int:
         wanted = _languages(args.languages)
         missing = [code for code in wanted if code not in entries]
         if missing:
-            raise SystemExit(f"error: {args.languages_file} has no entry for {missing}")
+            raise UsageError(f"{args.languages_file} has no entry for {missing}")
         entries = {code: entries[code] for code in wanted}
     entries = {code: entry for code, entry in entries.items() if entry.instructions}
     if not entries:
-        raise SystemExit(f"error: {args.languages_file} holds no instructions to apply")
+        raise UsageError(f"{args.languages_file} holds no instructions to apply")
     try:
         registry = load_languages(args.languages_file)  # checks every instruction against English's
         apply_instructions(args.model, registry, entries)
     except (OSError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
+        raise UsageError(f"{err}") from err
     print(f"{args.model / 'config.json'}: instructions for {', '.join(entries)}")
     return 0
 
@@ -144,15 +145,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                description="translate the English instructions into a reviewable language file")
     translate.add_argument("--model", required=True, help="MT model (Hub id or folder), the one that translates the corpus")
     translate.add_argument("--languages", required=True, help="comma-separated target language codes, e.g. pt,ja")
-    translate.add_argument("--output", required=True, type=Path, help="language file to write (merged when it exists)")
-    translate.add_argument("--languages-file", type=Path, default=None, help="extra languages (names, an English override)")
+    translate.add_argument("--output", required=True, type=language_file_or_new,
+                           help="language file to write (merged when it exists)")
+    translate.add_argument("--languages-file", type=language_file, default=None,
+                           help="extra languages (names, an English override)")
     translate.add_argument("--partial", action="store_true", help="write the accepted instructions even when some are refused")
     translate.add_argument("--max-new-tokens", type=int, default=128, help="generation length limit")
     translate.add_argument("--device", default=None, help="torch device (default cpu)")
     apply = sub.add_parser("apply", help="write a language file's instructions into a saved model's config.json",
                            description="write a language file's instructions into a saved model's config.json")
     apply.add_argument("--model", required=True, type=Path, help="saved xVLM2Vec model folder")
-    apply.add_argument("--languages-file", required=True, type=Path, help="language file with the instructions")
+    apply.add_argument("--languages-file", required=True, type=language_file, help="language file with the instructions")
     apply.add_argument("--languages", default=None, help="only these codes of the file (default: all with instructions)")
 
 

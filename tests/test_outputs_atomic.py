@@ -205,3 +205,14 @@ def test_config_and_split_names_from_the_data_never_become_paths(name: str, tmp_
     with pytest.raises(ValueError, match="unsafe"):
         cache.path("f" * 64, "d" * 64, "xtd_i2t", name)
     assert cache.path("f" * 64, "d" * 64, "imagenet-1k-val_c", "pt_BR").is_relative_to(tmp_path / "cache")
+
+
+def test_an_output_folder_holding_the_source_is_a_one_line_user_error(tmp_path: Path, capsys) -> None:
+    from xvlm2vec.cli import main
+
+    src = corpus(tmp_path / "src", ["it"])
+    before = snapshot(src)
+    assert main(["build", "parallel", "--source", str(src), "--output-dir", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --output-dir ") and "holds the input" in err and err.count("\n") == 1
+    assert snapshot(src) == before

@@ -250,7 +250,7 @@ def translate_subset(
     journal = journal_path(output_dir, subset, lang, state.process_index)
     written = 0
     with state.split_between_processes(pending) as mine:
-        bar = tqdm(total=len(mine), desc=f"{subset} -> {lang}", disable=not state.is_main_process)
+        bar = tqdm(total=len(mine), desc=f"{subset} -> {lang}", disable=not state.is_main_process or os.environ.get("TQDM_DISABLE") == "1")
         for start in range(0, len(mine), batch_size):
             batch = [(row_id, rows[row_id]) for row_id in mine[start : start + batch_size]]
             append_lines(journal, translate_batch(translator, batch, subset, entry))

@@ -1,7 +1,8 @@
 """The ``xvlm2vec`` console script: one verb per job, each implemented in its own module.
 
 A verb's module defines ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only
-when that verb runs, so ``xvlm2vec --help`` stays fast.
+when that verb runs, so ``xvlm2vec --help`` stays fast. ``train`` is TRL-parsed (the same parser as
+``train.py``): its arguments go to :func:`xvlm2vec.training.script.run` untouched.
 
 Error policy: a user error (a bad argument value, a missing path, an unknown task or language, an
 empty selection, a model that would run untrusted code) is one line ``error: ...`` naming the
@@ -17,7 +18,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from xvlm2vec import __version__
+from xvlm2vec.progress import configure_progress
+
+PASSTHROUGH = {"train"}  # verbs whose module parses its own arguments: run(argv)
+
 VERBS: dict[str, tuple[str, str]] = {
+    "train": ("xvlm2vec.training.script", "distil a multilingual student from a recipe (= accelerate launch train.py)"),
     "tiny-model": ("xvlm2vec.testing.tiny_models", "build a tiny random model folder (tests, demo)"),
     "fixtures": ("xvlm2vec.testing.release", "write small data sets in the released formats"),
     "build": ("dataset_builders.build_cli", "build MMMEB or the parallel corpus as a Hub-layout dataset folder"),
@@ -56,10 +63,13 @@ def report_usage_errors(function: Callable[..., int | None], *args: Any) -> int:
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """Return the top-level parser; only ``verb``'s module is imported to fill its arguments."""
     parser = OneLineErrorParser(prog="xvlm2vec", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--progress", action="store_true",
+                        help="show progress bars even when stderr is not a terminal (default: bars on a terminal only)")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, (module, help_text) in VERBS.items():
-        verb_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if name == verb:
+        verb_parser = sub.add_parser(name, help=help_text, description=help_text, add_help=name not in PASSTHROUGH)
+        if name == verb and name not in PASSTHROUGH:
             importlib.import_module(module).add_arguments(verb_parser)
     return parser
 
@@ -69,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)
+    if verb in PASSTHROUGH:
+        position = argv.index(verb)
+        args = parser.parse_args(argv[:position + 1])  # the global options (--version, --progress) only
+        configure_progress(args.progress)
+        return report_usage_errors(importlib.import_module(VERBS[verb][0]).run, argv[position + 1:])
     args = parser.parse_args(argv)  # --help and parse errors exit here (status 0 / 2)
+    configure_progress(args.progress)
     module = importlib.import_module(VERBS[args.verb][0])
     return report_usage_errors(module.run, args)
 

@@ -32,6 +32,7 @@ from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
 from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336, PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
+from xvlm2vec.progress import bar_disabled
 
 #: Decoder fields of the original flat config that go to ``text_config``.
 TEXT_CONFIG_KEYS = (
@@ -221,7 +222,7 @@ def weight_files(folder: Path) -> list[Path]:
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """All tensors of the checkpoint in ``folder`` (``.bin`` via ``torch.load(weights_only=True)``)."""
     state: dict[str, torch.Tensor] = {}
-    for path in tqdm(weight_files(folder), desc="read shards", unit="file"):
+    for path in tqdm(weight_files(folder), desc="read shards", unit="file", disable=bar_disabled()):
         if path.suffix == ".safetensors":
             part = load_file(str(path))
         else:

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write OUTPUT_DIR/prompts.jsonl: every embedded query and candidate prompt with its config, "
         "language, style, side, row id and image",
     )
-    parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the bundled metrics/mmmeb); "
+    parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the shipped MMMEB metric, xvlm2vec.metric_path()); "
                         "its Python code runs, so another module needs --trust-remote-code")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow code that comes with a --model folder/repo (its auto_map) or a --metric module to run; "

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,9 +18,11 @@ from modeling_xvlm2vec.instructions import STYLES, TIES
 from xvlm2vec.evaluation.cache import EmbeddingCache, candidate_key
 from xvlm2vec.evaluation.data import QueryRow, SplitData, config_names, load_split, parse_config, split_names
 from xvlm2vec.evaluation.embedders import Embedder
+from xvlm2vec.progress import bar_disabled
+from xvlm2vec.resources import metric_path
 from xvlm2vec.evaluation.prompts import Input, candidate_input, embedder_styles, query_input
 
-DEFAULT_METRIC = str(Path(__file__).resolve().parents[2] / "metrics" / "mmmeb")
+DEFAULT_METRIC = metric_path()
 MetricFn = Callable[..., dict]
 
 
@@ -122,8 +123,6 @@ class Runner:
         if metric is None:
             import evaluate
 
-            if config.metric == DEFAULT_METRIC and not Path(DEFAULT_METRIC).is_dir():
-                raise FileNotFoundError(f"bundled metric {DEFAULT_METRIC} not found (installed without the repo?); pass --metric")
             metric = evaluate.load(config.metric, keep_in_memory=True).compute
         self.metric = metric
         self.embedded_rows: Counter[str] = Counter()
@@ -136,7 +135,7 @@ class Runner:
         desc = f"{split.config}/{split.language} {kind}"
         chunks: list[np.ndarray] = []
         with self.state.split_between_processes(items) as mine:
-            for start in tqdm(range(0, len(mine), size), desc=desc, leave=False, disable=not self.state.is_main_process):
+            for start in tqdm(range(0, len(mine), size), desc=desc, leave=False, disable=bar_disabled(self.state.is_main_process)):
                 batch = mine[start : start + size]
                 texts = [prompt for prompt, _ in batch]
                 images = [split.image(image_id) for _, image_id in batch]
@@ -235,7 +234,7 @@ class Runner:
         cfg = self.config
         records = []
         pairs = select_splits(data, cfg.tasks, cfg.languages)
-        for config, lang in tqdm(pairs, desc=f"MMMEB {embedder.name}", disable=not self.state.is_main_process):
+        for config, lang in tqdm(pairs, desc=f"MMMEB {embedder.name}", disable=bar_disabled(self.state.is_main_process)):
             split = load_split(data, config, lang, cfg.max_queries)
             self.data_fingerprints[f"{config}/{lang}"] = split.fingerprint
             path = self.cache.path(embedder.fingerprint, split.fingerprint, config, lang)

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..progress import bar_disabled
 from .collator import ParallelCollator
 from .teacher import Teacher
 from .tensors import parameter_dtype, to_dtype
@@ -89,7 +90,7 @@ def compute_teacher_embeddings(
     dtype = parameter_dtype(runner)
     embeddings: torch.Tensor | None = None
     image_embeddings: torch.Tensor | None = None
-    for start in tqdm(range(0, len(dataset), batch_size), desc="teacher cache"):
+    for start in tqdm(range(0, len(dataset), batch_size), desc="teacher cache", disable=bar_disabled()):
         examples = [
             dict(example, **{TEACHER_ROW: start + offset})
             for offset, example in enumerate(dataset.select(range(start, min(start + batch_size, len(dataset)))))

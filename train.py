@@ -6,7 +6,7 @@ See docs/training.md; any recipe field can be overridden on the command line (`-
 import sys
 
 from xvlm2vec.cli import report_usage_errors
-from xvlm2vec.training.script import main
+from xvlm2vec.training.script import run
 
 if __name__ == "__main__":
-    sys.exit(report_usage_errors(main))
+    sys.exit(report_usage_errors(run))

@@ -82,7 +82,7 @@ def test_released_recipe_trains_all_weights_and_its_separate_teacher_stays_bit_i
     monkeypatch.setattr(script, "SKDTrainer", Recording)
     # the recipe as is, but: no GPU (bf16/tf32 off), float32 weights (lr 1e-5 steps vanish in bf16 on 2 steps),
     # the fixture's config, 2 steps, no dataloader workers
-    assert script.main(["--config", str(RECIPE), "--model_name_or_path", str(model_dir), "--dataset_name", str(corpus),
+    assert script.run(["--config", str(RECIPE), "--model_name_or_path", str(model_dir), "--dataset_name", str(corpus),
                         "--dataset_config", "it", "--output_dir", str(tmp_path / "out"), "--bf16", "false",
                         "--tf32", "false", "--dtype", "float32", "--max_steps", "2", "--dataloader_num_workers", "0",
                         "--disable_tqdm", "true"]) == 0

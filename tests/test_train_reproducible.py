@@ -16,7 +16,7 @@ from test_train_fixtures import write_parallel_corpus
 
 from xvlm2vec.testing.tiny_models import save_tiny_model
 from xvlm2vec.training.checkpoints import last_complete_checkpoint, resolve_resume
-from xvlm2vec.training.script import main
+from xvlm2vec.training.script import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _KILLED_RUN = """
 import os, signal, sys
 from transformers import Trainer
-from xvlm2vec.training.script import main
+from xvlm2vec.training.script import run
 saves = []
 def save_rng_state(self, output_dir):
     saves.append(output_dir)
@@ -35,7 +35,7 @@ def save_rng_state(self, output_dir):
     return original(self, output_dir)
 original = Trainer._save_rng_state
 Trainer._save_rng_state = save_rng_state
-sys.exit(main(sys.argv[1:]))
+sys.exit(run(sys.argv[1:]))
 """
 
 
@@ -60,9 +60,9 @@ def _max_abs_diff(a: Path, b: Path) -> float:
 
 
 def test_one_seed_bit_identical_and_killed_run_resumes_exactly(inputs, tmp_path: Path) -> None:
-    assert main(_argv(inputs, tmp_path / "first")) == 0
+    assert run(_argv(inputs, tmp_path / "first")) == 0
     torch.rand(1000)  # the global RNG is elsewhere now: only the seed may decide the LoRA init
-    assert main(_argv(inputs, tmp_path / "second")) == 0
+    assert run(_argv(inputs, tmp_path / "second")) == 0
     assert _max_abs_diff(tmp_path / "first", tmp_path / "second") == 0.0
     base = load_file(str(inputs[0] / "model.safetensors"))
     trained = load_file(str(tmp_path / "first" / "model.safetensors"))
@@ -79,7 +79,7 @@ def test_one_seed_bit_identical_and_killed_run_resumes_exactly(inputs, tmp_path:
     assert not (killed / "model.safetensors").exists()
     assert last_complete_checkpoint(killed) == killed / "checkpoint-2"
 
-    assert main(_argv(inputs, killed) + ["--resume_from_checkpoint", "last"]) == 0
+    assert run(_argv(inputs, killed) + ["--resume_from_checkpoint", "last"]) == 0
     assert _max_abs_diff(tmp_path / "first", killed) == 0.0
 
 

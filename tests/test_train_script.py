@@ -13,7 +13,7 @@ import torch
 from test_train_fixtures import write_parallel_corpus
 
 from xvlm2vec.testing.tiny_models import save_tiny_model
-from xvlm2vec.training.script import main, parse_args
+from xvlm2vec.training.script import parse_args, run
 
 ROOT = Path(__file__).resolve().parents[1]
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle"}
@@ -95,13 +95,13 @@ def test_adapter_only_and_bad_task_type(inputs, tmp_path: Path) -> None:
     model_dir, corpus = inputs
     common = ["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(model_dir),
               "--dataset_name", str(corpus), "--max_steps", "1", "--disable_tqdm", "true"]
-    assert main(common + ["--output_dir", str(tmp_path / "a"), "--save_adapter_only", "true"]) == 0
+    assert run(common + ["--output_dir", str(tmp_path / "a"), "--save_adapter_only", "true"]) == 0
     assert (tmp_path / "a/adapter/adapter_model.safetensors").is_file()
     assert not (tmp_path / "a/model.safetensors").exists()
     with pytest.raises(ValueError, match="FEATURE_EXTRACTION"):
-        main(common + ["--output_dir", str(tmp_path / "b"), "--lora_task_type", "CAUSAL_LM"])
+        run(common + ["--output_dir", str(tmp_path / "b"), "--lora_task_type", "CAUSAL_LM"])
     with pytest.raises(ValueError, match="no rows"):
-        main(common + ["--output_dir", str(tmp_path / "c"), "--languages", "de"])
+        run(common + ["--output_dir", str(tmp_path / "c"), "--languages", "de"])
 
 
 def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(inputs, tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(inputs, tmp_path: 
     backbone = tmp_path / "backbone"
     Qwen2VLForConditionalGeneration(config).save_pretrained(str(backbone))
     processor.save_pretrained(str(backbone))
-    assert main(["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(backbone),
+    assert run(["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(backbone),
                  "--dataset_name", str(corpus), "--max_steps", "1", "--disable_tqdm", "true",
                  "--output_dir", str(tmp_path / "out")]) == 0
     model = AutoModel.from_pretrained(str(tmp_path / "out"), trust_remote_code=True)

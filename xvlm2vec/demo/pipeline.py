@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from xvlm2vec.progress import progress_enabled
+from xvlm2vec.resources import recipe_path
 from xvlm2vec.testing.world import WorldConfig
 
 logger = logging.getLogger("xvlm2vec.demo")
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "tiny_cpu.yaml"  # the repository checkout's recipe
+RECIPE = "tiny_cpu"  # the shipped recipe (xvlm2vec.recipe_path)
 TEACHER_NAME, STUDENT_NAME = "teacher", "student"
 
 
@@ -127,31 +129,26 @@ def train_english_teacher(config: DemoConfig, world, output_dir: Path) -> Path:
         learning_rate=config.teacher_learning_rate, per_device_train_batch_size=config.teacher_batch_size,
         lr_scheduler_type="cosine", warmup_steps=10, weight_decay=0.0, temperature=config.temperature,
         seed=config.seed, data_seed=config.seed, use_cpu=True, dataloader_num_workers=0, save_strategy="no",
-        report_to="none", logging_steps=20, disable_tqdm=False,
+        report_to="none", logging_steps=20, disable_tqdm=not progress_enabled(),
     )
     return train_teacher(model, pairs, args)
 
 
 def distil_student(config: DemoConfig, teacher: Path, parallel: Path, output_dir: Path) -> Path:
-    """Self-knowledge distillation with train.py's entry point and recipes/tiny_cpu.yaml (self-teacher, LoRA)."""
+    """Self-knowledge distillation with train.py's ``main`` on the shipped tiny_cpu recipe (self-teacher, LoRA)."""
     from xvlm2vec.training.script import main as train_main
+    from xvlm2vec.training.script import recipe_arguments
 
-    if not RECIPE.is_file():
-        raise FileNotFoundError(f"recipe {RECIPE} not found: run the demo from a checkout (pip install -e .)")
     student = output_dir / STUDENT_NAME
-    argv = [
-        "--config", str(RECIPE), "--model_name_or_path", str(teacher), "--dataset_name", str(parallel),
-        "--dataset_config", "all", "--output_dir", str(student), "--seed", str(config.seed),
-        "--num_train_epochs", str(config.skd_epochs), "--learning_rate", str(config.skd_learning_rate),
-        "--per_device_train_batch_size", str(config.skd_batch_size), "--logging_steps", "20",
-    ]
+    overrides: dict[str, Any] = dict(
+        model_name_or_path=str(teacher), dataset_name=str(parallel), dataset_config="all", output_dir=str(student),
+        seed=config.seed, num_train_epochs=config.skd_epochs, learning_rate=config.skd_learning_rate,
+        per_device_train_batch_size=config.skd_batch_size, logging_steps=20, disable_tqdm=not progress_enabled(),
+    )
     if config.skd_modules_to_save:
-        argv += ["--lora_modules_to_save", *config.skd_modules_to_save]
-    logger.info("   train.py %s", " ".join(argv))
-    status = train_main(argv)
-    if status:
-        raise RuntimeError(f"train.py exited with status {status}")
-    return student
+        overrides["lora_modules_to_save"] = list(config.skd_modules_to_save)
+    logger.info("   recipe %s with %s", RECIPE, overrides)
+    return train_main(*recipe_arguments(RECIPE, **overrides))
 
 
 def evaluate_both(config: DemoConfig, teacher: Path, student: Path, mmmeb: Path, output_dir: Path) -> dict[str, Any]:
@@ -173,7 +170,7 @@ def write_card(student: Path, output_dir: Path) -> Path:
     """Render the student's model card with its MMMEB numbers into the student folder."""
     from hub_cards.model_card import render_model_card
 
-    card = render_model_card(student, output_dir / "results.json", RECIPE, results_model=STUDENT_NAME,
+    card = render_model_card(student, output_dir / "results.json", recipe_path(RECIPE), results_model=STUDENT_NAME,
                              mmmeb_dataset_id="xvlm2vec-demo/synthetic-mmmeb")
     path = student / "README.md"
     card.save(path)

@@ -1,8 +1,12 @@
-"""The `train.py` entry point: parse a recipe with TRL's `TrlParser`, distil, save a loadable XVLM2Vec folder.
+"""`train.py` and `xvlm2vec train`: parse a recipe with TRL's `TrlParser`, distil, save a loadable XVLM2Vec folder.
 
     accelerate launch train.py --config recipes/tiny_cpu.yaml --output_dir runs/tiny --max_steps 20
+    xvlm2vec train --config tiny_cpu --output_dir runs/tiny --max_steps 20
 
-Every recipe field can be overridden on the command line (`--learning_rate 2e-5`, `--teacher PATH`, ...).
+As in TRL's scripts, :func:`make_parser` builds the parser and :func:`main` takes the three parsed
+dataclasses; :func:`run` is the command line (``--config`` takes a YAML path or a shipped recipe's
+name) and :func:`recipe_arguments` the typed way in (a recipe plus keyword overrides). Every recipe
+field can be overridden on the command line (`--learning_rate 2e-5`, `--teacher PATH`, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dataset_builders import hub_layout
 from dataset_builders.cli_args import UsageError
 from xvlm2vec.model_source import check_xvlm2vec_source, load_xvlm2vec_model, local_or_hub
 
+from ..progress import progress_enabled
+from ..resources import recipe_path, shipped_names
 from .checkpoints import resolve_resume
 from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
 from .trainer import SKDTrainer
@@ -46,6 +52,8 @@ class SKDScriptArguments(ScriptArguments):
         save_adapter_only: with LoRA, save only the adapter (`output_dir/adapter`) instead of the merged model.
         trust_remote_code: allow a student or teacher checkpoint whose folder maps to its own code (`auto_map`)
             to run that code when it loads. xVLM2Vec folders never need it (the installed classes load them).
+        build_tiny_inputs: when the model or the data is not given, build a tiny random Qwen2-VL model and the
+            fixtures' parallel corpus under `output_dir/tiny_inputs` (the tiny CPU recipe sets it).
     """
 
     dataset_test_split: str = field(default="dev", metadata={"help": "Held-out split used for evaluation."})
@@ -57,12 +65,78 @@ class SKDScriptArguments(ScriptArguments):
         metadata={"help": "Run the code a student/teacher checkpoint maps to in its auto_map (only code you trust); "
                           "xVLM2Vec folders load with the installed classes and never need it."},
     )
+    build_tiny_inputs: bool = field(
+        default=False,
+        metadata={"help": "Without --model_name_or_path / --dataset_name, build a tiny model and corpus to train on."},
+    )
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[SKDScriptArguments, SKDConfig, ModelConfig]:
-    """Parse `--config recipe.yaml` and command-line overrides into the three dataclasses."""
-    parser = TrlParser((SKDScriptArguments, SKDConfig, ModelConfig))
-    return parser.parse_args_and_config(args=argv)
+Arguments = tuple[SKDScriptArguments, SKDConfig, ModelConfig]
+
+SHORT_HELP = """usage: xvlm2vec train --config NAME_OR_YAML [--model_name_or_path MODEL] [--dataset_name DATA]
+                      [--output_dir DIR] [--FIELD VALUE ...]
+       accelerate launch [--config_file ACCELERATE_YAML] -m xvlm2vec train ... (or train.py ...)
+
+Distil a multilingual xVLM2Vec student from a recipe (self-knowledge distillation, docs/training.md).
+
+  --config NAME_OR_YAML      a recipe: a YAML file or a shipped name ({recipes})
+  --model_name_or_path MODEL an XVLM2Vec folder/repo or a backbone checkpoint (student and self-teacher)
+  --dataset_name DATA        a built parallel-corpus folder or Hub repo (`xvlm2vec build parallel`)
+  --dataset_config NAME      its config (it, es, fr, de, all; default: the corpus's only config)
+  --output_dir DIR           where checkpoints and the saved student go
+  --max_steps N              stop after N optimiser steps (quick runs)
+
+The tiny_cpu recipe needs none of them: without a model or data it builds a tiny random model and
+the fixtures' corpus under OUTPUT_DIR/tiny_inputs. Every recipe field can be overridden on the
+command line; `xvlm2vec train --help-all` lists all {count} arguments."""
+
+
+def make_parser() -> TrlParser:
+    """TRL's parser over the three dataclasses: script (data, export), SKDConfig (training), ModelConfig (model, LoRA)."""
+    return TrlParser((SKDScriptArguments, SKDConfig, ModelConfig))
+
+
+def resolve_config_argument(argv: list[str]) -> list[str]:
+    """``argv`` with ``--config NAME`` replaced by the shipped recipe's path (paths are kept)."""
+    argv = list(argv)
+    try:
+        for index, arg in enumerate(argv):
+            if arg == "--config" and index + 1 < len(argv):
+                argv[index + 1] = str(recipe_path(argv[index + 1]))
+            elif arg.startswith("--config="):
+                argv[index] = "--config=" + str(recipe_path(arg.split("=", 1)[1]))
+    except ValueError as error:
+        raise UsageError(f"--config: {error}") from None
+    return argv
+
+
+def parse_args(argv: list[str] | None = None) -> Arguments:
+    """Parse `--config recipe.yaml` (or a recipe name) and command-line overrides into the three dataclasses."""
+    argv = sys.argv[1:] if argv is None else argv
+    return make_parser().parse_args_and_config(args=resolve_config_argument(argv))
+
+
+def recipe_arguments(recipe: str | Path, **overrides: Any) -> Arguments:
+    """The three dataclasses of ``recipe`` (a YAML path or a shipped name) with typed ``overrides`` of any field."""
+    import yaml
+
+    values = yaml.safe_load(Path(recipe_path(recipe)).read_text(encoding="utf-8")) or {}
+    return make_parser().parse_dict({**values, **overrides})
+
+
+def fill_tiny_inputs(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> None:
+    """With ``build_tiny_inputs``, build (or reuse) a tiny model and the fixtures' corpus for what is not given."""
+    if not script_args.build_tiny_inputs or (model_args.model_name_or_path and script_args.dataset_name):
+        return
+    from xvlm2vec.testing.training_inputs import tiny_training_inputs
+
+    model_dir, corpus_dir = tiny_training_inputs(Path(training_args.output_dir) / "tiny_inputs", seed=training_args.seed)
+    if not model_args.model_name_or_path:
+        model_args.model_name_or_path = str(model_dir)
+        logger.info("no --model_name_or_path: training the tiny model %s", model_dir)
+    if not script_args.dataset_name:
+        script_args.dataset_name = str(corpus_dir)
+        logger.info("no --dataset_name: training on the fixtures' corpus %s", corpus_dir)
 
 
 def torch_dtype(name: str | None) -> torch.dtype | str:
@@ -200,10 +274,9 @@ def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: Model
     return output_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train from a recipe and save the student; print the final metrics as JSON."""
-    script_args, training_args, model_args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> Path:
+    """Train as the three parsed dataclasses say, save the student, print the final metrics as JSON; return the folder."""
+    fill_tiny_inputs(script_args, training_args, model_args)
     check_arguments(script_args, training_args, model_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     train = load_split(script_args, script_args.dataset_train_split, training_args.languages)
@@ -229,10 +302,28 @@ def main(argv: list[str] | None = None) -> int:
     saved = save(trainer, script_args, model_args)
     if trainer.is_world_process_zero():
         print(json.dumps({"saved": str(saved), **metrics}, indent=2))
+    return saved
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The command line of `train.py` and `xvlm2vec train`: short ``--help``, full ``--help-all``; 0 when trained."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--help-all" in argv:
+        make_parser().print_help()
+        return 0
+    if "-h" in argv or "--help" in argv:
+        count = sum(len(action.option_strings) > 0 for action in make_parser()._actions)
+        print(SHORT_HELP.format(recipes=", ".join(shipped_names("recipes")), count=count))
+        return 0
+    script_args, training_args, model_args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    if not progress_enabled():
+        training_args.disable_tqdm = True  # not a terminal: the Trainer logs one line per logging step instead
+    main(script_args, training_args, model_args)
     return 0
 
 
 if __name__ == "__main__":
     from xvlm2vec.cli import report_usage_errors
 
-    sys.exit(report_usage_errors(main))
+    sys.exit(report_usage_errors(run))

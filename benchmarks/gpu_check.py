@@ -53,8 +53,9 @@ from PIL import Image
 from torch import nn
 
 from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
-from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336, PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
-from xvlm2vec.testing.tiny_phi3_v import PHI3_V_VOCAB_SIZE, tiny_phi3_v_config, tiny_phi3_v_processor
+from modeling_xvlm2vec.configuration_phi3_v import Phi3VConfig
+from xvlm2vec.testing.tiny_phi3_v import tiny_phi3_v_config, tiny_phi3_v_processor
+from xvlm2vec.training.memory import phi35v_config
 from xvlm2vec.training.collator import ParallelCollator
 from xvlm2vec.training.step import skd_loss
 from xvlm2vec.training.teacher import Teacher
@@ -76,20 +77,6 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- model
-def phi35v_config() -> Phi3VConfig:
-    """Phi-3.5-vision-instruct's shape: Phi-3 mini decoder (LongRoPE, sliding window) + CLIP ViT-L/14-336."""
-    half_head = 3072 // 32 // 2
-    text = {
-        "vocab_size": PHI3_V_VOCAB_SIZE, "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 131072,
-        "original_max_position_embeddings": 4096, "sliding_window": 262144,
-        "rope_parameters": {"rope_type": "longrope", "rope_theta": 10000.0, "factor": 131072 / 4096,
-                            "short_factor": [1.0] * half_head, "long_factor": [1.0 + 0.1 * i for i in range(half_head)]},
-        "pad_token_id": 32000, "bos_token_id": 1, "eos_token_id": 2,
-    }
-    return Phi3VConfig(text_config=text, vision_config=dict(CLIP_VIT_LARGE_PATCH14_336), image_token_id=PHI3_V_IMAGE_TOKEN_ID)
-
-
 def attention_implementation(device: torch.device) -> str:
     """flash_attention_2 on CUDA when the package is importable, else sdpa."""
     if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:

@@ -1,14 +1,20 @@
-"""Benchmark ``XVLM2VecModel.encode``: batching speed-up and achieved FLOP/s against the matmul ceiling.
+"""Benchmark ``XVLM2VecModel.encode``: batching and sorting speed-ups, achieved FLOP/s against the matmul ceiling.
 
-In one run, on this machine:
-1. the ceiling: float32 matmul FLOP/s (best of several square products);
-2. on the tiny test model: inputs/s of length-sorted batched ``encode`` vs unsorted batch size 1
-   (and, on the small config below, sorted vs unsorted batches of the same size: the padding saved);
-3. on a small config (hidden 512, MLP 2048 — the usual 4x —, 8 layers, real-length texts): achieved FLOP/s of batched
-   ``encode`` (FLOPs counted analytically over real tokens only, so padding counts as waste) as a
-   fraction of the ceiling.
+Every figure is a ratio of two timings taken in the same round; rounds repeat the measurements in a
+rotating order (so load drift on a shared machine hits every measurement alike) and the median over
+rounds is reported with its spread (min and max). Measured per round:
 
-Usage: ``python benchmarks/bench_encode.py [--texts 256] [--output bench_encode.json]``.
+1. the ceiling: float32 matmul FLOP/s (best of three 2048x2048 products);
+2. on the tiny test model: inputs/s of batched ``encode`` (length-sorted) vs unsorted batch size 1;
+3. on a small config (hidden 512, MLP 2048, 8 layers, real-length texts): ``encode`` with length-sorted
+   batches (what ``encode`` does) vs the same batch size on consecutive, unsorted chunks, and the
+   achieved FLOP/s of the sorted run (FLOPs counted analytically over real tokens, so padding counts as
+   waste) as a fraction of the round's ceiling.
+
+Torch runs one thread by default: on a shared machine extra threads wait on each other at every
+operator and the timings scatter (``--threads`` to change).
+
+    python benchmarks/bench_encode.py [--texts 128] [--rounds 5] [--output bench_encode.json]
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -37,7 +45,7 @@ def sentences(count: int, seed: int = 0, min_words: int = 8, max_words: int = 60
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(min_words, max_words))) + "." for _ in range(count)]
 
 
-def matmul_ceiling(size: int = 2048, repeats: int = 5) -> float:
+def matmul_ceiling(size: int = 2048, repeats: int = 3) -> float:
     """Best float32 matmul FLOP/s over ``repeats`` products of two ``size`` x ``size`` matrices."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
@@ -63,57 +71,96 @@ def decoder_flops(config, token_counts: list[int]) -> float:
     return total
 
 
-def timed(fn, repeats: int = 3) -> float:
-    """Best wall time of ``repeats`` calls (the least disturbed by other load on the machine)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall time of one call."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def main() -> None:
-    """Run the three measurements and print/write them."""
+def padded_tokens(token_counts: list[int], batch_size: int) -> int:
+    """Tokens a run processes when each batch pads to its longest row."""
+    return sum(max(token_counts[i : i + batch_size]) * len(token_counts[i : i + batch_size])
+               for i in range(0, len(token_counts), batch_size))
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max of per-round values."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--texts", type=int, default=256, help="texts per measurement")
+    parser.add_argument("--texts", type=int, default=128, help="texts per measurement")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for every measurement")
-    parser.add_argument("--output", type=Path, default=Path("bench_encode.json"))
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median and spread reported)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for every measurement")
+    parser.add_argument("--output", type=Path, default=None, help="write the figures to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the rounds and print/write the per-round ratios' medians and spreads."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     texts = sentences(args.texts)
-    results: dict[str, float] = {"torch_threads": torch.get_num_threads()}
-
-    results["matmul_ceiling_gflops"] = matmul_ceiling() / 1e9
-
+    size = args.batch_size
     tiny, _ = build_tiny_model("qwen2_vl")
-    tiny.encode(texts[:8])
-    sorted_time = timed(lambda: tiny.encode(texts, batch_size=args.batch_size))
-    single_time = timed(lambda: [tiny.encode([t], batch_size=1) for t in texts], repeats=1)
-    results["tiny_sorted_batched_inputs_per_s"] = args.texts / sorted_time
-    results["tiny_unsorted_batch1_inputs_per_s"] = args.texts / single_time
-    results["tiny_speedup"] = single_time / sorted_time
-
     small, processor = build_tiny_model("qwen2_vl", hidden=512, intermediate=2048, layers=8, vocab_size=2000)
-    small.encode(texts[:8])
+    for model in (tiny, small):
+        model.encode(texts[:size], batch_size=size)  # warm-up
     token_counts = [len(ids) for ids in processor.tokenizer(texts)["input_ids"]]
-    small_time = timed(lambda: small.encode(texts, batch_size=args.batch_size))
-    step = args.batch_size
-    unsorted_time = timed(lambda: [small.encode(texts[i : i + step], batch_size=step) for i in range(0, len(texts), step)])
-    results["small_sorted_over_unsorted_batched_speedup"] = unsorted_time / small_time
     flops = decoder_flops(small.config, token_counts)
-    results["small_mean_tokens"] = sum(token_counts) / len(token_counts)
-    results["small_encode_gflops"] = flops / small_time / 1e9
-    # the ceiling is measured again at the end and the higher value kept, so load at either end cannot flatter the fraction
-    results["matmul_ceiling_gflops"] = max(results["matmul_ceiling_gflops"], matmul_ceiling() / 1e9)
-    results["small_fraction_of_ceiling"] = results["small_encode_gflops"] / results["matmul_ceiling_gflops"]
 
-    args.output.write_text(json.dumps(results, indent=2))
-    print(f"{'measurement':<40}{'value':>12}")
-    for key, value in results.items():
-        print(f"{key:<40}{value:>12.3f}")
+    measurements: dict[str, Callable[[], object]] = {
+        "ceiling": matmul_ceiling,
+        "tiny_batched": lambda: tiny.encode(texts, batch_size=size),
+        "tiny_batch1": lambda: [tiny.encode([text], batch_size=1) for text in texts],
+        "small_sorted": lambda: small.encode(texts, batch_size=size),
+        "small_unsorted": lambda: [small.encode(texts[i : i + size], batch_size=size) for i in range(0, len(texts), size)],
+    }
+    rounds: list[dict[str, float]] = []
+    names = list(measurements)
+    for index in range(args.rounds):
+        shift = index % len(names)
+        taken = {}
+        for name in names[shift:] + names[:shift]:
+            taken[name] = measurements[name]() if name == "ceiling" else seconds(measurements[name])
+        rounds.append(taken)
+
+    per_round = {
+        "tiny_batched_over_batch1": [r["tiny_batch1"] / r["tiny_batched"] for r in rounds],
+        "small_sorted_over_unsorted": [r["small_unsorted"] / r["small_sorted"] for r in rounds],
+        "small_fraction_of_ceiling": [flops / r["small_sorted"] / r["ceiling"] for r in rounds],
+        "small_sorted_gflops": [flops / r["small_sorted"] / 1e9 for r in rounds],
+        "matmul_ceiling_gflops": [r["ceiling"] / 1e9 for r in rounds],
+        "tiny_batched_inputs_per_s": [len(texts) / r["tiny_batched"] for r in rounds],
+    }
+    sorted_counts = sorted(token_counts, reverse=True)
+    results = {
+        "settings": {"texts": args.texts, "batch_size": size, "rounds": args.rounds, "torch_threads": torch.get_num_threads()},
+        "small_tokens": {"real": sum(token_counts), "padded_sorted": padded_tokens(sorted_counts, size),
+                         "padded_unsorted": padded_tokens(token_counts, size)},
+        "per_round": per_round,
+        "summary": {name: spread(values) for name, values in per_round.items()},
+        # best-of: each measurement's least disturbed round, the steadiest figure on a loaded machine
+        "best_of": {
+            "small_sorted_over_unsorted": min(r["small_unsorted"] for r in rounds) / min(r["small_sorted"] for r in rounds),
+            "small_fraction_of_ceiling": flops / min(r["small_sorted"] for r in rounds) / max(r["ceiling"] for r in rounds),
+            "tiny_batched_over_batch1": min(r["tiny_batch1"] for r in rounds) / min(r["tiny_batched"] for r in rounds),
+        },
+    }
+    print(f"{args.rounds} interleaved rounds, {torch.get_num_threads()} torch thread(s); median [min, max] over rounds")
+    for name, entry in results["summary"].items():
+        print(f"{name:<30}{entry['median']:>10.3f}  [{entry['min']:.3f}, {entry['max']:.3f}]")
+    print("best-of rounds: " + ", ".join(f"{name} {value:.3f}" for name, value in results["best_of"].items()))
+    tokens = results["small_tokens"]
+    print(f"small config tokens: {tokens['real']} real, {tokens['padded_sorted']} padded sorted, "
+          f"{tokens['padded_unsorted']} padded unsorted")
+    if args.output:
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 if __name__ == "__main__":

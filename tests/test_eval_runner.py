@@ -236,3 +236,34 @@ def test_bad_row_names_query(tmp_path, metric):
     data = write_mmmeb_folder(tmp_path / "data", {"toy_t2i": {"en": rows}})
     with pytest.raises(ValueError, match=r"toy_t2i/en query 'bad': positive index 3 out of range"):
         run(data, ColourEmbedder(), metric, None)
+
+
+def test_tie_counts_and_optimistic_rule(toy_data, metric):
+    # toy_t2i/en: query "c" has its positive tied with a second green candidate at the top and
+    # query "d" a three-way tie (all zero): 2 ties at the top, whatever the style.
+    _, pessimistic = run(toy_data, ColourEmbedder(), metric, None, tasks=["t2i"], languages=["en"])
+    assert [r["ties_at_top"] for r in pessimistic] == [2, 2, 2]
+    assert [r["precision@1"] for r in pessimistic] == [0.5] * 3
+    # Optimistic (the released GPU sort: a tied positive wins): c and d now rank 1 -> P@1 = 4/4.
+    _, optimistic = run(toy_data, ColourEmbedder(), metric, None, tasks=["t2i"], languages=["en"], ties="optimistic")
+    assert [r["ties_at_top"] for r in optimistic] == [2, 2, 2]
+    assert [r["precision@1"] for r in optimistic] == [1.0] * 3
+    assert optimistic[0]["mrr"] == 1.0
+    with pytest.raises(ValueError, match="unknown tie rule"):
+        RunConfig(ties="lucky")
+
+
+def test_null_text_queries_are_skipped_and_counted(tmp_path, metric):
+    rows = [{"id": "a", "query_text": "a red car", "candidate_images": [image("red"), image("blue")]},
+            {"id": "b", "query_text": None, "candidate_images": [image("blue"), image("red")]}]
+    data = write_mmmeb_folder(tmp_path / "data", {"toy_t2i": {"en": rows}})
+    embedder = ColourEmbedder()
+    _, records = run(data, embedder, metric, None, styles=["plain"])
+    assert (records[0]["num_queries"], records[0]["skipped_queries"]) == (1, 1)
+    assert len([text for text, _ in embedder.seen if text.startswith("Find me")]) == 1
+    # A baseline embeds a text query as its text: the null-text query is skipped there too.
+    _, baseline = run(data, ColourEmbedder(uses_instructions=False), metric, None)
+    assert (baseline[0]["num_queries"], baseline[0]["skipped_queries"], baseline[0]["style"]) == (1, 1, None)
+    only_null = write_mmmeb_folder(tmp_path / "null", {"toy_t2i": {"en": rows[1:]}})
+    with pytest.raises(ValueError, match="every query was skipped"):
+        run(only_null, ColourEmbedder(), metric, None)

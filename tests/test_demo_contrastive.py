@@ -50,12 +50,13 @@ def small():
     return world, pairs
 
 
-def test_collator_refuses_an_image_without_tag(small):
+def test_collator_refuses_more_tags_than_images(small):
+    """The image tag is optional (added at the start when missing); two tags for one image still name the row."""
     _, pairs = small
     model, _ = build_demo_model(seed=0, hidden=32, layers=1, image_size=56)
     collator = ContrastiveCollator(model.prepare_inputs)
-    bad = ContrastivePair("a caption without tag", pairs[0].query_image or pairs[1].query_image, "x", None, "k")
-    with pytest.raises(ValueError, match="row 1"):
+    bad = ContrastivePair("<|image_1|> a caption <|image_1|>", pairs[0].query_image or pairs[1].query_image, "x", None, "k")
+    with pytest.raises(ValueError, match="row 1: the text has 2 image tags"):
         collator([pairs[2], bad])
 
 

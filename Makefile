@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch + torchvision from this machine's local files (see docs/architecture.md, DESIGN section 4)
+	# torch + torchvision from the wheels pip is configured to find on this machine (docs/architecture.md)
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)

@@ -65,7 +65,7 @@ PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0}
 #: The LoRA recipe's adapters (recipes/xvlm2vec_phi35v.yaml).
 LORA_SETTINGS = {"r": 8, "lora_alpha": 64, "lora_dropout": 0.1,
                  "target_modules": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]}
-#: The released recipe's optimiser settings (DESIGN.md 2a).
+#: The released recipe's optimiser settings (docs/training.md).
 LEARNING_RATE, MAX_GRAD_NORM = 1e-5, 0.3
 
 _STARTED = time.perf_counter()

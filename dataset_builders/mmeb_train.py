@@ -1,4 +1,4 @@
-"""The parallel corpus rules (DESIGN section 2): MMEB-train subsets, request packing, marker
+"""The parallel corpus rules (as released; docs/datasets.md): MMEB-train subsets, request packing, marker
 parsing, image-tag removal/restoration, pair cleaning and the seed-42 shuffle.
 
 :func:`reproduce_parallel_jsonl` joins MMEB-train (English) with the journals written by

@@ -98,7 +98,7 @@ candidates (`candidate_texts` or `candidate_images`); `positive_index` marks the
 
 
 def resolve_image_id(image_id: str, dataset: str) -> str:
-    """Path of an MMMEB image id under the data root (DESIGN section 2 rule).
+    """Path of an MMMEB image id under the data root (the release's rule, docs/datasets.md).
 
     ``a/b.png`` -> ``a/b.png``; ``a/b`` -> ``a/b.jpg``; ``b.png`` -> ``{dataset}_images/b.png``;
     ``b`` -> ``{dataset}_images/b.jpg``.

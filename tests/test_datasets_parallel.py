@@ -1,4 +1,4 @@
-"""Parallel corpus: DESIGN's packing/marker/cleaning rules (one test per rule), the seed-42
+"""Parallel corpus: the released packing/marker/cleaning rules (one test per rule), the seed-42
 shuffle, reproduction from MMEB-train + translation journals, and the Hub-layout build."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Image-loss pooling as released: the mean over the prefix through the last BOS (DESIGN 2c), checked against
+"""Image-loss pooling as released: the mean over the prefix through the last BOS, checked against
 means computed by hand on a hand-made batch, and on the tiny Phi-3.5-V against slices of its hidden states."""
 
 from __future__ import annotations

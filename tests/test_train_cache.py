@@ -9,7 +9,7 @@ from test_train_fixtures import corpus_splits, lora_student, skd_config, write_p
 
 from xvlm2vec.testing.tiny_models import build_tiny_model
 from xvlm2vec.training import SKDTrainer
-from xvlm2vec.training.teacher import weights_fingerprint
+from xvlm2vec.training.teacher import teacher_fingerprint
 
 
 def _run(tmp_path: Path, train, name: str, steps: int = 4, **config) -> SKDTrainer:
@@ -72,7 +72,7 @@ def test_changed_data_or_teacher_or_tampered_file_is_not_reused(tmp_path: Path) 
 def test_self_teacher_and_separate_copy_share_a_fingerprint() -> None:
     student = lora_student()
     plain, _ = build_tiny_model("qwen2_vl", seed=0)  # same seed: the same weights, no LoRA layers at all
-    assert weights_fingerprint(student) == weights_fingerprint(plain)
+    assert teacher_fingerprint(student) == teacher_fingerprint(plain)
     with torch.no_grad():
         next(plain.parameters()).view(-1)[0] += 1.0
-    assert weights_fingerprint(student) != weights_fingerprint(plain)
+    assert teacher_fingerprint(student) != teacher_fingerprint(plain)

@@ -11,24 +11,41 @@ import hashlib
 import importlib.metadata
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 
-def weights_fingerprint(modules: dict[str, torch.nn.Module], extra: Any = None) -> str:
+def weights_fingerprint(
+    modules: dict[str, torch.nn.Module] | torch.nn.Module,
+    extra: Any = None,
+    rename: Callable[[str], str | None] | None = None,
+) -> str:
     """SHA-256 over every parameter and buffer (name, dtype, shape, bytes) of ``modules`` plus ``extra``.
 
-    ``extra`` (JSON-serialisable, e.g. configurations, :func:`processor_state`, :func:`code_state`)
-    covers what changes outputs without changing weights.
+    ``modules`` is one module or a dict of them (names prefixed by the key). ``extra``
+    (JSON-serialisable, e.g. configurations, :func:`processor_state`, :func:`code_state`) covers what
+    changes outputs without changing weights. ``rename`` maps a tensor's name to the name it is hashed
+    under, or to None to leave it out (the teacher hashes its base weights under peft's wrapping, so a
+    PeftModel and the plain model it wraps agree). Weights on the meta device are a ``ValueError``.
     """
+    if isinstance(modules, torch.nn.Module):
+        modules = {"": modules}
     digest = hashlib.sha256()
     digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
     for prefix, module in sorted(modules.items()):
-        for name, tensor in sorted(module.state_dict().items()):
+        named = {}
+        for name, tensor in module.state_dict().items():
+            key = rename(name) if rename is not None else name
+            if key is not None:
+                named[f"{prefix}.{key}" if prefix else key] = tensor
+        for name, tensor in sorted(named.items()):
+            if tensor.device.type == "meta":
+                raise ValueError(f"cannot fingerprint {name}: it is on the meta device (weights not loaded)")
             flat = tensor.detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{prefix}.{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
             digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 

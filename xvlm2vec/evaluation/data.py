@@ -7,7 +7,6 @@ bytes, or its path when it is stored by path only) and decoded from a table of u
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -15,6 +14,7 @@ import datasets
 from PIL import Image
 
 from dataset_builders import hub_layout
+from dataset_builders.image_cells import open_image_cell
 from dataset_builders.mmmeb import FEATURES as MMMEB_FEATURES
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
 
@@ -70,10 +70,7 @@ class SplitData:
         """Decode the image ``image_id`` (None stays None)."""
         if image_id is None:
             return None
-        stored = self.images[image_id]
-        if stored.get("bytes") is not None:
-            return Image.open(io.BytesIO(stored["bytes"])).convert("RGB")
-        return Image.open(stored["path"]).convert("RGB")
+        return open_image_cell(self.images[image_id]).convert("RGB")
 
     def image_name(self, image_id: str | None) -> str | None:
         """The file name the image ``image_id`` was stored under (None for no image or no name)."""

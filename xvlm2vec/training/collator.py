@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from transformers import BatchFeature
 
+from dataset_builders.image_cells import open_image_cell
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
 
 logger = logging.getLogger(__name__)
@@ -46,17 +46,11 @@ def decode_image(value: Any, row_id: str, resize: Sequence[int] | None = None) -
 
     With `resize` (width, height) the image is resized first, see `to_rgb`.
     """
-    if value is None or isinstance(value, Image.Image):
-        return to_rgb(value, resize) if value is not None else None
-    if not isinstance(value, dict) or (value.get("bytes") is None and value.get("path") is None):
-        raise ValueError(f"row {row_id}: image cell must be an image, a {{'bytes', 'path'}} dict or null")
     try:
-        source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
-        with Image.open(source) as image:
-            image.load()
-            return to_rgb(image, resize)
-    except (OSError, UnidentifiedImageError) as error:
-        raise ValueError(f"row {row_id}: unreadable image ({error})") from error
+        image = open_image_cell(value)
+    except ValueError as error:
+        raise ValueError(f"row {row_id}: {error}") from error
+    return None if image is None else to_rgb(image, resize)
 
 
 class ParallelCollator:

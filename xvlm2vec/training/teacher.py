@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from xvlm2vec.fingerprint import weights_fingerprint
 
 
 @contextlib.contextmanager
@@ -29,25 +30,13 @@ def base_parameter_name(name: str) -> str | None:
     return name.replace(".base_layer.", ".").replace(".original_module.", ".")
 
 
-def weights_fingerprint(model: nn.Module) -> str:
-    """sha256 of the base weights (names, dtypes, shapes, values), adapters excluded.
+def teacher_fingerprint(model: nn.Module) -> str:
+    """:func:`xvlm2vec.fingerprint.weights_fingerprint` of the base weights, adapters excluded.
 
     A PeftModel and the plain model it wraps give the same fingerprint, so the self-teacher and a separate
     copy of the same weights share a teacher cache.
     """
-    digest = hashlib.sha256()
-    named = {}
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-        base = base_parameter_name(name)
-        if base is not None:
-            named[base] = tensor
-    for name in sorted(named):
-        tensor = named[name].detach()
-        if tensor.device.type == "meta":
-            raise ValueError(f"cannot fingerprint the teacher: {name} is on the meta device (weights not loaded)")
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return weights_fingerprint(model, rename=base_parameter_name)
 
 
 def refuse_unsynced_teacher(fsdp_plugin: object | None) -> None:
@@ -103,4 +92,4 @@ class Teacher:
 
     def fingerprint(self) -> str:
         """Fingerprint of the weights the teacher uses."""
-        return weights_fingerprint(self.separate if self.separate is not None else self.student)
+        return teacher_fingerprint(self.separate if self.separate is not None else self.student)

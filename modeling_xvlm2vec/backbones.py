@@ -11,7 +11,9 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedConfig
+from transformers import AutoModel, PreTrainedConfig
+
+from .configuration_xvlm2vec import BACKBONE_IMAGE_TAGS
 
 
 class Backbone:
@@ -22,12 +24,6 @@ class Backbone:
     image_tag: ClassVar[str] = ""
     #: Keyword arguments of the processor output that the base model takes (besides ids and mask).
     vision_inputs: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def config_from_dict(cls, config: dict) -> PreTrainedConfig:
-        """Build the backbone configuration from its dictionary form."""
-        config = dict(config)
-        return AutoConfig.for_model(config.pop("model_type", cls.model_type), **config)
 
     @classmethod
     def build_model(cls, config: PreTrainedConfig) -> nn.Module:
@@ -89,5 +85,5 @@ def get_backbone(model_type: str) -> type[Backbone]:
 
 
 def supported_backbones() -> list[str]:
-    """Names of the registered backbone families."""
-    return sorted(_REGISTRY)
+    """Names of the supported backbone families (the configuration's table; each has an adapter)."""
+    return sorted(BACKBONE_IMAGE_TAGS)

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Literal
 
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 
-from .backbone_llava_next import LlavaNextBackbone  # noqa: F401  (importing registers the backbone)
-from .backbone_phi3_v import Phi3VBackbone  # noqa: F401
-from .backbone_qwen2_vl import Qwen2VLBackbone  # noqa: F401
-from .backbones import get_backbone
+from .configuration_phi3_v import Phi3VConfig
 from .instructions import default_instructions
+
+#: The supported backbone families (``model_type``) and each one's own image tag. Torch-free data: the
+#: backbone adapters (modeling side, ``backbone_*.py``) take their tag from here.
+BACKBONE_IMAGE_TAGS: dict[str, str] = {
+    "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "llava_next": "<image>",
+    "phi3_v": "<|image_1|>",
+}
+
+
+def backbone_config_from_dict(config: dict) -> PreTrainedConfig:
+    """The backbone configuration from its dictionary form (``config.json``); ``ValueError`` for another family."""
+    config = dict(config)
+    model_type = config.pop("model_type", None)
+    if model_type not in BACKBONE_IMAGE_TAGS:
+        raise ValueError(f"unsupported backbone type {model_type!r}; supported: {sorted(BACKBONE_IMAGE_TAGS)}")
+    if model_type == Phi3VConfig.model_type:  # remote code: not in transformers' AutoConfig mapping
+        return Phi3VConfig(**config)
+    return AutoConfig.for_model(model_type, **config)
 
 
 
@@ -48,15 +65,16 @@ class XVLM2VecConfig(PreTrainedConfig):
         if self.backbone_config is None:
             raise ValueError("XVLM2VecConfig needs a backbone_config (the wrapped vision-language model's config)")
         if isinstance(self.backbone_config, dict):
-            model_type = self.backbone_config.get("model_type")
-            self.backbone_config = get_backbone(model_type).config_from_dict(self.backbone_config)
-        adapter = get_backbone(self.backbone_config.model_type)
+            self.backbone_config = backbone_config_from_dict(self.backbone_config)
+        model_type = self.backbone_config.model_type
+        if model_type not in BACKBONE_IMAGE_TAGS:
+            raise ValueError(f"unsupported backbone type {model_type!r}; supported: {sorted(BACKBONE_IMAGE_TAGS)}")
         if self.pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', got {self.pooling!r}")
         if self.padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {self.padding_side!r}")
         if self.image_tag is None:
-            self.image_tag = adapter.image_tag
+            self.image_tag = BACKBONE_IMAGE_TAGS[model_type]
         if self.instructions is None:
             self.instructions = default_instructions()
         super().__post_init__(**kwargs)
@@ -69,4 +87,4 @@ class XVLM2VecConfig(PreTrainedConfig):
         return int(text.hidden_size)
 
 
-__all__ = ["XVLM2VecConfig"]
+__all__ = ["BACKBONE_IMAGE_TAGS", "XVLM2VecConfig", "backbone_config_from_dict"]

@@ -14,6 +14,9 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoProcessor, BatchFeature, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .backbone_llava_next import LlavaNextBackbone  # noqa: F401  (importing registers the adapter)
+from .backbone_phi3_v import Phi3VBackbone  # noqa: F401
+from .backbone_qwen2_vl import Qwen2VLBackbone  # noqa: F401
 from .backbones import get_backbone
 from .configuration_xvlm2vec import XVLM2VecConfig
 from .instructions import compose_prompt

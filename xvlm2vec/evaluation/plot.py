@@ -1,5 +1,5 @@
-"""``results.png``: precision@1 per language, one bar per model (teacher vs student side by side when
-two models are evaluated).
+"""``results.png``: precision@1 (mean over styles) per language, one bar per model (teacher vs student side by
+side when two models are evaluated).
 
 Up to :data:`PANEL_LANGUAGES_MAX` languages: one panel per config plus the per-language average,
 languages on the x axis. More languages (XM3600 has 36): one tall panel of horizontal bars with the
@@ -49,7 +49,7 @@ def _panels_figure(models: list[dict[str, Any]]) -> plt.Figure:
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
     for row in axes:
-        row[0].set_ylabel("precision@1 (%)")
+        row[0].set_ylabel("precision@1 (%), mean over styles")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(models), 3), fontsize="small")
     legend_rows = -(-len(models) // 3)
@@ -77,7 +77,7 @@ def _many_languages_figure(models: list[dict[str, Any]]) -> plt.Figure:
     bars.set_yticks(positions, languages)
     bars.set_xlim(0, 100)
     bars.set_ylim(-0.6, len(languages) - 0.4)
-    bars.set_xlabel("precision@1 (%), mean over configs")
+    bars.set_xlabel("precision@1 (%), mean over configs and styles")
     bars.set_title("per language (dashed: English)")
     bars.grid(axis="x", alpha=0.3)
     handles, labels = bars.get_legend_handles_labels()

@@ -89,3 +89,19 @@ def test_plot_stays_readable_at_36_languages() -> None:
         assert all(lower.y1 <= upper.y0 + 0.5 for lower, upper in zip(boxes, boxes[1:]))  # no two labels overlap
         assert all(fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1) for box in boxes)
     plt.close(fig)
+
+
+def test_results_tables_give_many_languages_rows_and_average_each_language() -> None:
+    from xvlm2vec.evaluation.results import markdown_table
+
+    text = markdown_table(_document(XM3600_LANGUAGES))
+    widest = max(line.count("|") for line in text.splitlines())
+    assert widest <= 7  # the averages table (model, overall, en, non-en, two tasks): never a column per language
+    # a language's P@1 is base + 0.01 x its index in XM3600_LANGUAGES: sw is index 29, en index 6
+    assert "| student | xm_i2t | sw | 79.0 |" in text
+    assert "| teacher | sw | 39.0 | 39.0 |" in text  # mean over styles, one column per config
+    per_language = text[text.index("## Per language"):]
+    assert "| language | teacher | student |" in per_language and "| sw | 39.0 | 79.0 |" in per_language
+    assert len([line for line in per_language.splitlines() if line.startswith("| ") and "language" not in line]) == 36
+    # English vs the rest: en 0.16; the other 35 average 0.1 + 0.01 x (630 - 6) / 35 = 0.2783; overall 0.275
+    assert "| teacher | 27.5 | 16.0 | 27.8 | 27.5 | 27.5 |" in text

@@ -26,6 +26,7 @@ SCHEMA_PATH = Path(__file__).with_name("results_schema.json")
 SCHEMA_VERSION = 2
 SCORE_DTYPE = "float32"
 HEADLINE = "precision@1"
+LANGUAGE_COLUMNS_MAX = 8  # more languages: tables give each language a row instead of a column
 METRIC_KEYS = ("precision@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 TASK_TYPES = {
     "i2t": ("image-to-text", "Image-to-text retrieval"),
@@ -119,9 +120,58 @@ def _language_order(models: list[dict[str, Any]]) -> list[str]:
     return sorted({lang for m in models for lang in m["averages"]["per_language"]}, key=lambda l: (l != "en", l))
 
 
+def _record_cell(record: dict | None) -> str:
+    ties = f" (t={record['ties_at_top']})" if record and record["ties_at_top"] else ""
+    return _percent(record[HEADLINE] if record else None) + ties
+
+
+def _style_tables(models: list[dict[str, Any]], languages: list[str]) -> list[str]:
+    """The primary numbers, one column per language (few languages) or per style (many: one row per language)."""
+    cells: dict[tuple[str, str, str | None], dict[str, dict]] = defaultdict(dict)
+    for model in models:
+        for record in model["scores"]:
+            cells[(model["name"], record["config"], record["style"])][record["language"]] = record
+    order = sorted(cells, key=lambda key: ([m["name"] for m in models].index(key[0]), key[1], _style_rank(key[2])))
+    if len(languages) <= LANGUAGE_COLUMNS_MAX:
+        lines = ["| model | config | style | " + " | ".join(languages) + " |", "|---|---|---|" + "---|" * len(languages)]
+        for name, config, style in order:
+            by_lang = cells[(name, config, style)]
+            lines.append(f"| {name} | {config} | {_style_label(style)} | "
+                         + " | ".join(_record_cell(by_lang.get(lang)) for lang in languages) + " |")
+        return lines
+    styles = sorted({key[2] for key in cells}, key=_style_rank)
+    lines = ["| model | config | language | " + " | ".join(map(_style_label, styles)) + " |", "|---|---|---|" + "---|" * len(styles)]
+    for name, config in dict.fromkeys((name, config) for name, config, _ in order):
+        for lang in languages:
+            records = [cells.get((name, config, style), {}).get(lang) for style in styles]
+            if any(records):
+                lines.append(f"| {name} | {config} | {lang} | " + " | ".join(_record_cell(r) for r in records) + " |")
+    return lines
+
+
+def _mean_tables(models: list[dict[str, Any]], languages: list[str]) -> list[str]:
+    """Means over styles per config, one column per language (few) or per config (many: one row per language)."""
+    if len(languages) <= LANGUAGE_COLUMNS_MAX:
+        lines = ["| model | config | " + " | ".join(languages) + " |", "|---|---|" + "---|" * len(languages)]
+        for model in models:
+            for config, by_lang in model["averages"]["per_config"].items():
+                lines.append(f"| {model['name']} | {config} | " + " | ".join(_percent(by_lang.get(lang)) for lang in languages) + " |")
+        return lines
+    configs = sorted({config for m in models for config in m["averages"]["per_config"]})
+    lines = ["| model | language | " + " | ".join(configs) + " |", "|---|---|" + "---|" * len(configs)]
+    for model in models:
+        for lang in languages:
+            per_config = model["averages"]["per_config"]
+            lines.append(f"| {model['name']} | {lang} | "
+                         + " | ".join(_percent(per_config.get(config, {}).get(lang)) for config in configs) + " |")
+    return lines
+
+
 def markdown_table(document: dict[str, Any]) -> str:
     """Readable tables: precision@1 (%) per config, style and language (the primary numbers, with tie
-    counts), then the means over styles per config and language, then each model's averages."""
+    counts), then the means over styles per config and language, each model's averages (English vs
+    the rest) and the per-language averages. Past :data:`LANGUAGE_COLUMNS_MAX` languages the tables
+    give languages rows instead of columns, so they stay readable at XM3600's 36."""
     models = document["models"]
     languages = _language_order(models)
     tasks = sorted({task for m in models for task in m["averages"]["per_task"]})
@@ -131,31 +181,11 @@ def markdown_table(document: dict[str, Any]) -> str:
         "`(t=N)`: N queries had the positive tied with another candidate at the top score. "
         "Style `–`: a baseline, run without instructions or styles.",
         "",
-        "| model | config | style | " + " | ".join(languages) + " |",
-        "|---|---|---|" + "---|" * len(languages),
-    ]
-    for model in models:
-        cells: dict[tuple[str, str | None], dict[str, dict]] = defaultdict(dict)
-        for record in model["scores"]:
-            cells[(record["config"], record["style"])][record["language"]] = record
-        for (config, style), by_lang in sorted(cells.items(), key=lambda item: (item[0][0], _style_rank(item[0][1]))):
-            values = []
-            for lang in languages:
-                record = by_lang.get(lang)
-                ties = f" (t={record['ties_at_top']})" if record and record["ties_at_top"] else ""
-                values.append(_percent(record[HEADLINE] if record else None) + ties)
-            lines.append(f"| {model['name']} | {config} | {_style_label(style)} | " + " | ".join(values) + " |")
-    lines += [
+        *_style_tables(models, languages),
         "",
         f"## Mean over styles {', '.join(document['styles'])}: precision@1 (%) per config (derived, not a released number)",
         "",
-        "| model | config | " + " | ".join(languages) + " |",
-        "|---|---|" + "---|" * len(languages),
-    ]
-    for model in models:
-        for config, by_lang in model["averages"]["per_config"].items():
-            lines.append(f"| {model['name']} | {config} | " + " | ".join(_percent(by_lang.get(lang)) for lang in languages) + " |")
-    lines += [
+        *_mean_tables(models, languages),
         "",
         "## Averages of the means over styles (precision@1, %)",
         "",
@@ -166,6 +196,15 @@ def markdown_table(document: dict[str, Any]) -> str:
         avg = model["averages"]
         row = [avg["overall"], avg["english"], avg["non_english"], *(avg["per_task"].get(task) for task in tasks)]
         lines.append(f"| {model['name']} | " + " | ".join(_percent(value) for value in row) + " |")
+    lines += [
+        "",
+        "## Per language: mean over its configs (precision@1, %)",
+        "",
+        "| language | " + " | ".join(model["name"] for model in models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for lang in languages:
+        lines.append(f"| {lang} | " + " | ".join(_percent(m["averages"]["per_language"].get(lang)) for m in models) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,8 @@ from dataset_builders.parallel import build_parallel
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
 from xvlm2vec.testing.lexicon import LANGUAGES, Scene, answer_options, caption, class_name, vocabulary
 from xvlm2vec.testing.release import write_mmmeb_release, write_parallel_release
-from xvlm2vec.testing.world import RELEASE_TASKS, WorldConfig, all_scenes, build_world, split_scenes, task_examples
+from xvlm2vec.testing.world import (RELEASE_TASKS, WorldConfig, all_scenes, build_world, split_scenes, task_examples,
+                                    task_languages)
 
 SMALL = WorldConfig(seed=3, train_renders=1, vg_train_images=12, vg_test_images=10, candidates=4)
 
@@ -90,12 +91,16 @@ def _parse(name: str) -> tuple:
 
 def test_mmmeb_release_builds_with_the_project_builder(world, tmp_path):
     files = write_mmmeb_release(world, tmp_path / "release")
-    assert len(files) == sum(len(spec.languages) for spec in RELEASE_TASKS.values()) == 5 + 5 + 5 + 2 + 2
+    # the release's languages, plus Portuguese (the world's sixth language) where the release has all five
+    assert len(files) == sum(len(task_languages(task)) for task in RELEASE_TASKS) == 6 + 6 + 6 + 2 + 2
+    assert {path.name for path in files} >= {"xtd_pt_1000_formatted_t2i.jsonl", "imagenet-1k-val_pt_1000_formatted_c.jsonl"}
     report = build_mmmeb(tmp_path / "release", tmp_path / "built")
     assert report.rows_out == report.rows_in > 0
     rows = datasets.load_dataset(str(tmp_path / "built"), "xtd_i2t", split="de")
     expected = task_examples(world, "test", "i2t", "de")
     assert rows[0]["candidate_texts"] == expected[0].candidate_texts and rows[0]["positive_index"] == 0
+    portuguese = datasets.load_dataset(str(tmp_path / "built"), "xtd_i2t", split="pt")
+    assert portuguese[0]["candidate_texts"] == task_examples(world, "test", "i2t", "pt")[0].candidate_texts
     vg = datasets.load_dataset(str(tmp_path / "built"), "flickr30k_entities_vg", split="fr")
     assert len(vg) == SMALL.vg_test_images and len(vg[0]["candidate_images"]) == SMALL.candidates
 
@@ -103,7 +108,7 @@ def test_mmmeb_release_builds_with_the_project_builder(world, tmp_path):
 def test_parallel_release_builds_and_pairs_match(world, tmp_path):
     path = write_parallel_release(world, tmp_path / "release")
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert {row["lang"] for row in lines} == {"it", "es", "fr", "de"}
+    assert {row["lang"] for row in lines} == {"it", "es", "fr", "de", "pt"}
     for row in lines:
         assert (CANONICAL_IMAGE_TAG in row["text_en"]) == (CANONICAL_IMAGE_TAG in row["text_lang"]) == bool(row["img_en"])
     italian = {row["text_en"]: row["text_lang"] for row in lines if row["lang"] == "it"}

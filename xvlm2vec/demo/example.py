@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import datasets
+
 from dataset_builders.hub_layout import load_split
 
-from modeling_xvlm2vec.instructions import LANGUAGES, compose_prompt, get_instruction
+from modeling_xvlm2vec.instructions import compose_prompt, get_instruction
 from xvlm2vec.model_source import load_xvlm2vec_model
 
 CONFIG = "xtd_t2i"
@@ -25,11 +27,12 @@ def retrieve(model, data: str, languages: list[str], images: int) -> list[str]:
     english = load_split(data, CONFIG, "en").select(range(images))
     gallery = [row["candidate_images"][row["positive_index"]] for row in english]
     captions = english["query_text"]
+    table = model.config.instructions  # every language the model was given instructions for
     lines = []
     for lang in languages:
         rows = load_split(data, CONFIG, lang).select(range(images))
-        image_vectors = model.encode([get_instruction("t2i", "candidate", lang)] * len(gallery), gallery)
-        queries = [compose_prompt(get_instruction("t2i", "query", lang), text) for text in rows["query_text"]]
+        image_vectors = model.encode([get_instruction("t2i", "candidate", lang, table)] * len(gallery), gallery)
+        queries = [compose_prompt(get_instruction("t2i", "query", lang, table), text) for text in rows["query_text"]]
         scores = model.similarity(model.encode(queries), image_vectors)
         best = scores.argmax(axis=1)
         hits = int((best == range(len(best))).sum())
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model folder or Hub repo")
     parser.add_argument("--data", required=True, help="built MMMEB folder (needs the xtd_t2i config)")
-    parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), help="query languages")
+    parser.add_argument("--languages", nargs="+", default=None, help="query languages (default: every split of xtd_t2i)")
     parser.add_argument("--images", type=int, default=6, help="gallery size (first rows of xtd_t2i)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow a backbone checkpoint that maps to its own code (auto_map) to run it; "
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--images must be >= 2, got {args.images}")
     model = load_xvlm2vec_model(args.model, "--model", args.trust_remote_code).eval()
     print(f"loaded {type(model).__name__} from {args.model} with AutoModel")
-    print("\n".join(retrieve(model, args.data, args.languages, args.images)))
+    languages = args.languages or sorted(datasets.get_dataset_split_names(args.data, CONFIG), key=lambda l: (l != "en", l))
+    print("\n".join(retrieve(model, args.data, languages, args.images)))
     return 0
 
 

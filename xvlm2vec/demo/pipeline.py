@@ -26,12 +26,14 @@ import torch
 
 from xvlm2vec.progress import progress_enabled
 from xvlm2vec.resources import recipe_path
+from xvlm2vec.testing.lexicon import LANGUAGES, PAPER_LANGUAGES
 from xvlm2vec.testing.world import WorldConfig
 
 logger = logging.getLogger("xvlm2vec.demo")
 
 RECIPE = "tiny_cpu"  # the shipped recipe (xvlm2vec.recipe_path)
 TEACHER_NAME, STUDENT_NAME = "teacher", "student"
+NEW_LANGUAGES = tuple(lang for lang in LANGUAGES if lang not in PAPER_LANGUAGES)  # outside the paper's set: pt
 
 
 @dataclass
@@ -188,7 +190,11 @@ def retrieval_example(student: Path, mmmeb: Path, threads: int) -> str:
 
 
 def check_targets(document: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets on the held-out split, with the measured values and whether each is met."""
+    """The issue's targets on the held-out split, with the measured values and whether each is met.
+
+    The non-English targets hold for the mean of every non-English cell and, alone, for each
+    language outside the paper's set (Portuguese).
+    """
     averages = {model["name"]: model["averages"] for model in document["models"]}
     teacher, student = averages[TEACHER_NAME], averages[STUDENT_NAME]
     checks = {
@@ -199,6 +205,12 @@ def check_targets(document: dict[str, Any]) -> dict[str, Any]:
         "student_en >= teacher_en - 0.02": (student["english"] - teacher["english"],
                                             student["english"] >= teacher["english"] - 0.02),
     }
+    for lang in NEW_LANGUAGES:
+        mine, before = student["per_language"].get(lang), teacher["per_language"].get(lang)
+        if mine is None or before is None:
+            raise ValueError(f"results hold no {lang!r} cells: the demo evaluates every language the world speaks")
+        checks[f"student_{lang} >= 0.8 * teacher_en"] = (mine, mine >= 0.8 * teacher["english"])
+        checks[f"student_{lang} >= teacher_{lang} + 0.3"] = (mine - before, mine >= before + 0.3)
     return {name: {"value": round(value, 4), "met": bool(met)} for name, (value, met) in checks.items()}
 
 

@@ -30,10 +30,11 @@ from dataset_builders.atomic import atomic_output_dir
 from dataset_builders.cli_args import positive_int
 from dataset_builders.mmeb_train import IMAGE_TAG, MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS, TaskSpec, resolve_image_id
-from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES, STYLES, style_query
+from modeling_xvlm2vec.instructions import LANGUAGES, STYLES, style_query
 
-from .lexicon import Scene, caption, class_name
-from .world import (RELEASE_TASKS, RGB, Example, Picture, World, all_scenes, candidate_prompt, query_prompt,
+from .lexicon import LANGUAGES as WORLD_LANGUAGES
+from .lexicon import Scene, caption, class_name, world_instructions
+from .world import (RELEASE_TASKS, RGB, Example, Picture, World, all_scenes, candidate_prompt, query_prompt, task_languages,
                     render_scene, task_examples)
 
 FIXTURE_IMAGE_SIZE = 16
@@ -181,7 +182,7 @@ def write_mmmeb_release(world: World, output_dir: str | Path) -> list[Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for task, spec in RELEASE_TASKS.items():
-        for lang in spec.languages:
+        for lang in task_languages(task):
             path = output_dir / spec.filename(lang)
             with path.open("w", encoding="utf-8") as handle:
                 for example in task_examples(world, "test", task, lang):
@@ -212,7 +213,7 @@ def _release_record(example: Example, spec: TaskSpec, root: Path) -> dict:
 
 
 def _has_instruction(task: str, side: str, lang: str) -> bool:
-    return lang in INSTRUCTIONS[task].get(side, {})
+    return lang in world_instructions()[task].get(side, {})
 
 
 def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterator[tuple[str, str, str, Picture | None]]:
@@ -238,7 +239,7 @@ def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterato
                 yield task, candidate_prompt(task, "en", None), candidate_prompt(task, lang, None), en.candidate_images[0]
 
 
-def write_parallel_release(world: World, output_dir: str | Path, languages: tuple[str, ...] = ("it", "es", "fr", "de")) -> Path:
+def write_parallel_release(world: World, output_dir: str | Path, languages: tuple[str, ...] = WORLD_LANGUAGES[1:]) -> Path:
     """Write the training split as ``parallel_shuffled.jsonl`` (+ images), shuffled with the seed.
 
     Lines have the released keys plus ``lang`` and ``source_dataset``, as the project's corpus

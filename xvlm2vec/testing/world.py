@@ -22,13 +22,21 @@ from dataset_builders.mmmeb import TaskSpec
 
 from modeling_xvlm2vec import instructions as protocol
 
-from .lexicon import (COLOURS, COUNTS, QUESTION_KINDS, SHAPES, SIDES, SIZES, Scene, answer_key,
-                      answer_options, caption, class_name, question)
+from .lexicon import (COLOURS, COUNTS, LANGUAGES, PAPER_LANGUAGES, QUESTION_KINDS, SHAPES, SIDES, SIZES, Scene, answer_key,
+                      answer_options, caption, class_name, question, world_instructions)
 
 RGB = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 215, 20),
        "purple": (140, 40, 170), "orange": (245, 140, 20)}
 # the MMMEB release file of each task shape (dataset tag, languages, field names) as the builder reads it
 RELEASE_TASKS: dict[str, TaskSpec] = {spec.task: spec for spec in MMMEB_TASKS if spec.dataset != "xm"}
+
+
+def task_languages(task: str) -> tuple[str, ...]:
+    """The languages the world writes ``task`` in: the release's, plus the world's own languages (pt) where
+    the release covers every paper language (i2t, t2i, c; vg and vqa stay en and fr, as released)."""
+    released = RELEASE_TASKS[task].languages
+    extra = tuple(lang for lang in LANGUAGES if lang not in PAPER_LANGUAGES)
+    return (*released, *extra) if set(PAPER_LANGUAGES) <= set(released) else released
 
 
 @dataclass
@@ -258,9 +266,9 @@ def task_examples(world: World, split: str, task: str, lang: str) -> list[Exampl
 # --------------------------------------------------------------------------- prompts
 def query_prompt(example: Example, lang: str | None = None, style: str = "plain") -> str:
     """The query as the MMMEB protocol writes it: the language's instruction with the text, styled whole."""
-    return protocol.query_prompt(example.task, lang or example.lang, example.query_text, style)
+    return protocol.query_prompt(example.task, lang or example.lang, example.query_text, style, world_instructions())
 
 
 def candidate_prompt(task: str, lang: str, text: str | None, style: str = "plain") -> str:
     """A candidate as the protocol writes it: the text (styled), or the styled candidate instruction for an image."""
-    return protocol.candidate_prompt(task, lang, text, style)
+    return protocol.candidate_prompt(task, lang, text, style, world_instructions())

@@ -76,20 +76,27 @@ def test_a_language_from_a_file_flows_to_the_card(tmp_path: Path, capsys) -> Non
     assert main(["build", "mmmeb", "--source", str(release), "--output-dir", str(tmp_path / "mmmeb")]) == 0
     assert json.loads((tmp_path / "mmmeb" / "build_report.json").read_text())["split_rows"]["xtd_t2i/sw"] == 3
 
-    # 5. the model gets the Swahili instructions; eval scores the Swahili split with them
+    # 5. eval: the language file gives a model without Swahili instructions its prompts ...
     model_dir = save_tiny_model("qwen2_vl", tmp_path / "model")
+    evaluate = ["eval", "--model", str(model_dir), "--data", str(tmp_path / "mmmeb"), "--tasks", "xtd_t2i",
+                "--languages", "en", "sw", "--styles", "plain", "--no-cache", "--save-prompts"]
+    assert main([*evaluate, "--output-dir", str(tmp_path / "with_file"), "--languages-file", str(languages_file)]) == 0
+    prompts = (tmp_path / "with_file" / "prompts.jsonl").read_text(encoding="utf-8")
+    assert "Nipatie picha ya kila siku" in prompts and entry.instructions["t2i"]["candidate"].split("\n")[1] in prompts
+    # ... and `instructions apply` writes them into the model's config, which eval then uses alone
     assert main(["instructions", "apply", "--model", str(model_dir), "--languages-file", str(languages_file)]) == 0
     config = json.loads((model_dir / "config.json").read_text())
     assert config["instructions"]["t2i"]["candidate"]["sw"] == entry.instructions["t2i"]["candidate"]
     assert config["instructions"]["t2i"]["query"]["it"] == load_languages()["it"].instructions["t2i"]["query"]  # kept
     out = tmp_path / "results"
-    assert main(["eval", "--model", str(model_dir), "--data", str(tmp_path / "mmmeb"), "--output-dir", str(out),
-                 "--tasks", "xtd_t2i", "--languages", "en", "sw", "--styles", "plain", "--no-cache"]) == 0
+    assert main([*evaluate, "--output-dir", str(out)]) == 0
     document = json.loads((out / "results.json").read_text())
     scored = {(r["language"], r["num_queries"]) for r in document["models"][0]["scores"]}
     assert scored == {("en", 3), ("sw", 3)}
-    # the Swahili split is the English file under another name: only the instructions differ
-    assert document["models"][0]["averages"]["per_language"].keys() == {"en", "sw"}
+    with_file = json.loads((tmp_path / "with_file" / "results.json").read_text())
+    assert [r["precision@1"] for r in document["models"][0]["scores"]] == [
+        r["precision@1"] for r in with_file["models"][0]["scores"]]  # the same prompts, the same scores
+    assert (out / "prompts.jsonl").read_text(encoding="utf-8") == prompts
 
     # 6. the card names Swahili among the evaluated languages and shows its instructions
     card = render_model_card(model_dir, out / "results.json", mmmeb_dataset_id="you/mmmeb", languages_file=languages_file)

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES, TIES
-from dataset_builders.cli_args import UsageError, positive_int
+from dataset_builders.cli_args import UsageError, language_file, positive_int
 from xvlm2vec.model_source import TRUST_HINT, local_or_hub
 
 
@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write OUTPUT_DIR/prompts.jsonl: every embedded query and candidate prompt with its config, "
         "language, style, side, row id and image",
     )
+    parser.add_argument(
+        "--languages-file", type=language_file, default=None,
+        help="language file: its instructions are added to each instruction model's table (a language the model's "
+        "config lacks) and its baseline_class_template serves the baselines",
+    )
     parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the shipped MMMEB metric, xvlm2vec.metric_path()); "
                         "its Python code runs, so another module needs --trust-remote-code")
     parser.add_argument("--trust-remote-code", action="store_true",
@@ -74,6 +79,16 @@ def check_arguments(args: argparse.Namespace) -> list:
     except ValueError as error:  # unknown task or language, empty selection
         raise UsageError(one_line(error)) from error
     return sources
+
+
+def add_languages(embedder, languages_file: Path) -> None:
+    """Give ``embedder`` the languages of ``languages_file``: their instructions join its table, the file's
+    registry serves the baselines' class templates."""
+    from modeling_xvlm2vec.languages import load_languages, read_language_file, table_with_entries
+
+    embedder.languages = load_languages(languages_file)
+    if embedder.uses_instructions:
+        embedder.instructions = table_with_entries(embedder.instructions, read_language_file(languages_file))
 
 
 def one_line(error: BaseException) -> str:
@@ -110,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     )
     runner = Runner(config)
     embedders = [source.load(device=runner.state.device) for source in sources]
+    if args.languages_file is not None:
+        for embedder in embedders:
+            add_languages(embedder, args.languages_file)
     document = evaluate_models(embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir))
     if runner.state.is_main_process:
         print(markdown_table(document))

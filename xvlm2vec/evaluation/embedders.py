@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
+from modeling_xvlm2vec.languages import LanguageRegistry
 from xvlm2vec.fingerprint import code_state, processor_state, weights_fingerprint
 
 
@@ -35,6 +36,7 @@ class Embedder(ABC):
         uses_instructions: whether queries and image candidates get the protocol's instructions.
         image_tag: the image tag the model's prompts use (the canonical tag is mapped to it).
         instructions: the instruction table (task -> side -> language -> text) the runner applies.
+        languages: the language registry for the baselines' class templates (None: the shipped one).
     """
 
     name: str
@@ -42,6 +44,7 @@ class Embedder(ABC):
     uses_instructions: bool
     image_tag: str
     instructions: dict = INSTRUCTIONS
+    languages: LanguageRegistry | None = None  # names and baseline class templates; None: the shipped registry
 
     @property
     @abstractmethod

@@ -45,7 +45,7 @@ def candidate_input(embedder: Embedder, task: str, lang: str, candidate: Candida
         if candidate.text is None:
             return None, candidate.image_id
         if task == "c":
-            template = load_languages().get(lang).baseline_class_template
+            template = (embedder.languages or load_languages()).get(lang).baseline_class_template
             if template is None:
                 raise ValueError(f"language {lang!r} has no baseline_class_template in the language registry")
             return fill_template(template, candidate.text), None

@@ -189,7 +189,7 @@ def test_instructions_translate_with_a_tiny_t5_refuses_lost_placeholders(tmp_pat
     assert cli_main(argv) == 2
     assert not output.exists()  # nothing written
     captured = capsys.readouterr()
-    assert "\nerror: 3 translated instruction(s) lost a placeholder" in "\n" + captured.err
+    assert "\nerror: 3 translated instruction(s) refused (lost a placeholder" in "\n" + captured.err
     refused = [line for line in captured.out.splitlines() if line.startswith("refused: pt t2i/query")]
     assert refused and "{text} appears 0 time(s)" in refused[0]  # the random model cannot spell {text}
     assert cli_main([*argv, "--partial"]) == 0
@@ -197,6 +197,16 @@ def test_instructions_translate_with_a_tiny_t5_refuses_lost_placeholders(tmp_pat
     assert "query" not in entry.instructions.get("t2i", {})  # refused ones are left for a person to write
     assert entry.instructions["c"]["query"].startswith(TAG)  # the image tag line was restored
     load_languages(output)  # what was written passes the registry's checks
+    # a person writes the refused query by hand; a rerun keeps it (and the rest of the entry)
+    by_hand = "Encontre uma imagem do dia a dia que corresponda à legenda dada: {text}"
+    document = json.loads(output.read_text(encoding="utf-8"))
+    document["languages"]["pt"]["instructions"].setdefault("t2i", {})["query"] = by_hand
+    document["languages"]["pt"]["name"] = "Portuguese"
+    output.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    assert cli_main([*argv, "--partial"]) == 0
+    again = read_language_file(output)["pt"]
+    assert again.instructions["t2i"]["query"] == by_hand and again.name == "Portuguese"
+    assert again.instructions["c"] == entry.instructions["c"]
 
 
 def test_pack_request_uses_the_english_entry() -> None:

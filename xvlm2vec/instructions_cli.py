@@ -16,12 +16,12 @@ import argparse
 import json
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_builders.cli_args import UsageError, language_file, language_file_or_new
 from dataset_builders.translate import output_text
-from modeling_xvlm2vec.languages import (IMAGE_TAG, Language, LanguageRegistry, check_code, load_languages,
+from modeling_xvlm2vec.languages import (IMAGE_TAG, Language, LanguageRegistry, check_code, load_languages, merge_entries,
                                          placeholder_problems, read_language_file, table_with_entries,
                                          write_language_file)
 
@@ -90,12 +90,12 @@ def run_translate(args: argparse.Namespace) -> int:
         accepted, refused = translate_instructions(translator, registry["en"], lang)
         refusals += refused
         base = entries.get(lang) or Language(lang, name=registry.name(lang) if lang in registry else "")
-        entries[lang] = replace(base, instructions={**base.instructions, **accepted})
+        entries[lang] = merge_entries(base, Language(lang, instructions=accepted))
     for refusal in refusals:
         print(f"refused: {refusal}")
     if refusals and not args.partial:
-        raise UsageError(f"{len(refusals)} translated instruction(s) lost a placeholder or image tag; nothing "
-                         f"written to {args.output} (use --partial to write the others and add these by hand)")
+        raise UsageError(f"{len(refusals)} translated instruction(s) refused (lost a placeholder or image tag, empty, or "
+                         f"cut by the token limit); nothing written to {args.output} (use --partial to write the others and add these by hand)")
     write_language_file(args.output, entries.values(),
                         about=f"Instructions translated by {args.model}; review before use.")
     print(f"wrote {args.output}: {', '.join(languages)} ({len(refusals)} refused)")

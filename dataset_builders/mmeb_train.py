@@ -65,9 +65,15 @@ def language_markers(lang: str | Language) -> tuple[str, str]:
     return entry.markers
 
 
+def default_targets() -> tuple[str, ...]:
+    """The target languages of the release: every language of the shipped registry but English (it, es, fr, de)."""
+    return tuple(code for code in load_languages().codes if code != "en")
+
+
 def add_selection_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The MMEB-train selection options shared by ``xvlm2vec translate`` and ``xvlm2vec build parallel``."""
-    parser.add_argument("--languages", default="it,es,fr,de", help="comma-separated target language codes")
+    parser.add_argument("--languages", default=",".join(default_targets()),
+                        help="comma-separated target language codes (default: the shipped registry's, it,es,fr,de)")
     parser.add_argument("--languages-file", type=language_file_or_new, default=None,
                         help="language file adding languages to the shipped registry (name, markers, punctuation); "
                              "`xvlm2vec translate` caches translated markers in it")
@@ -225,7 +231,7 @@ def reproduce_parallel_jsonl(
     mmeb_train: str | Path,
     translations_dir: str | Path,
     output_path: str | Path,
-    languages: tuple[str, ...] = ("it", "es", "fr", "de"),
+    languages: tuple[str, ...] | None = None,
     subsets: tuple[str, ...] = TRANSLATED_SUBSETS,
     rows_per_subset: int = ROWS_PER_SUBSET,
     revision: str | None = MMEB_TRAIN_REVISION,
@@ -241,6 +247,7 @@ def reproduce_parallel_jsonl(
     ``registry`` gives each language's punctuation for the cleaning rules (default: the shipped languages).
     """
     registry = registry or load_languages()
+    languages = default_targets() if languages is None else languages
     source = resolve_source(mmeb_train, revision)
     fragment = ReportFragment()
     lines: list[dict] = []

@@ -39,6 +39,7 @@ from dataset_builders.mmeb_train import (
     ROWS_PER_SUBSET,
     TRANSLATED_SUBSETS,
     add_selection_arguments,
+    default_targets,
     final_records,
     journal_path,
     language_markers,
@@ -340,7 +341,7 @@ def translate_mmeb_train(
     translator: Translator,
     source: str | Path,
     output_dir: str | Path,
-    languages: Sequence[str] = ("it", "es", "fr", "de"),
+    languages: Sequence[str] | None = None,
     subsets: Sequence[str] = TRANSLATED_SUBSETS,
     rows_per_subset: int = ROWS_PER_SUBSET,
     batch_size: int = 8,
@@ -349,11 +350,13 @@ def translate_mmeb_train(
     registry: LanguageRegistry | None = None,
     languages_file: Path | None = None,
 ) -> dict[str, int]:
-    """Translate every subset into every language; return rows journalled per ``subset/lang``.
+    """Translate every subset into every language (default: the release's, :func:`default_targets`);
+    return rows journalled per ``subset/lang``.
 
     Each language's markers come from ``registry`` (default: the shipped languages); missing ones
     are translated first and cached in ``languages_file`` (see :func:`ensure_markers`).
     """
+    languages = default_targets() if languages is None else languages
     folder = resolve_source(source, revision)
     state = process_state()
     registry = ensure_markers(translator, registry or load_languages(), languages, languages_file,

@@ -184,7 +184,8 @@ def test_the_build_verb_refuses_an_output_folder_holding_an_input_before_any_wor
     journal = out / "translations" / "MSCOCO" / "it" / "part-0.jsonl"  # hours of translation, kept in the old output
     journal.parent.mkdir(parents=True)
     journal.write_text('{"id": "0"}\n')
-    args = build_parser("build").parse_args(["build", "parallel", "--mmeb-train", str(tmp_path / "no-such-mmeb"),
+    (tmp_path / "mmeb").mkdir()
+    args = build_parser("build").parse_args(["build", "parallel", "--mmeb-train", str(tmp_path / "mmeb"),
                                              "--translations", str(out / "translations"), "--images", str(tmp_path),
                                              "--output-dir", str(out)])
     with pytest.raises(OutputDirError, match="holds the input"):

@@ -3,11 +3,12 @@
 The released flow (swapUniba/xVLM2Vec: one script embeds each split's unique candidates per style in
 batches of 4 and stores them, a second embeds the queries one at a time and scores them) is the
 baseline; the runner deduplicates candidates across styles, batches queries too, and keeps candidate
-embeddings in its cache. Both are timed cold (nothing stored) and warm (candidate embeddings stored by
-a previous run: the released flow then only embeds its queries), in rounds whose order rotates (the
-machine may be shared); medians, spreads and per-round ratios are reported. The per-query loop that
-re-embeds every query's candidate list (``--per-query-loop``) is kept as a second reference. Every
-method must give the same scores (checked before anything is reported).
+embeddings in its cache. Both read the splits with the same reader inside the timing. Both are timed
+cold (nothing stored) and warm (candidate embeddings stored by a previous run: the released flow then
+only embeds its queries), in rounds whose order rotates (the machine may be shared); medians, spreads
+and per-round ratios are reported. The per-query loop that re-embeds every query's candidate list
+(``--per-query-loop``) is kept as a second reference. Every method must give the same scores (checked
+before anything is reported). Torch runs one thread by default (``--threads``).
 
     python benchmarks/bench_eval.py --rows 32 --candidates 8 --rounds 3 --output bench_eval.json
 """
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from xvlm2vec.testing.release import write_mmmeb
 from dataset_builders.mmmeb import build_mmmeb
@@ -59,11 +61,13 @@ def embed_items(embedder: Embedder, split: SplitData, items: list[tuple[str | No
     return np.concatenate(chunks)
 
 
-def released_flow(embedder: Embedder, splits: list[SplitData], styles: list[str], store: dict, batch_size: int) -> Scores:
-    """The released flow: per split and style, unique candidates embedded in batches (skipped when ``store``
-    already holds them, as the released script skips stored embeddings); queries one at a time."""
+def released_flow(embedder: Embedder, data: str, pairs: list[tuple[str, str]], styles: list[str], store: dict,
+                  batch_size: int) -> Scores:
+    """The released flow: each split read from ``data`` (with the runner's reader, so both pay the same);
+    per split and style, unique candidates embedded in batches (skipped when ``store`` already holds them,
+    as the released script skips stored embeddings); queries one at a time."""
     scores: Scores = {}
-    for split in splits:
+    for split in (load_split(data, name, lang) for name, lang in pairs):
         for style in styles:
             items, lists = candidate_items(embedder, split, style)
             key = (split.config, split.language, style)
@@ -79,10 +83,11 @@ def released_flow(embedder: Embedder, splits: list[SplitData], styles: list[str]
     return scores
 
 
-def per_query_loop(embedder: Embedder, splits: list[SplitData], styles: list[str], batch_size: int) -> Scores:
-    """Second reference: per style and query, embed the query, then its whole candidate list."""
+def per_query_loop(embedder: Embedder, data: str, pairs: list[tuple[str, str]], styles: list[str], batch_size: int) -> Scores:
+    """Second reference: per split (read from ``data``), style and query, embed the query, then its whole
+    candidate list."""
     scores: Scores = {}
-    for split in splits:
+    for split in (load_split(data, name, lang) for name, lang in pairs):
         for style in styles:
             scores[(split.config, split.language, style)] = rows = []
             for row in split.rows:
@@ -136,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="+", default=["xtd_i2t", "xtd_t2i"], help="configs or tasks to run")
     parser.add_argument("--languages", nargs="+", default=["en", "it"], help="languages to run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared machine extra threads stall each other)")
     parser.add_argument("--per-query-loop", action="store_true", help="also time the per-query loop (once)")
     parser.add_argument("--output", type=Path, default=None, help="write the figures to this JSON file")
     return parser.parse_args(argv)
@@ -151,6 +158,7 @@ def summary(seconds: list[float], queries: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     """Build data and model, run the methods in rotating order, check scores, print and return figures."""
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     styles = list(STYLES)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -161,8 +169,8 @@ def main(argv: list[str] | None = None) -> dict:
         embedder = XVLM2VecEmbedder(model, f"tiny-{args.backbone}")
         config = RunConfig(tasks=list(args.tasks), languages=list(args.languages), styles=styles, batch_size=args.batch_size)
         metric = Runner(config).metric
-        splits = [load_split(data, name, lang) for name, lang in select_splits(data, config.tasks, config.languages)]
-        queries = sum(len(split.rows) for split in splits) * len(styles)
+        pairs = select_splits(data, config.tasks, config.languages)
+        queries = sum(len(load_split(data, name, lang).rows) for name, lang in pairs) * len(styles)
         _ = embedder.fingerprint  # computed once, outside the timings
 
         def with_cache(folder: str) -> Scores:
@@ -170,12 +178,12 @@ def main(argv: list[str] | None = None) -> dict:
 
         released_store: dict = {}
         methods: dict[str, Callable[[int], Scores]] = {  # each takes the round number
-            "released_cold": lambda _: released_flow(embedder, splits, styles, {}, args.released_batch_size),
-            "released_warm": lambda _: released_flow(embedder, splits, styles, released_store, args.released_batch_size),
+            "released_cold": lambda _: released_flow(embedder, data, pairs, styles, {}, args.released_batch_size),
+            "released_warm": lambda _: released_flow(embedder, data, pairs, styles, released_store, args.released_batch_size),
             "runner_cold": lambda round_index: with_cache(f"cold-{round_index}"),
             "runner_warm": lambda _: with_cache("warm"),
         }
-        released_flow(embedder, splits, styles, released_store, args.released_batch_size)  # fills the warm store
+        released_flow(embedder, data, pairs, styles, released_store, args.released_batch_size)  # fills the warm store
         reference = with_cache("warm")  # fills the runner's warm cache; every method must give these scores
         seconds: dict[str, list[float]] = {name: [] for name in methods}
         names = list(methods)
@@ -198,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
         if args.per_query_loop:
             start = time.perf_counter()
-            same_scores(per_query_loop(embedder, splits, styles, args.batch_size), reference, "per_query_loop")
+            same_scores(per_query_loop(embedder, data, pairs, styles, args.batch_size), reference, "per_query_loop")
             loop_s = time.perf_counter() - start
             figures["methods"]["per_query_loop"] = summary([loop_s], queries)
     print(f"{queries} queries scored per run; {args.rounds} interleaved rounds; scores identical across methods")

@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 trainable = [p for p in student.parameters() if p.requires_grad]
                 return {**skd_phase(student, Teacher(student), batch, trainable, args, device, full_finetuning=False),
-                        "lora": LORA_SETTINGS}
+                        "lora": LORA_SETTINGS, "adapter_dtype": str(trainable[0].dtype).removeprefix("torch.")}
             finally:
                 model = student.unload()
 

@@ -24,6 +24,7 @@ class Stub:
         self.image_tag = image_tag
         self.uses_instructions = uses_instructions
         self.instructions = INSTRUCTIONS
+        self.languages = None  # the shipped registry (baseline class templates)
 
 
 def has_query_image(task: str) -> bool:

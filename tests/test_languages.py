@@ -223,3 +223,18 @@ def test_languages_file_arguments_are_checked_before_anything_runs(tmp_path: Pat
         with pytest.raises(SystemExit) as caught:
             cli_main(argv)
         assert caught.value.code == 2 and "--languages-file" in capsys.readouterr().err
+
+
+def test_baselines_take_a_new_languages_class_template_from_its_file(tmp_path: Path) -> None:
+    from xvlm2vec.evaluation.data import Candidate
+    from xvlm2vec.evaluation.prompts import candidate_input
+
+    class Baseline:
+        image_tag, uses_instructions, instructions, languages = "<image>", False, {}, None
+
+    baseline = Baseline()
+    with pytest.raises(ValueError, match="'sw' has no baseline_class_template"):
+        candidate_input(baseline, "c", "sw", Candidate("simba", None), None)
+    baseline.languages = load_languages(_write(tmp_path / "sw.json", {"sw": {"baseline_class_template": "picha ya {text}"}}))
+    assert candidate_input(baseline, "c", "sw", Candidate("simba", None), None) == ("picha ya simba", None)
+    assert candidate_input(baseline, "c", "de", Candidate("Löwe", None), None) == ("Bild von Löwe", None)  # shipped kept

@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NoReturn
 
 _LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
 
 
 class UsageError(argparse.ArgumentTypeError, ValueError):
     """A user error: printed as one line ``error: ...``, exit status 2. The message names the argument."""
+
+
+def exit_usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """What every parser's ``error`` does: print one line ``error: <prog>: message`` and exit 2."""
+    parser.exit(2, f"error: {parser.prog}: {' '.join(message.split())} (see {parser.prog} --help)\n")
 
 
 def _integer(text: str) -> int:

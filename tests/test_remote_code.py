@@ -23,7 +23,6 @@ from xvlm2vec.cli import main as cli_main
 from xvlm2vec.cli import report_usage_errors
 from xvlm2vec.demo import example
 from xvlm2vec.testing.tiny_models import BUILDERS, save_tiny_model
-from xvlm2vec.training import script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,12 +88,12 @@ def test_train_needs_the_flag_for_a_student_or_teacher_with_its_own_code(tmp_pat
     student = ["--model_name_or_path", str(tmp_path / "student_with_code")]
     teacher = ["--teacher", str(tmp_path / "teacher_with_code")]
     capsys.readouterr()
-    assert report_usage_errors(script.main, [*common, *student]) == 2
+    assert cli_main(["train", *common, *student]) == 2
     assert "--model_name_or_path" in capsys.readouterr().err
-    assert report_usage_errors(script.main, [*common, "--model_name_or_path", str(plain_student), *teacher]) == 2
+    assert cli_main(["train", *common, "--model_name_or_path", str(plain_student), *teacher]) == 2
     assert "--teacher" in capsys.readouterr().err
     assert not student_marker.exists() and not teacher_marker.exists()
-    assert report_usage_errors(script.main, [*common, *student, *teacher, "--trust_remote_code", "true"]) == 0
+    assert cli_main(["train", *common, *student, *teacher, "--trust_remote_code", "true"]) == 0
     assert student_marker.exists() and teacher_marker.exists()
 
 

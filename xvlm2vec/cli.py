@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from dataset_builders.cli_args import exit_usage_error
 from xvlm2vec import __version__
 from xvlm2vec.progress import configure_progress
 
@@ -43,7 +44,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         """Print ``error: <prog>: message`` and exit 2."""
-        self.exit(2, f"error: {self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+        exit_usage_error(self, message)
 
 
 def one_line(message: object) -> str:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
 from dataset_builders.atomic import atomic_output_dir
+from dataset_builders.cli_args import UsageError, positive_int
 from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
 from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336, PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
@@ -299,7 +300,9 @@ def convert(config: ConvertConfig) -> ConversionReport:
     """Run a conversion and write the XVLM2Vec folder; returns the report (also saved as JSON there)."""
     folder = Path(config.input)
     if not folder.is_dir():
-        raise ValueError(f"--input {folder}: not a folder")
+        raise UsageError(f"--input {folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    if config.lora is not None and not Path(config.lora).is_dir():
+        raise UsageError(f"--lora {config.lora}: no such folder")
     original = read_json(folder / "config.json")
     processor = load_processor(folder, config.num_crops)
     state = read_state_dict(folder)
@@ -357,7 +360,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, type=Path, help="original checkpoint folder")
     parser.add_argument("--lora", type=Path, default=None, help="peft LoRA adapter folder to merge (VLM2Vec's LoRA release)")
     parser.add_argument("--output-dir", required=True, type=Path, help="folder to write the XVLM2Vec model to")
-    parser.add_argument("--num-crops", type=int, default=None, help="HD crops of the processor (default: the input's, else 4)")
+    parser.add_argument("--num-crops", type=positive_int, default=None, help="HD crops of the processor (default: the input's, else 4)")
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES], help="dtype of the saved weights")
 
 

@@ -23,16 +23,31 @@ CODE_MAPPING_FILES = ("config.json", "processor_config.json", "preprocessor_conf
 TRUST_HINT = "pass --trust-remote-code to run it (only for code you have read or trust)"
 
 
+def model_location(value: str, argument: str) -> str:
+    """``value`` as an existing local folder or a valid Hub repo id; anything else is a UsageError."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    source = local_or_hub(value, argument)
+    if Path(source).is_dir():
+        return source
+    if Path(source).exists():
+        raise UsageError(f"{argument} {value}: a file, not a model folder")
+    try:
+        validate_repo_id(source)
+    except HFValidationError as error:
+        raise UsageError(f"{argument} {value}: no such local folder, and not a valid Hub repo id ({error})") from None
+    return source
+
+
 def read_config(value: str, argument: str, revision: str | None = None) -> dict[str, Any]:
     """``config.json`` of a model folder or Hub repo, read as JSON (no code is imported)."""
-    source = local_or_hub(value, argument)
+    source = model_location(value, argument)
     folder = Path(source)
     if folder.is_dir():
         path = folder / "config.json"
         if not path.is_file():
             raise UsageError(f"{argument} {value}: no config.json in that folder (not a saved model)")
-    elif folder.exists():
-        raise UsageError(f"{argument} {value}: a file, not a model folder")
     else:
         path = _hub_config(source, argument, revision)
     try:
@@ -47,12 +62,10 @@ def read_config(value: str, argument: str, revision: str | None = None) -> dict[
 def _hub_config(repo_id: str, argument: str, revision: str | None) -> str:
     """Download (or find in the cache) ``config.json`` of Hub repo ``repo_id``."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
         return hf_hub_download(repo_id, "config.json", revision=revision)
-    except HFValidationError:
-        raise UsageError(f"{argument} {repo_id}: no such local folder, and not a valid Hub repo id") from None
     except (RepositoryNotFoundError, EntryNotFoundError, LocalEntryNotFoundError) as error:
         raise UsageError(
             f"{argument} {repo_id}: no such local folder, and no Hub model with a config.json there "

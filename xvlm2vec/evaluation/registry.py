@@ -13,7 +13,7 @@ import torch
 from xvlm2vec.evaluation.baselines import DUAL_ENCODER_MODEL_TYPES, SentenceTransformerEmbedder, TransformersDualEncoder
 from dataset_builders.cli_args import UsageError
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
-from xvlm2vec.model_source import XVLM2VEC_MODEL_TYPE, local_or_hub, read_config, trust_for
+from xvlm2vec.model_source import XVLM2VEC_MODEL_TYPE, model_location, read_config, trust_for
 
 
 def _top_level_file(name_or_path: str, filename: str) -> Path | None:
@@ -74,7 +74,7 @@ def check_embedder_source(spec: str, trust_remote_code: bool = False) -> Embedde
     SigLIP2 dual encoder. Anything else, a missing local path, or a folder mapping to its own code
     without ``trust_remote_code`` is a UsageError.
     """
-    parts = tuple(local_or_hub(part, "--model") for part in spec.split("+"))
+    parts = tuple(model_location(part, "--model") for part in spec.split("+"))
     if len(parts) == 1 and _is_xvlm2vec(parts[0]):  # the installed classes: the folder's copy of the code is not run
         return EmbedderSource(spec, XVLM2VecEmbedder.from_pretrained, parts)
     if len(parts) > 1 or _is_sentence_transformer(parts[0]):

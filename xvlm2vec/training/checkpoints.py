@@ -7,12 +7,13 @@ checkpoint is complete when that file holds the state of step ``N``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from dataset_builders.cli_args import UsageError
 
 TRAINER_STATE = "trainer_state.json"
 #: ``--resume_from_checkpoint`` values that mean "the newest complete checkpoint of --output_dir".
@@ -45,21 +46,21 @@ def resolve_resume(value: str | None, output_dir: str | Path) -> str | None:
     """The checkpoint folder to resume from for ``--resume_from_checkpoint value`` (None: start afresh).
 
     ``last`` (or ``true``) is the newest complete checkpoint of ``output_dir``; a folder must be a
-    complete checkpoint. Anything else is an ``argparse.ArgumentTypeError`` (a user error).
+    complete checkpoint. Anything else is a ``UsageError``.
     """
     if value is None or value == "":
         return None
     if value.lower() in LAST:
         found = last_complete_checkpoint(output_dir)
         if found is None:
-            raise argparse.ArgumentTypeError(
+            raise UsageError(
                 f"--resume_from_checkpoint {value}: no complete checkpoint in --output_dir {output_dir}"
             )
         return str(found)
     if not Path(value).is_dir():
-        raise argparse.ArgumentTypeError(f"--resume_from_checkpoint {value}: no such folder")
+        raise UsageError(f"--resume_from_checkpoint {value}: no such folder")
     if not is_complete(value):
-        raise argparse.ArgumentTypeError(
+        raise UsageError(
             f"--resume_from_checkpoint {value}: the checkpoint is incomplete (no readable {TRAINER_STATE}; "
             f"killed during its save?); use 'last' for the newest complete one"
         )

@@ -25,7 +25,7 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from dataset_builders import hub_layout
-from dataset_builders.cli_args import UsageError
+from dataset_builders.cli_args import UsageError, exit_usage_error
 from xvlm2vec.model_source import check_xvlm2vec_source, load_xvlm2vec_model, local_or_hub
 
 from ..progress import progress_enabled
@@ -91,9 +91,17 @@ the fixtures' corpus under OUTPUT_DIR/tiny_inputs. Every recipe field can be ove
 command line; `xvlm2vec train --help-all` lists all {count} arguments."""
 
 
+class SKDParser(TrlParser):
+    """TRL's parser whose usage errors are one line ``error: ...`` (exit status 2), as every verb's."""
+
+    def error(self, message: str) -> None:
+        """Print ``error: <prog>: message`` and exit 2."""
+        exit_usage_error(self, message)
+
+
 def make_parser() -> TrlParser:
     """TRL's parser over the three dataclasses: script (data, export), SKDConfig (training), ModelConfig (model, LoRA)."""
-    return TrlParser((SKDScriptArguments, SKDConfig, ModelConfig))
+    return SKDParser((SKDScriptArguments, SKDConfig, ModelConfig))
 
 
 def resolve_config_argument(argv: list[str]) -> list[str]:
@@ -113,7 +121,10 @@ def resolve_config_argument(argv: list[str]) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> Arguments:
     """Parse `--config recipe.yaml` (or a recipe name) and command-line overrides into the three dataclasses."""
     argv = sys.argv[1:] if argv is None else argv
-    return make_parser().parse_args_and_config(args=resolve_config_argument(argv))
+    try:
+        return make_parser().parse_args_and_config(args=resolve_config_argument(argv))
+    except ValueError as error:  # unknown arguments, or values the training arguments refuse
+        raise UsageError(" ".join(str(error).split())) from error
 
 
 def recipe_arguments(recipe: str | Path, **overrides: Any) -> Arguments:

@@ -18,7 +18,7 @@ from huggingface_hub import CommitInfo, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from hub_cards.checks import PublishRefused
-from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, stage
+from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, check_arguments, stage
 
 DEFAULT_DRY_RUN_ROOT = Path("outputs") / "publish"
 
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         languages_file=args.languages_file,
     )
     try:
+        check_arguments(args.kind, args.folder, args.repo_id)  # before anything is created
         target = dry_run_dir(args) if args.dry_run else None
         scratch_root = None
         if target is not None:  # stage next to the target, then move it in whole: a refusal leaves nothing behind

@@ -153,6 +153,16 @@ def _write_card(kind: str, source: Path, target: Path, repo_id: str, inputs: Car
     return "Space metadata added" + (f"; wrote {', '.join(added)}" if added else "")
 
 
+def check_arguments(kind: str, folder: str | Path, repo_id: str) -> None:
+    """``ValueError`` for an unknown kind, a malformed repo id or a missing source folder (nothing written)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"--repo-id must be 'namespace/name', got {repo_id!r}")
+    if not Path(folder).is_dir():
+        raise ValueError(f"{folder}: not a folder")
+
+
 def stage(kind: str, folder: str | Path, repo_id: str, target: str | Path, inputs: CardInputs | None = None,
           trust_remote_code: bool = False) -> StagedFolder:
     """Write the folder that publishing ``folder`` as ``kind`` to ``repo_id`` would upload into ``target``.
@@ -162,13 +172,8 @@ def stage(kind: str, folder: str | Path, repo_id: str, target: str | Path, input
     ``trust_remote_code`` is off; ``ValueError`` for bad arguments (unknown kind, malformed repo id,
     missing source folder).
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ValueError(f"--repo-id must be 'namespace/name', got {repo_id!r}")
+    check_arguments(kind, folder, repo_id)
     source, target = Path(folder), Path(target)
-    if not source.is_dir():
-        raise ValueError(f"{source}: not a folder")
     target.mkdir(parents=True, exist_ok=True)
     staged = StagedFolder(target, left_out=_copy_tree(source, target, kind))
     staged.card_note = _write_card(kind, source, target, repo_id, inputs or CardInputs())

@@ -143,10 +143,12 @@ def _one_error_line(capsys) -> str:
 
 
 @pytest.mark.parametrize(("case", "argv", "expected"), CASES, ids=[case[0] for case in CASES])
-def test_bad_argument_is_one_error_line_and_status_2(paths, capsys, case, argv, expected) -> None:
+def test_bad_argument_is_one_error_line_and_status_2(paths, capsys, monkeypatch, tmp_path, case, argv, expected) -> None:
+    monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert _status(lambda: cli_main(argv(paths))) == 2
     assert expected in _one_error_line(capsys)
+    assert not any(tmp_path.iterdir())  # a refused command writes nothing (not even a default output folder)
 
 
 @pytest.mark.parametrize(("case", "argv", "expected"), TRAIN_CASES, ids=[case[0] for case in TRAIN_CASES])

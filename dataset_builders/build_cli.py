@@ -60,9 +60,9 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def _build(args: argparse.Namespace) -> BuildReport:
-    check_paths(args)
     # before any work: replacing --output-dir must not delete an input (a translation journal, say)
     check_output_dir(args.output_dir, REPORT_FILENAME, inputs=(args.source, args.images, args.mmeb_train, args.translations))
+    check_paths(args)
     if args.kind == "mmmeb":
         if not args.source:
             raise UsageError("build mmmeb: --source is required")

@@ -103,7 +103,7 @@ CASES = [
     ("translate missing model", lambda p: ["translate", "--model", "./no_mt", "--source", p["empty"], "--output-dir", p["out"]], "--model ./no_mt: no such file or folder"),
     ("translate unknown subset", lambda p: ["translate", "--model", p["model"], "--source", p["empty"], "--output-dir", p["out"], "--subsets", "Foo"], "--subsets 'Foo': unknown"),
     ("translate empty subsets", lambda p: ["translate", "--model", p["model"], "--source", p["empty"], "--output-dir", p["out"], "--subsets", ","], "empty"),
-    ("convert missing input", lambda p: ["convert", "phi3v", "--input", "./no_phi3v", "--output-dir", p["out"]], "--input no_phi3v: no such folder"),
+    ("convert missing input", lambda p: ["convert", "phi3v", "--input", "./no_phi3v", "--output-dir", p["out"]], "--input no_phi3v: not a folder (it does not exist)"),
     ("convert num crops 0", lambda p: ["convert", "phi3v", "--input", p["empty"], "--output-dir", p["out"], "--num-crops", "0"], "argument --num-crops: must be >= 1"),
     ("publish bad repo id", lambda p: ["publish", "model", p["model"], "--repo-id", "no-namespace", "--dry-run"], "--repo-id must be 'namespace/name'"),
     ("publish missing folder", lambda p: ["publish", "model", "./no_folder", "--repo-id", "a/b", "--dry-run"], "no_folder: not a folder"),

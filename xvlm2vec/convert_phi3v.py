@@ -300,7 +300,7 @@ def convert(config: ConvertConfig) -> ConversionReport:
     """Run a conversion and write the XVLM2Vec folder; returns the report (also saved as JSON there)."""
     folder = Path(config.input)
     if not folder.is_dir():
-        raise UsageError(f"--input {folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+        raise UsageError(f"--input {folder}: not a folder{'' if folder.exists() else ' (it does not exist)'}")
     if config.lora is not None and not Path(config.lora).is_dir():
         raise UsageError(f"--lora {config.lora}: no such folder")
     original = read_json(folder / "config.json")

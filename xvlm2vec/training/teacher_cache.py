@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..fingerprint import code_state, processor_state
 from ..progress import bar_disabled
 from .collator import ParallelCollator
 from .teacher import Teacher
@@ -64,14 +65,12 @@ def settings_fingerprint(
     image_pooling: str = "prefix",
     image_resize: Sequence[int] | None = None,
 ) -> str:
-    """sha256 of what else shapes a teacher embedding: model config, processor, max length, image pooling and resize."""
+    """sha256 of what else shapes a teacher embedding: model config, processor (tokenizer included) and code, max
+    length, image pooling and resize."""
     digest = hashlib.sha256()
     _update(digest, model_config.to_json_string(use_diff=False).encode())
-    to_json = getattr(processor, "to_json_string", None)
-    _update(digest, (to_json() if to_json else repr(processor)).encode())
-    backend = getattr(getattr(processor, "tokenizer", processor), "backend_tokenizer", None)
-    if backend is not None:
-        _update(digest, backend.to_str().encode())
+    _update(digest, json.dumps({"processor": processor_state(processor), "code": code_state(processor)},
+                               sort_keys=True, default=str).encode())
     resize = list(image_resize) if image_resize is not None else None
     _update(digest, json.dumps({"max_length": max_length, "image_pooling": image_pooling, "image_resize": resize}).encode())
     return digest.hexdigest()

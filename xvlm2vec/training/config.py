@@ -29,8 +29,9 @@ class SKDConfig(TrainingArguments):
             `None`: the self-teacher, i.e. the student's own base weights with its LoRA adapters switched off
             (peft's `disable_adapter()`); one model copy in memory, needs LoRA. `"same_checkpoint"`: a separate
             frozen copy loaded from the student's starting checkpoint (`--model_name_or_path`, by `train.py`), as
-            the released full fine-tuning did. A path or Hub id: a separate frozen XVLM2Vec teacher, loaded with
-            `AutoModel.from_pretrained(..., trust_remote_code=True)`.
+            the released full fine-tuning did. A path or Hub id: a separate frozen teacher, an XVLM2Vec folder
+            (loaded with the installed classes) or a supported backbone checkpoint; one whose folder maps to its
+            own code needs `--trust_remote_code true` (`xvlm2vec.model_source.load_xvlm2vec_model`).
         image_loss (`bool`, defaults to `False`):
             Add the paper's image terms (ablation): MSE between mean-pooled hidden states of the image
             prefix, student(en) vs teacher(en) and student(x) vs teacher(en); the four terms are averaged.

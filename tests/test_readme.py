@@ -6,11 +6,9 @@ in a temporary folder, with the checkout's ``.venv/bin`` first on ``PATH``.
 Not run here, and why: ``make demo`` (five minutes; tests/test_demo.py runs the same pipeline,
 reduced) and ``make test`` (it is this suite). The Python example under "Using a model" is run with
 its two placeholders ("path/or/repo", "cat.jpg") replaced by a model and an image the test made.
-The other Python examples ("Use it with": sentence-transformers, MTEB, vLLM export) are not run
-here: they name placeholder folders, MTEB is an optional extra not installed by ``make test``, and
-their behaviour is tested by tests/test_sentence_transformers.py, tests/test_mteb.py and
-tests/test_export_vllm.py. The command table is a synopsis with placeholders (``DIR``, ``NAME``);
-its runnable instances are the bash block above it.
+The other Python examples ("Use it with": sentence-transformers, MTEB, vLLM export) are run, with
+their placeholders filled, by tests/test_readme_integrations.py. The command table is a synopsis with
+placeholders (``DIR``, ``NAME``); its runnable instances are the bash block above it.
 """
 
 from __future__ import annotations

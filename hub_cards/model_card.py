@@ -1,8 +1,8 @@
 """Model card of a trained xVLM2Vec model, filled from its folder, recipe, trainer state and MMMEB results.
 
 ``render_model_card`` is the Python API (used by ``xvlm2vec publish model`` and the demo). The card's
-YAML is a ``ModelCardData`` with ``model-index`` entries (``EvalResult``) from the evaluation's own
-``model_index_entries``; the body comes from ``templates/model_card.md``.
+YAML is a ``ModelCardData`` with ``model-index`` entries (``EvalResult``) from
+``hub_cards.results_document.model_index_entries``; the body comes from ``templates/model_card.md``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import jsonschema
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
+from hub_cards import results_document
 from hub_cards.templates_io import citation, template_path
 from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
 from modeling_xvlm2vec.languages import LanguageRegistry, check_code, load_languages
 from modeling_xvlm2vec.sentence_xvlm2vec import prompt_name
-from xvlm2vec.evaluation import results as eval_results
 
 TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
 ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) writes
@@ -218,7 +218,7 @@ def render_model_card(
     if results_json is not None:
         document = read_json(results_json, "results")
         try:
-            eval_results.validate(document)
+            results_document.validate(document)
         except jsonschema.ValidationError as err:
             where = "/".join(str(part) for part in err.absolute_path) or "(top level)"
             raise ValueError(f"results {results_json}: does not follow the results schema at {where}: {err.message}") from err
@@ -230,8 +230,8 @@ def render_model_card(
                 f"results {results_json}: the evaluation read local data ({source}); give mmmeb_dataset_id, the Hub id "
                 "of the published MMMEB dataset, for the model-index"
             )
-        eval_entries = eval_results.model_index_entries(document, results_name, dataset_id=mmmeb_id)
-        results_table = eval_results.markdown_table(document).replace("\n## ", "\n### ").replace("## ", "### ", 1)
+        eval_entries = results_document.model_index_entries(document, results_name, dataset_id=mmmeb_id)
+        results_table = results_document.markdown_table(document).replace("\n## ", "\n### ").replace("## ", "### ", 1)
         result_langs = {lang for m in document["models"] if m["name"] == results_name for lang in m["averages"]["per_language"]}
 
     trained_langs = trained_languages({**recipe, **(run_args or {})})

@@ -13,7 +13,7 @@ from PIL import Image
 from xvlm2vec.cli import main
 from xvlm2vec.evaluation.data import load_split
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
-from xvlm2vec.evaluation.results import validate
+from hub_cards.results_document import validate
 from xvlm2vec.evaluation.runner import RunConfig, Runner
 from xvlm2vec.testing.tiny_models import save_tiny_model
 

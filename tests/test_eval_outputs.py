@@ -10,7 +10,7 @@ from huggingface_hub import EvalResult
 from PIL import Image
 
 from xvlm2vec.evaluation.plot import plot_results
-from xvlm2vec.evaluation.results import markdown_table, model_entry, model_index_entries, results_document, validate
+from hub_cards.results_document import markdown_table, model_entry, model_index_entries, results_document, validate
 
 
 def record(config: str, lang: str, style: str | None, p1: float, ties: int = 0) -> dict:

@@ -13,7 +13,7 @@ from released_prompts import EXPECTED
 from modeling_xvlm2vec.backbones import get_backbone
 from xvlm2vec.cli import main
 from xvlm2vec.evaluation.data import parse_config
-from xvlm2vec.evaluation.results import validate
+from hub_cards.results_document import validate
 from xvlm2vec.testing.tiny_models import save_tiny_model
 
 SKIPPED = {("xtd_t2i", "en"), ("xm_t2i", "en"), ("maxm_v1_vqa", "en")}  # English t2i / vqa files hold a null-text q1

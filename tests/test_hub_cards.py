@@ -16,7 +16,7 @@ from dataset_builders.parallel import build_parallel
 from hub_cards.dataset_card import render_dataset_card
 from hub_cards.metric_card import render_metric_card, space_files
 from hub_cards.model_card import render_model_card
-from xvlm2vec.evaluation.results import model_entry, results_document
+from hub_cards.results_document import model_entry, results_document
 from xvlm2vec.testing.tiny_models import save_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

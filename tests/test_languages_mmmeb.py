@@ -61,7 +61,7 @@ def test_dataset_card_lists_many_languages_as_rows(xm36) -> None:
 
 
 def _document(languages: list[str]) -> dict:
-    from xvlm2vec.evaluation.results import model_entry, results_document
+    from hub_cards.results_document import model_entry, results_document
 
     def scores(base: float) -> list[dict]:
         return [{"dataset": "xm", "task": task, "config": f"xm_{task}", "language": lang, "style": "plain",
@@ -92,7 +92,7 @@ def test_plot_stays_readable_at_36_languages() -> None:
 
 
 def test_results_tables_give_many_languages_rows_and_average_each_language() -> None:
-    from xvlm2vec.evaluation.results import markdown_table
+    from hub_cards.results_document import markdown_table
 
     text = markdown_table(_document(XM3600_LANGUAGES))
     widest = max(line.count("|") for line in text.splitlines())

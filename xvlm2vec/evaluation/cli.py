@@ -107,7 +107,7 @@ def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     """Load the models and data, score them, write the outputs and print the table."""
     from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME, evaluate_models
-    from xvlm2vec.evaluation.results import markdown_table
+    from hub_cards.results_document import markdown_table
     from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
 
     sources = check_arguments(args)

@@ -11,7 +11,7 @@ from typing import Any
 from dataset_builders.atomic import atomic_output_dir
 from xvlm2vec.evaluation.embedders import Embedder
 from xvlm2vec.evaluation.plot import plot_results
-from xvlm2vec.evaluation.results import markdown_table, model_entry, results_document
+from hub_cards.results_document import markdown_table, model_entry, results_document
 from xvlm2vec.evaluation.runner import Runner
 
 

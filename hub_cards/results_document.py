@@ -1,5 +1,9 @@
-"""MMMEB results: the ``results.json`` document and its schema, the markdown tables, and
-``model-index`` entries for model cards.
+"""MMMEB results as plain data: the ``results.json`` document and its schema, the markdown tables,
+and ``model-index`` entries for model cards.
+
+Pure functions of data (score records in, a document, text or ``EvalResult`` entries out), so both
+``xvlm2vec eval`` (which writes the document) and the model card (which reads it) use them from here,
+below the evaluation in the layers.
 
 The primary numbers are the score records, one per (dataset, task, language, style) as the
 released evaluation reports them (baselines have no style: one per split). Each record also counts

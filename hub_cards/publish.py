@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from hub_cards.checks import PublishRefused
+from dataset_builders.atomic import atomic_output_dir
+from hub_cards.checks import CARD_NAME, PublishRefused
 from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, check_arguments, stage
 
 DEFAULT_DRY_RUN_ROOT = Path("outputs") / "publish"
@@ -81,34 +83,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Stage, check, then upload (or, with ``--dry-run``, write and list) the folder."""
-    inputs = CardInputs(
-        results=args.results,
-        recipe=args.recipe,
-        trainer_state=args.trainer_state,
-        build_report=args.build_report,
-        results_model=args.results_model,
-        base_model=args.base_model,
-        datasets=args.datasets,
-        mmmeb_dataset_id=args.mmmeb_dataset_id,
-        license=args.license,
-        languages_file=args.languages_file,
-    )
+    inputs = CardInputs(**{item.name: getattr(args, item.name) for item in fields(CardInputs)})
     try:
         check_arguments(args.kind, args.folder, args.repo_id)  # before anything is created
-        target = dry_run_dir(args) if args.dry_run else None
-        scratch_root = None
-        if target is not None:  # stage next to the target, then move it in whole: a refusal leaves nothing behind
-            target.parent.mkdir(parents=True, exist_ok=True)
-            scratch_root = target.parent
-        with tempfile.TemporaryDirectory(prefix=".xvlm2vec-publish-", dir=scratch_root) as scratch:
+        if args.dry_run:  # staged beside the target and moved in whole: a refusal leaves nothing behind
+            target = dry_run_dir(args)
+            with atomic_output_dir(target, CARD_NAME, inputs=(args.folder,)) as scratch:
+                staged = stage(args.kind, args.folder, args.repo_id, scratch, inputs, args.trust_remote_code)
+            staged.path = target
+            print(staged.table())
+            print(f"dry run: {REPO_TYPES[args.kind]} repository {args.repo_id} would receive {staged.path}")
+            return 0
+        with tempfile.TemporaryDirectory(prefix=".xvlm2vec-publish-") as scratch:
             staged = stage(args.kind, args.folder, args.repo_id, Path(scratch) / "staged", inputs, args.trust_remote_code)
-            if target is not None:
-                if target.exists():
-                    target.rmdir()  # checked empty by dry_run_dir
-                staged.path = Path(staged.path).rename(target)
-                print(staged.table())
-                print(f"dry run: {REPO_TYPES[args.kind]} repository {args.repo_id} would receive {staged.path}")
-                return 0
             print(staged.table())
             commit = upload(staged, args.kind, args.repo_id, args.private, args.revision, args.commit_message)
     except (PublishRefused, ValueError, FileNotFoundError) as err:

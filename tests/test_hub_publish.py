@@ -165,6 +165,7 @@ def test_model_refusals(breakage, model_dir, phi3_v_dir, tmp_path, capsys):
     assert publish("model", str(folder), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(target)) == 2
     assert message in capsys.readouterr().err
     assert not target.exists()  # a refused dry run leaves nothing behind
+    assert not list(tmp_path.glob(".dry.*"))  # nor its staging sibling
 
 
 def _drop_parquet(folder: Path) -> None:

@@ -40,6 +40,7 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta
 from mteb.types import PromptType
 
+from hub_cards.templates_io import citation
 from modeling_xvlm2vec.instructions import STYLES, candidate_prompt, query_prompt, to_image_tag
 from xvlm2vec.evaluation.data import config_names, load_split, parse_config, split_names
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
@@ -49,15 +50,6 @@ CATEGORIES = {"i2t": "i2t", "t2i": "t2i", "c": "i2t", "vqa": "it2t", "vg": "it2i
 #: Prefix of the MMMEB task names in MTEB (``MMMEB_xtd_t2i``).
 TASK_PREFIX = "MMMEB_"
 MAIN_SCORE = "precision_at_1"
-CITATION = r"""
-@misc{musacchio2025xvlm2vec,
-  title = {xVLM2Vec: Adapting LVLM-based embedding models to multilinguality using Self-Knowledge Distillation},
-  author = {Musacchio, Elio and Siciliani, Lucia and Basile, Pierpaolo and Semeraro, Giovanni},
-  year = {2025},
-  eprint = {2503.09313},
-  archivePrefix = {arXiv},
-}
-"""
 
 
 def mmmeb_config(task_name: str) -> str | None:
@@ -94,7 +86,7 @@ class XVLM2VecEncoder(AbsEncoder):
             max_tokens=None, embed_dim=config.hidden_size, license=None, open_weights=True,
             public_training_code=None, public_training_data=None, framework=["PyTorch"],
             similarity_fn_name="cosine", use_instructions=True, training_datasets=None,
-            modalities=["text", "image"], citation=CITATION,
+            modalities=["text", "image"], citation=citation(),
         )
 
     def prompts(self, texts: list[str | None], task_name: str, prompt_type: PromptType | None, language: str) -> list[str | None]:
@@ -181,7 +173,7 @@ def mmmeb_task(source: str, config: str, revision: str | None = None) -> AbsTask
         dialect=[],
         modalities=["image", "text"],
         sample_creation="found",
-        bibtex_citation=CITATION,
+        bibtex_citation=citation(),
     )
 
     def load_data(self: AbsTaskRetrieval, num_proc: int | None = None, **kwargs: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .backbones import Backbone, register_backbone
-from .configuration_xvlm2vec import BACKBONE_IMAGE_TAGS
 
 
 @register_backbone
@@ -13,5 +12,4 @@ class LlavaNextBackbone(Backbone):
     """LLaVA-Next: ``<image>`` expands to the any-resolution patch features; 1-D positions from the mask."""
 
     model_type: ClassVar[str] = "llava_next"
-    image_tag: ClassVar[str] = BACKBONE_IMAGE_TAGS["llava_next"]
     vision_inputs: ClassVar[tuple[str, ...]] = ("pixel_values", "image_sizes")

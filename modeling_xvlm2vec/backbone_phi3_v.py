@@ -28,7 +28,6 @@ from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.models.phi3.modeling_phi3 import Phi3DecoderLayer, Phi3RMSNorm, Phi3RotaryEmbedding
 
 from .backbones import Backbone, register_backbone
-from .configuration_xvlm2vec import BACKBONE_IMAGE_TAGS
 from .configuration_phi3_v import Phi3VConfig
 
 
@@ -304,7 +303,6 @@ class Phi3VBackbone(Backbone):
     """Phi-3.5-V: ``<|image_1|>`` expands to ``<|image|>`` placeholder tokens; 1-D positions from the mask."""
 
     model_type: ClassVar[str] = "phi3_v"
-    image_tag: ClassVar[str] = BACKBONE_IMAGE_TAGS["phi3_v"]
     vision_inputs: ClassVar[tuple[str, ...]] = ("pixel_values", "image_sizes")
 
     @classmethod

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, register_backbone
-from .configuration_xvlm2vec import BACKBONE_IMAGE_TAGS
 
 
 @register_backbone
@@ -16,7 +15,6 @@ class Qwen2VLBackbone(Backbone):
     """Qwen2-VL: images become ``<|image_pad|>`` runs between vision start/end tokens; M-RoPE positions."""
 
     model_type: ClassVar[str] = "qwen2_vl"
-    image_tag: ClassVar[str] = BACKBONE_IMAGE_TAGS["qwen2_vl"]
     vision_inputs: ClassVar[tuple[str, ...]] = ("pixel_values", "image_grid_thw")
 
     @classmethod

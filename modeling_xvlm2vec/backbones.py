@@ -20,7 +20,8 @@ class Backbone:
     """Base adapter for one vision-language model family (one ``model_type``)."""
 
     model_type: ClassVar[str] = ""
-    #: The tag that stands for one image in a prompt, in the backbone's own syntax.
+    #: The tag that stands for one image in a prompt, in the backbone's own syntax: set by
+    #: :func:`register_backbone` from the configuration's ``BACKBONE_IMAGE_TAGS`` (the one table of tags).
     image_tag: ClassVar[str] = ""
     #: Keyword arguments of the processor output that the base model takes (besides ids and mask).
     vision_inputs: ClassVar[tuple[str, ...]] = ()
@@ -72,7 +73,10 @@ _REGISTRY: dict[str, type[Backbone]] = {}
 
 
 def register_backbone(adapter: type[Backbone]) -> type[Backbone]:
-    """Class decorator that makes ``adapter`` available under its ``model_type``."""
+    """Class decorator that makes ``adapter`` available under its ``model_type``, with that family's image tag."""
+    if adapter.model_type not in BACKBONE_IMAGE_TAGS:
+        raise ValueError(f"backbone {adapter.model_type!r} has no image tag in BACKBONE_IMAGE_TAGS")
+    adapter.image_tag = BACKBONE_IMAGE_TAGS[adapter.model_type]
     _REGISTRY[adapter.model_type] = adapter
     return adapter
 

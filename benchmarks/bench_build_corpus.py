@@ -20,6 +20,8 @@ from datasets.utils.logging import disable_progress_bar
 from xvlm2vec.testing.release import write_parallel
 from dataset_builders.parallel import build_parallel
 
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
+
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and return its results."""
@@ -52,9 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\n{'num_proc':>8} {'seconds':>9} {'rows/s':>10} {'speed-up':>9}")
     for run in runs:
         print(f"{run['num_proc']:>8} {run['seconds']:>9.2f} {run['rows_per_s']:>10.1f} {run['speedup_vs_first']:>9.2f}")
-    if args.output:
-        args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return results
+    return save_figures(results, args.output)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ changes on the machine hit every setting alike. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +20,8 @@ from xvlm2vec.demo.model import build_demo_model
 from xvlm2vec.demo.teacher import teacher_pairs
 from xvlm2vec.testing.world import WorldConfig, build_world
 from xvlm2vec.training.contrastive import ContrastiveCollator, info_nce
+
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 
 def main() -> None:
@@ -65,8 +66,7 @@ def main() -> None:
     print("| threads | median s/step | x first |\n|---|---|---|")
     for n, row in results.items():
         print(f"| {n} | {row['median_s_per_step']:.3f} | {row['ratio_to_first']:.2f} |")
-    if args.output is not None:
-        args.output.write_text(json.dumps({"batch_size": args.batch_size, "results": results}, indent=2) + "\n")
+    save_figures({"batch_size": args.batch_size, "results": results}, args.output)
 
 
 if __name__ == "__main__":

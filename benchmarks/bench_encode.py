@@ -20,7 +20,6 @@ operator and the timings scatter (``--threads`` to change).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 import torch
 
 from xvlm2vec.testing.tiny_models import build_tiny_model
+
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 WORDS = (
     "the a red blue green small large circle square triangle on next to under above picture image caption "
@@ -158,9 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     tokens = results["small_tokens"]
     print(f"small config tokens: {tokens['real']} real, {tokens['padded_sorted']} padded sorted, "
           f"{tokens['padded_unsorted']} padded unsorted")
-    if args.output:
-        args.output.write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return save_figures(results, args.output)
 
 
 if __name__ == "__main__":

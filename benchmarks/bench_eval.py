@@ -16,7 +16,6 @@ before anything is reported). Torch runs one thread by default (``--threads``).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -34,6 +33,8 @@ from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
 from xvlm2vec.evaluation.prompts import candidate_input, query_input
 from xvlm2vec.evaluation.runner import RunConfig, Runner, select_splits
 from xvlm2vec.testing.tiny_models import build_tiny_model
+
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 #: Candidate batch size of the released embedding script.
 RELEASED_BATCH_SIZE = 4
@@ -215,9 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:<16}{entry['seconds_median']:>10.2f}{entry['queries_per_s']:>11.1f}{entry['spread']:>8.0%}")
     print(f"runner / released (per-round median): cold {figures['runner_vs_released_cold']:.2f}x, "
           f"warm {figures['runner_vs_released_warm']:.2f}x")
-    if args.output:
-        args.output.write_text(json.dumps(figures, indent=2) + "\n")
-    return figures
+    return save_figures(figures, args.output)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
+
 STRATEGIES = {
     "released": {"lora": False, "separate_teacher": True, "fused": False, "cache": False},
     "lora_separate": {"lora": True, "separate_teacher": True, "fused": True, "cache": False},
@@ -200,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     print(memory_table(estimates, args.gpus))
     summary = {"settings": {k: v for k, v in vars(args).items() if k not in ("only", "corpus", "output")},
                "results": results, "phi35v_fsdp_gib_per_gpu": estimates}
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(summary, indent=2, default=str))
+    save_figures(summary, args.output)
     return 0
 
 

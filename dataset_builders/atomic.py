@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
@@ -132,3 +133,21 @@ def atomic_output_dir(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _commit(staging, target, keep)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to the file ``path`` through a temporary sibling renamed into place, so a
+    reader sees the old file or the new one whole; on an exception the sibling is removed. The file gets the
+    permissions a plain write would give (the umask applies)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

@@ -18,7 +18,7 @@ import pytest
 from datasets import load_dataset
 
 import dataset_builders.atomic as atomic
-from dataset_builders.atomic import OutputDirError, atomic_output_dir
+from dataset_builders.atomic import OutputDirError, atomic_output_dir, write_text_atomic
 from dataset_builders.parallel import build_parallel
 
 
@@ -217,3 +217,22 @@ def test_an_output_folder_holding_the_source_is_a_one_line_user_error(tmp_path: 
     err = capsys.readouterr().err
     assert err.startswith("error: --output-dir ") and "holds the input" in err and err.count("\n") == 1
     assert snapshot(src) == before
+
+
+def test_write_text_atomic_replaces_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "new" / "figures.json"
+    assert write_text_atomic(path, "one\n") == path
+    assert path.read_text(encoding="utf-8") == "one\n"
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # as a plain write: not the 0600 of mkstemp
+    write_text_atomic(path, "two\n")
+    assert path.read_text(encoding="utf-8") == "two\n"
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(path, "three \ud800")  # fails while writing: the old file stays, no sibling is left
+    assert path.read_text(encoding="utf-8") == "two\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["figures.json"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

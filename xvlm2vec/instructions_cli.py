@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataset_builders.atomic import write_text_atomic
 from dataset_builders.cli_args import UsageError, language_file, language_file_or_new
 from dataset_builders.translate import output_text
 from modeling_xvlm2vec.languages import (IMAGE_TAG, Language, LanguageRegistry, check_code, load_languages, merge_entries,
@@ -110,10 +109,7 @@ def apply_instructions(model_dir: Path, registry: LanguageRegistry, entries: dic
         raise ValueError(f"{path}: model_type {config.get('model_type')!r} is not xvlm2vec")
     table = table_with_entries(config.get("instructions") or registry.instruction_table(), entries)
     config["instructions"] = table
-    fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=model_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(config, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(config, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     return table
 
 

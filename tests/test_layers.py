@@ -7,12 +7,16 @@ Read from the source (``ast``), so an import inside a function, a ``TYPE_CHECKIN
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["modeling_xvlm2vec", "dataset_builders", "hub_cards", "xvlm2vec"]  # bottom to top
+#: What the model's own code (copied into every saved model folder) may import besides the standard library:
+#: torch, transformers and packages transformers itself requires (PIL for images).
+MODEL_FOLDER_IMPORTS = {"torch", "transformers", "PIL", "numpy", "tqdm", "yaml"}
 
 
 def imported_names(tree: ast.AST) -> list[tuple[int, str]]:
@@ -44,6 +48,13 @@ def upward_imports(layer: str) -> list[str]:
 def test_layer_imports_only_layers_below(layer: str) -> None:
     assert (ROOT / layer / "__init__.py").is_file()
     assert upward_imports(layer) == []
+
+
+def test_model_code_imports_only_torch_transformers_and_their_requirements() -> None:
+    imported = {module.split(".")[0] for path in (ROOT / "modeling_xvlm2vec").glob("*.py")
+                for _, module in imported_names(ast.parse(path.read_text(encoding="utf-8")))}
+    assert {"torch", "transformers"} <= imported
+    assert imported - set(sys.stdlib_module_names) - MODEL_FOLDER_IMPORTS == set()
 
 
 def test_upward_import_is_found() -> None:

@@ -55,18 +55,15 @@ def test_changed_data_or_teacher_or_tampered_file_is_not_reused(tmp_path: Path) 
     third = SKDTrainer(model=changed_teacher, args=skd_config(tmp_path / "c", teacher_cache=cache), train_dataset=train)
     assert third.teacher_cache_path not in (first.teacher_cache_path, second.teacher_cache_path)
     # row 3's teacher embedding really differs between the first two caches; the others agree
-    rows_a = first.data_collator.teacher_cache["embeddings"]
-    rows_b = second.data_collator.teacher_cache["embeddings"]
+    rows_a = torch.tensor(first.train_dataset["teacher_embedding"])
+    rows_b = torch.tensor(second.train_dataset["teacher_embedding"])
     differs = (rows_a - rows_b).abs().amax(-1) > 1e-6
     assert differs.tolist() == [i == 3 for i in range(8)]
-    # a file whose metadata does not carry the key is recomputed, not trusted
-    from safetensors.torch import load_file, save_file
-
-    tampered = load_file(str(first.teacher_cache_path))
-    tampered["embeddings"].zero_()
-    save_file(tampered, str(first.teacher_cache_path), metadata={"key": "something else", "rows": "8"})
+    # the key is the file's name, so a file of another key is never read; a damaged file is recomputed, not trusted
+    first.teacher_cache_path.write_bytes(first.teacher_cache_path.read_bytes()[:100])
     fourth = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "d", teacher_cache=cache), train_dataset=train)
-    assert torch.allclose(fourth.data_collator.teacher_cache["embeddings"], rows_a)
+    assert fourth.teacher_cache_path == first.teacher_cache_path
+    assert torch.allclose(torch.tensor(fourth.train_dataset["teacher_embedding"]), rows_a)
 
 
 def test_self_teacher_and_separate_copy_share_a_fingerprint() -> None:

@@ -17,17 +17,20 @@ from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
 logger = logging.getLogger(__name__)
 
 PrepareInputs = Callable[..., BatchFeature]
+TEACHER_EMBEDDING = "teacher_embedding"
+TEACHER_IMAGE_EMBEDDING = "teacher_image_embedding"
 
 
 @dataclass
 class ParallelRow:
-    """One validated parallel pair: its id, both texts and the decoded shared image (or None)."""
+    """One validated parallel pair: its id, both texts, the decoded shared image (or None) and its position in the
+    collated examples."""
 
     row_id: str
     text_en: str
     text_x: str
     image: Image.Image | None
-    teacher_row: int | None = None
+    position: int = 0
 
 
 def to_rgb(image: Image.Image, resize: Sequence[int] | None) -> Image.Image:
@@ -58,8 +61,9 @@ class ParallelCollator:
 
     Output keys: `student_inputs` (English rows then x rows, one padded batch) or, unfused,
     `student_en_inputs` and `student_x_inputs`; then either `teacher_embeddings` (and
-    `teacher_image_embeddings`) looked up in a teacher cache when every row has a `teacher_row`, or
-    `teacher_inputs` (the English side); and `skipped_rows`, the number of bad rows dropped.
+    `teacher_image_embeddings`), read from the rows' `teacher_embedding` (`teacher_image_embedding`) columns
+    when the dataset has them (the teacher cache, `teacher_columns`), or `teacher_inputs` (the English side);
+    and `skipped_rows`, the number of bad rows dropped.
 
     A row is bad when a text is empty, its image cannot be read, the image tag appears on one side only
     (or without an image), or a side is longer than `max_length` tokens. `bad_rows="skip"` drops it with a
@@ -73,7 +77,6 @@ class ParallelCollator:
         max_length: int | None = None,
         bad_rows: str = "skip",
         fused: bool = True,
-        teacher_cache: dict[str, torch.Tensor] | None = None,
         image_resize: Sequence[int] | None = None,
     ) -> None:
         if bad_rows not in ("skip", "error"):
@@ -82,7 +85,6 @@ class ParallelCollator:
         self.max_length = max_length
         self.bad_rows = bad_rows
         self.fused = fused
-        self.teacher_cache = teacher_cache
         self.image_resize = image_resize
 
     # ------------------------------------------------------------------ validation
@@ -132,8 +134,7 @@ class ParallelCollator:
                 self._reject(row_id, reason)
                 skipped += 1
                 continue
-            teacher_row = row.get("teacher_row")
-            good.append(ParallelRow(row_id, row["text_en"], row["text_lang"], image, teacher_row))
+            good.append(ParallelRow(row_id, row["text_en"], row["text_lang"], image, position))
         return good, skipped
 
     def build(self, rows: list[ParallelRow], sides: Sequence[str]) -> BatchFeature:
@@ -175,19 +176,22 @@ class ParallelCollator:
                 english, rows, dropped = self.build(kept, ("text_en",)), kept, dropped + more
             batch["student_en_inputs"] = english
         batch["skipped_rows"] = skipped + dropped
-        if self.teacher_cache is not None and all(row.teacher_row is not None for row in rows):
-            batch.update(self.cached_teacher(rows))
+        if TEACHER_EMBEDDING in examples[0]:
+            batch.update(self.cached_teacher(examples, rows))
         else:
             batch["teacher_inputs"] = english if english is not None else self.build(rows, ("text_en",))
         return batch
 
-    def cached_teacher(self, rows: list[ParallelRow]) -> dict[str, torch.Tensor]:
-        """Look the rows' teacher embeddings up in the teacher cache."""
-        index = torch.tensor([row.teacher_row for row in rows])
-        found = {"teacher_embeddings": self.teacher_cache["embeddings"][index]}
-        if "image_embeddings" in self.teacher_cache:
-            found["teacher_image_embeddings"] = self.teacher_cache["image_embeddings"][index]
-        if torch.isnan(found["teacher_embeddings"]).any():
-            missing = [row.row_id for row, bad in zip(rows, torch.isnan(found["teacher_embeddings"]).any(-1)) if bad]
-            raise ValueError(f"the teacher cache has no embedding for rows {missing}; delete the cache file to rebuild it")
+    @staticmethod
+    def cached_teacher(examples: Sequence[dict[str, Any]], rows: list[ParallelRow]) -> dict[str, torch.Tensor]:
+        """The kept rows' teacher embeddings from their teacher-cache columns."""
+        found = {}
+        for column, key in ((TEACHER_EMBEDDING, "teacher_embeddings"), (TEACHER_IMAGE_EMBEDDING, "teacher_image_embeddings")):
+            if column not in examples[0]:
+                continue
+            values = [examples[row.position][column] for row in rows]
+            missing = [row.row_id for row, value in zip(rows, values) if value is None]
+            if missing:
+                raise ValueError(f"the teacher cache has no embedding for rows {missing}; delete the cache file to rebuild it")
+            found[key] = torch.tensor(values, dtype=torch.float32)
         return found

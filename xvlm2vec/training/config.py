@@ -61,9 +61,10 @@ class SKDConfig(TrainingArguments):
             them separately, as the reference implementation does.
         teacher_cache (`str` or `None`, defaults to `None`):
             Folder for cached teacher English embeddings. When set, the teacher embeds the training split's
-            English side once; the result is stored as safetensors named by a fingerprint of the teacher weights,
-            the model/processor configuration, `max_length` and the rows' English texts and images, so a changed
-            teacher or dataset never reuses a stale file, and later epochs and runs skip the teacher forward.
+            English side once, as a `Dataset.map` adding teacher-embedding columns whose cache file in this folder
+            is named by a fingerprint of the teacher weights, the model/processor configuration and code,
+            `max_length`, image pooling and resize, and the dataset's fingerprint, so a changed teacher or dataset
+            never reuses a stale file, and later epochs and runs skip the teacher forward.
             Single process or DDP only (refused under FSDP: it is filled with unsharded weights before training).
         teacher_cache_batch_size (`int`, defaults to `16`):
             Batch size of the one-off teacher pass that fills the cache.

@@ -16,7 +16,7 @@ from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
 from .losses import translation_metrics
 from .step import skd_loss
 from .teacher import Teacher, refuse_unsynced_teacher
-from .teacher_cache import load_or_build_teacher_cache, settings_fingerprint, with_teacher_rows
+from .teacher_cache import settings_fingerprint, teacher_columns
 
 
 class SKDTrainer(Trainer):
@@ -91,25 +91,17 @@ class SKDTrainer(Trainer):
             self._attach_teacher_cache(core)
 
     def _attach_teacher_cache(self, core: nn.Module) -> None:
-        """Load or build the teacher cache of the training split and point its rows at it."""
+        """Add the teacher-cache columns to the training split (computed once, then read from their cache file)."""
         collator = self.data_collator
         settings = settings_fingerprint(
             core.config, core.processor, self.args.max_length, self.args.image_loss_pooling, collator.image_resize
         )
         runner = self.model if self.teacher.separate is None else self.teacher.separate
         with self.args.main_process_first(desc="teacher cache"):
-            cache, self.teacher_cache_path = load_or_build_teacher_cache(
-                self.args.teacher_cache,
-                self.teacher,
-                runner,
-                self.train_dataset,
-                collator,
-                settings,
-                self.args.teacher_cache_batch_size,
-                self.args.image_loss_pooling,
+            self.train_dataset, self.teacher_cache_path = teacher_columns(
+                self.train_dataset, self.teacher, runner, collator, settings, self.args.teacher_cache,
+                self.args.teacher_cache_batch_size, self.args.image_loss_pooling,
             )
-        collator.teacher_cache = cache
-        self.train_dataset = with_teacher_rows(self.train_dataset)
 
     def compute_loss(
         self,

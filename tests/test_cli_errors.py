@@ -109,6 +109,7 @@ CASES = [
     ("publish missing folder", lambda p: ["publish", "model", "./no_folder", "--repo-id", "a/b", "--dry-run"], "no_folder: not a folder"),
     ("tiny-model unknown backbone", lambda p: ["tiny-model", "--backbone", "gpt2", "--output-dir", p["out"]], "argument --backbone: invalid choice"),
     ("demo seed not a number", lambda p: ["demo", "--seed", "x"], "argument --seed: invalid int value"),
+    ("demo threads 0", lambda p: ["demo", "--threads", "0"], "argument --threads: must be >= 1"),
 ]
 
 #: ``xvlm2vec train`` (= train.py, TRL's parser): the same policy.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from xvlm2vec.cli import main as cli_main
+from xvlm2vec.demo import pipeline
 from xvlm2vec.demo.pipeline import DemoConfig, check_targets, run_demo
 
 # MMMEB cells of the synthetic release: i2t, t2i, c in 6 languages (the paper's five and pt), vqa and vg in en and fr
@@ -59,5 +61,21 @@ def test_cli_help_lists_the_flags(capsys):
         cli_main(["demo", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--output-dir", "--quick", "--seed"):
+    for flag in ("--output-dir", "--quick", "--seed", "--threads"):
         assert flag in out
+
+
+@pytest.mark.parametrize(("flags", "threads"), [([], 2), (["--quick"], 1), (["--threads", "3"], 3), (["--quick", "--threads", "2"], 2)])
+def test_threads_reach_the_demo_config(monkeypatch, tmp_path, flags, threads):
+    # full demo: both cores of the 2-core machine it is sized for; --quick (the test suite's, two workers): one
+    seen = []
+
+    def record(config, output_dir):
+        seen.append(config)
+        (output_dir / "results.md").write_text("")
+        return {"example": "", "targets": {}, "timings_s": {}}
+
+    monkeypatch.setattr(pipeline, "run_demo", record)
+    assert cli_main(["demo", "--output-dir", str(tmp_path), *flags]) == 0
+    expected = DemoConfig.quick() if "--quick" in flags else DemoConfig.full()
+    assert seen == [dataclasses.replace(expected, threads=threads)]

@@ -10,9 +10,12 @@ a fresh process for a cross-lingual retrieval example. See docs/demo.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
+
+from dataset_builders.cli_args import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("demo_output"), help="where everything goes (default demo_output)")
     parser.add_argument("--quick", action="store_true", help="reduced run (smaller world, fewer steps, one style)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world, the weights and the training (default 0)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch threads (default 2, 1 with --quick); use 1 on a CPU other jobs share (docs/demo.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     config = DemoConfig.quick(args.seed) if args.quick else DemoConfig.full(args.seed)
+    if args.threads is not None:
+        config = dataclasses.replace(config, threads=args.threads)
     summary = run_demo(config, args.output_dir)
     print((args.output_dir / "results.md").read_text())
     print(summary["example"])

@@ -60,7 +60,9 @@ class DemoConfig:
     skd_modules_to_save: tuple[str, ...] = ("embed_tokens",)
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
-    threads: int = 1  # robust on a shared CPU (OpenMP oversubscription); see docs/demo.md, benchmarks/bench_demo_threads.py
+    # the two cores of the machine the demo is sized for (1.5x faster per teacher step than one); on a CPU other jobs
+    # share, one thread avoids OpenMP oversubscription (docs/demo.md, benchmarks/bench_demo_threads.py)
+    threads: int = 2
 
     @classmethod
     def full(cls, seed: int = 0) -> DemoConfig:
@@ -71,7 +73,8 @@ class DemoConfig:
     def quick(cls, seed: int = 0) -> DemoConfig:
         """A reduced demo for the test suite: a smaller world, fewer steps, one formatting style."""
         return cls(seed=seed, world=WorldConfig(seed=seed, image_size=56, train_renders=1, vg_train_images=80, vg_test_images=24),
-                   teacher_epochs=10.0, teacher_learning_rate=3e-4, teacher_batch_size=32, skd_epochs=1.0, skd_rows=4000, eval_styles=("plain",))
+                   teacher_epochs=10.0, teacher_learning_rate=3e-4, teacher_batch_size=32, skd_epochs=1.0, skd_rows=4000, eval_styles=("plain",),
+                   threads=1)  # the test suite runs two workers on two cores
 
 
 @contextmanager

@@ -24,9 +24,14 @@ class UsageError(argparse.ArgumentTypeError, ValueError):
     """A user error: printed as one line ``error: ...``, exit status 2. The message names the argument."""
 
 
+def one_line(message: object) -> str:
+    """``message`` as a single line (newlines folded into spaces)."""
+    return " ".join(str(message).split())
+
+
 def exit_usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     """What every parser's ``error`` does: print one line ``error: <prog>: message`` and exit 2."""
-    parser.exit(2, f"error: {parser.prog}: {' '.join(message.split())} (see {parser.prog} --help)\n")
+    parser.exit(2, f"error: {parser.prog}: {one_line(message)} (see {parser.prog} --help)\n")
 
 
 def _integer(text: str) -> int:

@@ -29,8 +29,7 @@ class PublishRefused(ValueError):
     def __init__(self, folder: str | Path, problems: list[str]):
         self.folder = str(folder)
         self.problems = list(problems)
-        lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"refusing to publish {self.folder}:\n{lines}")
+        super().__init__(f"refusing to publish {self.folder}: {'; '.join(self.problems)}")
 
 
 def _relative_files(folder: Path) -> list[str]:

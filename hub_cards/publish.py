@@ -19,6 +19,7 @@ from huggingface_hub import CommitInfo, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from dataset_builders.atomic import atomic_output_dir
+from dataset_builders.cli_args import one_line
 from hub_cards.checks import CARD_NAME, PublishRefused
 from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, check_arguments, stage
 
@@ -99,10 +100,10 @@ def run(args: argparse.Namespace) -> int:
             print(staged.table())
             commit = upload(staged, args.kind, args.repo_id, args.private, args.revision, args.commit_message)
     except (PublishRefused, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except HfHubHTTPError as err:
-        print(f"error: the Hub refused the upload to {args.repo_id}: {err}", file=sys.stderr)
+        print(f"error: the Hub refused the upload to {args.repo_id}: {one_line(err)}", file=sys.stderr)
         return 1
     print(f"published {args.kind} to {commit.repo_url} ({commit.commit_url})")
     return 0

@@ -168,6 +168,18 @@ def test_model_refusals(breakage, model_dir, phi3_v_dir, tmp_path, capsys):
     assert not list(tmp_path.glob(".dry.*"))  # nor its staging sibling
 
 
+def test_every_problem_of_a_refusal_is_on_one_error_line(model_dir, tmp_path, capsys):
+    # user errors are one line and exit 2, however many problems a folder has (a YAML error's own newlines included)
+    folder = copy_of(model_dir, tmp_path)
+    names = ("code file missing", "pickled weights", "card YAML broken")
+    for name in names:
+        MODEL_BREAKAGES[name][0](folder)
+    assert publish("model", str(folder), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(tmp_path / "dry")) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: refusing to publish")
+    assert all(MODEL_BREAKAGES[name][1] in lines[0] for name in names)
+
+
 def _drop_parquet(folder: Path) -> None:
     for shard in (folder / "data" / "xtd_t2i").glob("it-*.parquet"):
         shard.unlink()

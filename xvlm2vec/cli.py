@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from dataset_builders.cli_args import exit_usage_error
+from dataset_builders.cli_args import exit_usage_error, one_line
 from xvlm2vec import __version__
 from xvlm2vec.progress import configure_progress
 
@@ -45,11 +45,6 @@ class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         """Print ``error: <prog>: message`` and exit 2."""
         exit_usage_error(self, message)
-
-
-def one_line(message: object) -> str:
-    """``message`` as a single line (newlines folded into spaces)."""
-    return " ".join(str(message).split())
 
 
 def report_usage_errors(function: Callable[..., int | None], *args: Any) -> int:

@@ -75,9 +75,9 @@ def check_arguments(args: argparse.Namespace) -> list:
     try:
         select_splits(data, args.tasks, args.languages)
     except FileNotFoundError as error:
-        raise UsageError(f"--data {args.data}: not an MMMEB dataset folder or Hub repo ({one_line(error)})") from error
+        raise UsageError(f"--data {args.data}: not an MMMEB dataset folder or Hub repo ({first_line(error)})") from error
     except ValueError as error:  # unknown task or language, empty selection
-        raise UsageError(one_line(error)) from error
+        raise UsageError(first_line(error)) from error
     return sources
 
 
@@ -91,7 +91,7 @@ def add_languages(embedder, languages_file: Path) -> None:
         embedder.instructions = table_with_entries(embedder.instructions, read_language_file(languages_file))
 
 
-def one_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """The first line of ``error``'s message."""
     return (str(error).splitlines() or [type(error).__name__])[0]
 

@@ -95,3 +95,15 @@ def test_tie_count_and_optimistic_rule(mmmeb):
     assert optimistic["mrr"] == pytest.approx((1 + 1 / 2 + 1 + 1) / 4, abs=1e-12)
     with pytest.raises(ValueError, match="unknown tie rule 'lucky'"):
         mmmeb.compute(predictions=predictions, ties="lucky")
+
+
+def test_one_citation_everywhere(mmmeb):
+    # the metric module is published on its own, so it holds a copy of the BibTeX entry every card renders;
+    # the copies (module, its README, the project README) must not drift from hub_cards/templates/citation.bib
+    from hub_cards.templates_io import citation
+
+    assert mmmeb.info.citation.strip() == citation()
+    for readme in (METRIC_DIR / "README.md", METRIC_DIR.parents[1] / "README.md"):
+        text = readme.read_text()
+        start = text.index("```bibtex\n", text.index("## Citation")) + len("```bibtex\n")
+        assert text[start : text.index("```", start)].strip() == citation(), readme

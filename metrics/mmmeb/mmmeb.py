@@ -22,11 +22,11 @@ import evaluate
 import numpy as np
 
 _CITATION = """\
-@misc{xvlm2vec,
-  title = {xVLM2Vec: Adapting LVLM-based embedding models to multilinguality using Self-Knowledge Distillation},
-  author = {Musacchio, Elio and Siciliani, Lucia and Basile, Pierpaolo and Semeraro, Giovanni},
-  year = {2025},
-  eprint = {2503.09313},
+@misc{musacchio2025xvlm2vec,
+  title         = {xVLM2Vec: Adapting LVLM-based embedding models to multilinguality using Self-Knowledge Distillation},
+  author        = {Musacchio, Elio and Siciliani, Lucia and Basile, Pierpaolo and Semeraro, Giovanni},
+  year          = {2025},
+  eprint        = {2503.09313},
   archivePrefix = {arXiv},
 }
 """

@@ -51,6 +51,7 @@ from dataset_builders.mmeb_train import (
     translated_fields,
 )
 from dataset_builders.cli_args import UsageError, local_or_hub, positive_int
+from dataset_builders.model_folder import check_remote_code, read_config
 from dataset_builders.safe_io import JsonlLine, RowError
 from dataset_builders.source import check_source
 from dataset_builders.source import resolve_source
@@ -151,19 +152,31 @@ class ChatTranslator:
         return [Translated(text, flag) for text, flag in zip(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), cut)]
 
 
+def translator_source(value: str, trust_remote_code: bool = False) -> tuple[str, bool]:
+    """``--model`` as a folder or Hub id, and the ``trust_remote_code`` to load it with.
+
+    Its ``config.json`` is read as JSON first (nothing imported): a model whose configs map to its
+    own code is a UsageError unless ``trust_remote_code`` (the user's ``--trust-remote-code``).
+    """
+    config = read_config(value, "--model")
+    return local_or_hub(value, "--model"), check_remote_code(value, config, "--model", trust_remote_code)
+
+
 def load_translator(name_or_path: str, device: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
-                    registry: LanguageRegistry | None = None) -> Translator:
+                    registry: LanguageRegistry | None = None, trust_remote_code: bool = False) -> Translator:
     """Load a seq2seq (``config.is_encoder_decoder``) or chat model with transformers Auto classes
-    (a chat model names the target language from ``registry``)."""
+    (a chat model names the target language from ``registry``); ``trust_remote_code`` only as
+    :func:`translator_source` returned it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    trust = {"trust_remote_code": trust_remote_code}
+    config = AutoConfig.from_pretrained(name_or_path, **trust)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **trust)
     if config.is_encoder_decoder:
-        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path)
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, **trust)
         translator: Translator = Seq2SeqTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens)
     else:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **trust)
         translator = ChatTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens,
                                     registry=registry)
     return translator
@@ -384,6 +397,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
                         help="generation length limit; an output that reaches it is rejected as truncated")
     parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
+    add_trust_argument(parser)
+
+
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    """``--trust-remote-code`` of the commands that load a translation model."""
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow code that comes with the --model folder/repo (its auto_map) to run; only for code you have read or trust")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -398,11 +418,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--languages: give target language codes other than en")
     subsets = selected_subsets(args.subsets)
     check_source(args.source)
-    model = local_or_hub(args.model, "--model")
+    model, trust = translator_source(args.model, args.trust_remote_code)
     known = args.languages_file is not None and args.languages_file.is_file()
     registry = load_languages(args.languages_file if known else None)
     translator = load_translator(model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens,
-                                 registry=registry)
+                                 registry=registry, trust_remote_code=trust)
     try:
         counts = translate_mmeb_train(translator, args.source, args.output_dir, languages, subsets,
                                       args.rows_per_subset, args.batch_size, args.revision, args.split,

@@ -2,7 +2,7 @@
 
 Each folder below maps (``auto_map``) to its own Python file, which writes a marker file when it
 is imported. Every verb that loads a model (eval, train student, train teacher, the demo's
-example) refuses such a folder without the flag (exit status 2, no marker) and runs it with the
+example, translate and instructions translate) refuses such a folder without the flag (exit status 2, no marker) and runs it with the
 flag (marker written, status 0). ``publish`` never runs code, and refuses to upload code that is
 not the installed project's without the flag. An xVLM2Vec folder loads with the installed
 classes: its (tampered) copy of the code does not run, flag or not.
@@ -22,6 +22,7 @@ from test_train_fixtures import write_parallel_corpus
 from xvlm2vec.cli import main as cli_main
 from xvlm2vec.cli import report_usage_errors
 from xvlm2vec.demo import example
+from xvlm2vec.testing.release import write_mmeb_train
 from xvlm2vec.testing.tiny_models import BUILDERS, save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,12 +44,13 @@ class PlantedModel({model}):
 '''
 
 
-def plant_code(folder: Path, config_class: str, model_class: str) -> Path:
-    """Give ``folder`` a module ``planted.py`` mapped from its config; return the marker it writes when run."""
+def plant_code(folder: Path, config_class: str, model_class: str, auto_model: str = "AutoModel") -> Path:
+    """Give ``folder`` a module ``planted.py`` mapped from its config (``auto_model`` to the model class);
+    return the marker it writes when run."""
     marker = folder.parent / f"{folder.name}.marker"
     (folder / "planted.py").write_text(PLANTED.format(marker=str(marker), config=config_class, model=model_class))
     config = json.loads((folder / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "planted.PlantedConfig", "AutoModel": "planted.PlantedModel"}
+    config["auto_map"] = {"AutoConfig": "planted.PlantedConfig", auto_model: "planted.PlantedModel"}
     (folder / "config.json").write_text(json.dumps(config))
     return marker
 
@@ -62,6 +64,30 @@ def qwen_backbone(folder: Path) -> Path:
     Qwen2VLForConditionalGeneration(config).save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     return plant_code(folder, "Qwen2VLConfig", "Qwen2VLModel")
+
+
+def test_translators_need_the_flag_for_a_model_with_its_own_code(tmp_path, capsys) -> None:
+    from test_datasets_translate import SUBSET, _tiny_t5
+
+    source = write_mmeb_train(tmp_path / "mmeb", rows_per_subset=2, subsets=(SUBSET,))
+    runs = {  # a model folder each: transformers keeps a module it imported once
+        "translate": ["translate", "--source", str(source), "--output-dir", str(tmp_path / "journal"), "--languages", "it",
+                      "--subsets", SUBSET, "--max-new-tokens", "6"],
+        "instructions": ["instructions", "translate", "--languages", "pt", "--output", str(tmp_path / "pt.json"),
+                         "--max-new-tokens", "6", "--partial"],
+    }
+    for name, argv in runs.items():
+        _tiny_t5(tmp_path / f"mt_{name}")
+        marker = plant_code(tmp_path / f"mt_{name}", "T5Config", "T5ForConditionalGeneration", "AutoModelForSeq2SeqLM")
+        argv = [*argv, "--model", str(tmp_path / f"mt_{name}")]
+        capsys.readouterr()
+        assert cli_main(argv) == 2, name
+        error = capsys.readouterr().err
+        assert not marker.exists() and "planted.PlantedModel" in error and "--trust-remote-code" in error, name
+        assert error.count("\n") == 1 and error.startswith("error: --model "), error
+        assert cli_main([*argv, "--trust-remote-code"]) == 0, name
+        assert marker.exists(), name
+    assert (tmp_path / "pt.json").is_file() and (tmp_path / "journal" / "rejects.jsonl").is_file()
 
 
 def test_eval_needs_the_flag_for_a_folder_with_its_own_code(built_mmmeb, tmp_path, capsys) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dataset_builders.atomic import write_text_atomic
 from dataset_builders.cli_args import UsageError, language_file, language_file_or_new
-from dataset_builders.translate import output_text
+from dataset_builders.translate import add_trust_argument, load_translator, output_text, translator_source
 from modeling_xvlm2vec.languages import (IMAGE_TAG, Language, LanguageRegistry, check_code, load_languages, merge_entries,
                                          placeholder_problems, read_language_file, table_with_entries,
                                          write_language_file)
@@ -76,13 +76,13 @@ def _languages(value: str) -> list[str]:
 
 def run_translate(args: argparse.Namespace) -> int:
     """Translate, check, and write the language file (only when nothing was refused, unless ``--partial``)."""
-    from dataset_builders.translate import load_translator
-
     languages = _languages(args.languages)
     if not languages or "en" in languages:
         raise UsageError("--languages: give target language codes other than en")
+    model, trust = translator_source(args.model, args.trust_remote_code)
     registry = load_languages(args.languages_file)
-    translator = load_translator(args.model, device=args.device, max_new_tokens=args.max_new_tokens, registry=registry)
+    translator = load_translator(model, device=args.device, max_new_tokens=args.max_new_tokens, registry=registry,
+                                 trust_remote_code=trust)
     entries = read_language_file(args.output) if args.output.is_file() else {}
     refusals: list[Refusal] = []
     for lang in languages:
@@ -148,6 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     translate.add_argument("--partial", action="store_true", help="write the accepted instructions even when some are refused")
     translate.add_argument("--max-new-tokens", type=int, default=128, help="generation length limit")
     translate.add_argument("--device", default=None, help="torch device (default cpu)")
+    add_trust_argument(translate)
     apply = sub.add_parser("apply", help="write a language file's instructions into a saved model's config.json",
                            description="write a language file's instructions into a saved model's config.json")
     apply.add_argument("--model", required=True, type=Path, help="saved xVLM2Vec model folder")

@@ -11,87 +11,12 @@ code inside them is not executed.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from dataset_builders.cli_args import UsageError, local_or_hub
+from dataset_builders.model_folder import check_remote_code, read_config
 
 XVLM2VEC_MODEL_TYPE = "xvlm2vec"
-#: Files whose ``auto_map`` makes transformers import code from the model folder.
-CODE_MAPPING_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
-TRUST_HINT = "pass --trust-remote-code to run it (only for code you have read or trust)"
-
-
-def model_location(value: str, argument: str) -> str:
-    """``value`` as an existing local folder or a valid Hub repo id; anything else is a UsageError."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    source = local_or_hub(value, argument)
-    if Path(source).is_dir():
-        return source
-    if Path(source).exists():
-        raise UsageError(f"{argument} {value}: a file, not a model folder")
-    try:
-        validate_repo_id(source)
-    except HFValidationError as error:
-        raise UsageError(f"{argument} {value}: no such local folder, and not a valid Hub repo id ({error})") from None
-    return source
-
-
-def read_config(value: str, argument: str, revision: str | None = None) -> dict[str, Any]:
-    """``config.json`` of a model folder or Hub repo, read as JSON (no code is imported)."""
-    source = model_location(value, argument)
-    folder = Path(source)
-    if folder.is_dir():
-        path = folder / "config.json"
-        if not path.is_file():
-            raise UsageError(f"{argument} {value}: no config.json in that folder (not a saved model)")
-    else:
-        path = _hub_config(source, argument, revision)
-    try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{argument} {value}: config.json is unreadable ({error})") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"{argument} {value}: config.json is not a JSON object")
-    return config
-
-
-def _hub_config(repo_id: str, argument: str, revision: str | None) -> str:
-    """Download (or find in the cache) ``config.json`` of Hub repo ``repo_id``."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    try:
-        return hf_hub_download(repo_id, "config.json", revision=revision)
-    except (RepositoryNotFoundError, EntryNotFoundError, LocalEntryNotFoundError) as error:
-        raise UsageError(
-            f"{argument} {repo_id}: no such local folder, and no Hub model with a config.json there "
-            f"({type(error).__name__}; offline or a typo?)"
-        ) from None
-
-
-def code_references(source: str, config: dict[str, Any]) -> list[str]:
-    """The ``auto_map`` entries of ``config`` and of the folder's processor / tokenizer configs."""
-    references = []
-    configs = [("config.json", config)]
-    folder = Path(source)
-    for name in CODE_MAPPING_FILES[1:]:
-        if folder.is_dir() and (folder / name).is_file():
-            try:
-                configs.append((name, json.loads((folder / name).read_text(encoding="utf-8"))))
-            except ValueError:
-                continue
-    for name, values in configs:
-        mapping = values.get("auto_map") if isinstance(values, dict) else None
-        nested = values.get("image_processor", {}).get("auto_map") if isinstance(values.get("image_processor"), dict) else None
-        for auto_map in (mapping, nested):
-            if isinstance(auto_map, dict):
-                for auto_class, target in auto_map.items():
-                    references.append(f"{name}: {auto_class} -> {target}")
-    return references
 
 
 def trust_for(value: str, config: dict[str, Any], argument: str, trust_remote_code: bool) -> bool:
@@ -102,13 +27,7 @@ def trust_for(value: str, config: dict[str, Any], argument: str, trust_remote_co
     """
     if config.get("model_type") == XVLM2VEC_MODEL_TYPE:
         return False
-    references = code_references(local_or_hub(value, argument), config)
-    if references and not trust_remote_code:
-        raise UsageError(
-            f"{argument} {value}: model type {config.get('model_type')!r} comes with its own code "
-            f"({'; '.join(references)}), which would run when it loads; {TRUST_HINT}"
-        )
-    return trust_remote_code
+    return check_remote_code(value, config, argument, trust_remote_code)
 
 
 def check_xvlm2vec_source(value: str, argument: str, trust_remote_code: bool = False,

@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES, TIES
-from dataset_builders.cli_args import UsageError, language_file, positive_int
-from xvlm2vec.model_source import TRUST_HINT, local_or_hub
+from dataset_builders.cli_args import UsageError, language_file, local_or_hub, positive_int
+from dataset_builders.model_folder import TRUST_HINT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 from datasets.utils.logging import disable_progress_bar
-
-from xvlm2vec.testing.release import write_parallel
-from dataset_builders.parallel import build_parallel
-
 from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
+
+from dataset_builders.parallel import build_parallel
+from xvlm2vec.testing.release import write_parallel
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -53,7 +52,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(results, indent=2))
     print(f"\n{'num_proc':>8} {'seconds':>9} {'rows/s':>10} {'speed-up':>9}")
     for run in runs:
-        print(f"{run['num_proc']:>8} {run['seconds']:>9.2f} {run['rows_per_s']:>10.1f} {run['speedup_vs_first']:>9.2f}")
+        print(
+            f"{run['num_proc']:>8} {run['seconds']:>9.2f} {run['rows_per_s']:>10.1f} {run['speedup_vs_first']:>9.2f}"
+        )
     return save_figures(results, args.output)
 
 

@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 
 import torch
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 from xvlm2vec.demo.model import build_demo_model
 from xvlm2vec.demo.pipeline import DemoConfig
 from xvlm2vec.demo.teacher import teacher_pairs
 from xvlm2vec.testing.world import build_world
 from xvlm2vec.training.contrastive import ContrastiveCollator, info_nce
-
-from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 
 def main() -> None:
@@ -74,18 +73,31 @@ def main() -> None:
     totals = {n: [a + b for a, b in zip(t["collate"], t["compute"])] for n, t in times.items()}
     base = statistics.median(totals[args.threads[0]])
     results = {
-        str(n): {"median_s_per_step": statistics.median(totals[n]), "median_collate_s": statistics.median(t["collate"]),
-                 "median_compute_s": statistics.median(t["compute"]), "ratio_to_first": statistics.median(totals[n]) / base,
-                 "steps": len(totals[n])}
+        str(n): {
+            "median_s_per_step": statistics.median(totals[n]),
+            "median_collate_s": statistics.median(t["collate"]),
+            "median_compute_s": statistics.median(t["compute"]),
+            "ratio_to_first": statistics.median(totals[n]) / base,
+            "steps": len(totals[n]),
+        }
         for n, t in times.items()
     }
     print(f"batch {size}, image {config.world.image_size}px, load average {os.getloadavg()[0]:.2f} at the end")
     print("| threads | median s/step | collate s | compute s | x first |\n|---|---|---|---|---|")
     for n, row in results.items():
-        print(f"| {n} | {row['median_s_per_step']:.3f} | {row['median_collate_s']:.3f} | {row['median_compute_s']:.3f} "
-              f"| {row['ratio_to_first']:.2f} |")
-    save_figures({"batch_size": size, "image_size": config.world.image_size, "load_average_end": os.getloadavg()[0],
-                  "results": results}, args.output)
+        print(
+            f"| {n} | {row['median_s_per_step']:.3f} | {row['median_collate_s']:.3f} | {row['median_compute_s']:.3f} "
+            f"| {row['ratio_to_first']:.2f} |"
+        )
+    save_figures(
+        {
+            "batch_size": size,
+            "image_size": config.world.image_size,
+            "load_average_end": os.getloadavg()[0],
+            "results": results,
+        },
+        args.output,
+    )
 
 
 if __name__ == "__main__":

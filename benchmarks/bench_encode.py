@@ -27,10 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 from xvlm2vec.testing.tiny_models import build_tiny_model
-
-from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 WORDS = (
     "the a red blue green small large circle square triangle on next to under above picture image caption "
@@ -81,8 +80,10 @@ def seconds(fn: Callable[[], object]) -> float:
 
 def padded_tokens(token_counts: list[int], batch_size: int) -> int:
     """Tokens a run processes when each batch pads to its longest row."""
-    return sum(max(token_counts[i : i + batch_size]) * len(token_counts[i : i + batch_size])
-               for i in range(0, len(token_counts), batch_size))
+    return sum(
+        max(token_counts[i : i + batch_size]) * len(token_counts[i : i + batch_size])
+        for i in range(0, len(token_counts), batch_size)
+    )
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -119,7 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
         "tiny_batched": lambda: tiny.encode(texts, batch_size=size),
         "tiny_batch1": lambda: [tiny.encode([text], batch_size=1) for text in texts],
         "small_sorted": lambda: small.encode(texts, batch_size=size),
-        "small_unsorted": lambda: [small.encode(texts[i : i + size], batch_size=size) for i in range(0, len(texts), size)],
+        "small_unsorted": lambda: [
+            small.encode(texts[i : i + size], batch_size=size) for i in range(0, len(texts), size)
+        ],
     }
     rounds: list[dict[str, float]] = []
     names = list(measurements)
@@ -140,25 +143,40 @@ def main(argv: list[str] | None = None) -> dict:
     }
     sorted_counts = sorted(token_counts, reverse=True)
     results = {
-        "settings": {"texts": args.texts, "batch_size": size, "rounds": args.rounds, "torch_threads": torch.get_num_threads()},
-        "small_tokens": {"real": sum(token_counts), "padded_sorted": padded_tokens(sorted_counts, size),
-                         "padded_unsorted": padded_tokens(token_counts, size)},
+        "settings": {
+            "texts": args.texts,
+            "batch_size": size,
+            "rounds": args.rounds,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "small_tokens": {
+            "real": sum(token_counts),
+            "padded_sorted": padded_tokens(sorted_counts, size),
+            "padded_unsorted": padded_tokens(token_counts, size),
+        },
         "per_round": per_round,
         "summary": {name: spread(values) for name, values in per_round.items()},
         # best-of: each measurement's least disturbed round, the steadiest figure on a loaded machine
         "best_of": {
-            "small_sorted_over_unsorted": min(r["small_unsorted"] for r in rounds) / min(r["small_sorted"] for r in rounds),
-            "small_fraction_of_ceiling": flops / min(r["small_sorted"] for r in rounds) / max(r["ceiling"] for r in rounds),
+            "small_sorted_over_unsorted": min(r["small_unsorted"] for r in rounds)
+            / min(r["small_sorted"] for r in rounds),
+            "small_fraction_of_ceiling": flops
+            / min(r["small_sorted"] for r in rounds)
+            / max(r["ceiling"] for r in rounds),
             "tiny_batched_over_batch1": min(r["tiny_batch1"] for r in rounds) / min(r["tiny_batched"] for r in rounds),
         },
     }
-    print(f"{args.rounds} interleaved rounds, {torch.get_num_threads()} torch thread(s); median [min, max] over rounds")
+    print(
+        f"{args.rounds} interleaved rounds, {torch.get_num_threads()} torch thread(s); median [min, max] over rounds"
+    )
     for name, entry in results["summary"].items():
         print(f"{name:<30}{entry['median']:>10.3f}  [{entry['min']:.3f}, {entry['max']:.3f}]")
     print("best-of rounds: " + ", ".join(f"{name} {value:.3f}" for name, value in results["best_of"].items()))
     tokens = results["small_tokens"]
-    print(f"small config tokens: {tokens['real']} real, {tokens['padded_sorted']} padded sorted, "
-          f"{tokens['padded_unsorted']} padded unsorted")
+    print(
+        f"small config tokens: {tokens['real']} real, {tokens['padded_sorted']} padded sorted, "
+        f"{tokens['padded_unsorted']} padded unsorted"
+    )
     return save_figures(results, args.output)
 
 

@@ -24,17 +24,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
-from xvlm2vec.testing.release import write_mmmeb
 from dataset_builders.mmmeb import build_mmmeb
 from modeling_xvlm2vec.instructions import STYLES
 from xvlm2vec.evaluation.data import SplitData, load_split
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
 from xvlm2vec.evaluation.prompts import candidate_input, query_input
 from xvlm2vec.evaluation.runner import RunConfig, Runner, select_splits
+from xvlm2vec.testing.release import write_mmmeb
 from xvlm2vec.testing.tiny_models import build_tiny_model
-
-from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 #: Candidate batch size of the released embedding script.
 RELEASED_BATCH_SIZE = 4
@@ -42,28 +41,42 @@ RELEASED_BATCH_SIZE = 4
 Scores = dict[tuple[str, str, str], list[np.ndarray]]
 
 
-def candidate_items(embedder: Embedder, split: SplitData, style: str) -> tuple[list[tuple[str | None, str | None]], list[list[int]]]:
+def candidate_items(
+    embedder: Embedder, split: SplitData, style: str
+) -> tuple[list[tuple[str | None, str | None]], list[list[int]]]:
     """The split's unique candidates under ``style`` (first-seen order) and each query's indices into them."""
     unique: dict[tuple[str | None, str | None], int] = {}
     lists = []
     for row in split.rows:
         if query_input(embedder, split.task, split.language, row, style) is None:
             continue  # skipped by the protocol (null text), as the runner does
-        lists.append([unique.setdefault(candidate_input(embedder, split.task, split.language, c, style), len(unique))
-                      for c in row.candidates])
+        lists.append(
+            [
+                unique.setdefault(candidate_input(embedder, split.task, split.language, c, style), len(unique))
+                for c in row.candidates
+            ]
+        )
     return list(unique), lists
 
 
-def embed_items(embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], batch_size: int) -> np.ndarray:
+def embed_items(
+    embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], batch_size: int
+) -> np.ndarray:
     """Embed (prompt, image id) items in batches of ``batch_size``, in order."""
-    chunks = [embedder.embed([text for text, _ in items[start : start + batch_size]],
-                             [split.image(image_id) for _, image_id in items[start : start + batch_size]], batch_size)
-              for start in range(0, len(items), batch_size)]
+    chunks = [
+        embedder.embed(
+            [text for text, _ in items[start : start + batch_size]],
+            [split.image(image_id) for _, image_id in items[start : start + batch_size]],
+            batch_size,
+        )
+        for start in range(0, len(items), batch_size)
+    ]
     return np.concatenate(chunks)
 
 
-def released_flow(embedder: Embedder, data: str, pairs: list[tuple[str, str]], styles: list[str], store: dict,
-                  batch_size: int) -> Scores:
+def released_flow(
+    embedder: Embedder, data: str, pairs: list[tuple[str, str]], styles: list[str], store: dict, batch_size: int
+) -> Scores:
     """The released flow: each split read from ``data`` (with the runner's reader, so both pay the same);
     per split and style, unique candidates embedded in batches (skipped when ``store`` already holds them,
     as the released script skips stored embeddings); queries one at a time."""
@@ -76,7 +89,9 @@ def released_flow(embedder: Embedder, data: str, pairs: list[tuple[str, str]], s
                 store[key] = embed_items(embedder, split, items, batch_size)
             candidates = store[key]
             scores[key] = []
-            kept = [row for row in split.rows if query_input(embedder, split.task, split.language, row, style) is not None]
+            kept = [
+                row for row in split.rows if query_input(embedder, split.task, split.language, row, style) is not None
+            ]
             for row, indices in zip(kept, lists):
                 query, image_id = query_input(embedder, split.task, split.language, row, style)
                 vector = embedder.embed([query], [split.image(image_id)], 1)[0]
@@ -84,7 +99,9 @@ def released_flow(embedder: Embedder, data: str, pairs: list[tuple[str, str]], s
     return scores
 
 
-def per_query_loop(embedder: Embedder, data: str, pairs: list[tuple[str, str]], styles: list[str], batch_size: int) -> Scores:
+def per_query_loop(
+    embedder: Embedder, data: str, pairs: list[tuple[str, str]], styles: list[str], batch_size: int
+) -> Scores:
     """Second reference: per split (read from ``data``), style and query, embed the query, then its whole
     candidate list."""
     scores: Scores = {}
@@ -137,13 +154,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=32, help="queries per split")
     parser.add_argument("--candidates", type=int, default=8, help="candidates per query")
     parser.add_argument("--batch-size", type=int, default=16, help="runner batch size")
-    parser.add_argument("--released-batch-size", type=int, default=RELEASED_BATCH_SIZE,
-                        help="candidate batch size of the released flow (4, as released)")
+    parser.add_argument(
+        "--released-batch-size",
+        type=int,
+        default=RELEASED_BATCH_SIZE,
+        help="candidate batch size of the released flow (4, as released)",
+    )
     parser.add_argument("--tasks", nargs="+", default=["xtd_i2t", "xtd_t2i"], help="configs or tasks to run")
     parser.add_argument("--languages", nargs="+", default=["en", "it"], help="languages to run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians reported)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: on a shared machine extra threads stall each other)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: on a shared machine extra threads stall each other)"
+    )
     parser.add_argument("--per-query-loop", action="store_true", help="also time the per-query loop (once)")
     parser.add_argument("--output", type=Path, default=None, help="write the figures to this JSON file")
     return parser.parse_args(argv)
@@ -152,8 +174,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def summary(seconds: list[float], queries: int) -> dict:
     """Median seconds and queries/s with the spread over rounds."""
     median = statistics.median(seconds)
-    return {"seconds": seconds, "seconds_median": median, "queries_per_s": queries / median,
-            "spread": (max(seconds) - min(seconds)) / median}
+    return {
+        "seconds": seconds,
+        "seconds_median": median,
+        "queries_per_s": queries / median,
+        "spread": (max(seconds) - min(seconds)) / median,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -168,19 +194,25 @@ def main(argv: list[str] | None = None) -> dict:
         data = str(root / "data")
         model, _ = build_tiny_model(args.backbone, seed=0)
         embedder = XVLM2VecEmbedder(model, f"tiny-{args.backbone}")
-        config = RunConfig(tasks=list(args.tasks), languages=list(args.languages), styles=styles, batch_size=args.batch_size)
+        config = RunConfig(
+            tasks=list(args.tasks), languages=list(args.languages), styles=styles, batch_size=args.batch_size
+        )
         metric = Runner(config).metric
         pairs = select_splits(data, config.tasks, config.languages)
         queries = sum(len(load_split(data, name, lang).rows) for name, lang in pairs) * len(styles)
         _ = embedder.fingerprint  # computed once, outside the timings
 
         def with_cache(folder: str) -> Scores:
-            return runner_flow(embedder, data, RunConfig(**{**vars(config), "cache_dir": str(root / folder)}), metric)[0]
+            return runner_flow(embedder, data, RunConfig(**{**vars(config), "cache_dir": str(root / folder)}), metric)[
+                0
+            ]
 
         released_store: dict = {}
         methods: dict[str, Callable[[int], Scores]] = {  # each takes the round number
             "released_cold": lambda _: released_flow(embedder, data, pairs, styles, {}, args.released_batch_size),
-            "released_warm": lambda _: released_flow(embedder, data, pairs, styles, released_store, args.released_batch_size),
+            "released_warm": lambda _: released_flow(
+                embedder, data, pairs, styles, released_store, args.released_batch_size
+            ),
             "runner_cold": lambda round_index: with_cache(f"cold-{round_index}"),
             "runner_warm": lambda _: with_cache("warm"),
         }
@@ -189,21 +221,26 @@ def main(argv: list[str] | None = None) -> dict:
         seconds: dict[str, list[float]] = {name: [] for name in methods}
         names = list(methods)
         for round_index in range(args.rounds):
-            order = names[round_index % len(names):] + names[: round_index % len(names)]
+            order = names[round_index % len(names) :] + names[: round_index % len(names)]
             for name in order:
                 start = time.perf_counter()
                 scores = methods[name](round_index)
                 seconds[name].append(time.perf_counter() - start)
                 same_scores(scores, reference, name)
         figures = {
-            "setup": {**{k: v for k, v in vars(args).items() if k != "output"}, "styles": styles,
-                      "output": str(args.output) if args.output else None},
+            "setup": {
+                **{k: v for k, v in vars(args).items() if k != "output"},
+                "styles": styles,
+                "output": str(args.output) if args.output else None,
+            },
             "queries_scored": queries,
             "methods": {name: summary(values, queries) for name, values in seconds.items()},
             "runner_vs_released_cold": statistics.median(
-                [r / o for r, o in zip(seconds["released_cold"], seconds["runner_cold"])]),
+                [r / o for r, o in zip(seconds["released_cold"], seconds["runner_cold"])]
+            ),
             "runner_vs_released_warm": statistics.median(
-                [r / o for r, o in zip(seconds["released_warm"], seconds["runner_warm"])]),
+                [r / o for r, o in zip(seconds["released_warm"], seconds["runner_warm"])]
+            ),
         }
         if args.per_query_loop:
             start = time.perf_counter()
@@ -214,8 +251,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'method':<16}{'median s':>10}{'queries/s':>11}{'spread':>8}")
     for name, entry in figures["methods"].items():
         print(f"{name:<16}{entry['seconds_median']:>10.2f}{entry['queries_per_s']:>11.1f}{entry['spread']:>8.0%}")
-    print(f"runner / released (per-round median): cold {figures['runner_vs_released_cold']:.2f}x, "
-          f"warm {figures['runner_vs_released_warm']:.2f}x")
+    print(
+        f"runner / released (per-round median): cold {figures['runner_vs_released_cold']:.2f}x, "
+        f"warm {figures['runner_vs_released_warm']:.2f}x"
+    )
     return save_figures(figures, args.output)
 
 

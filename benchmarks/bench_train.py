@@ -48,8 +48,8 @@ def peak_rss_mib() -> float:
 
 def build_corpus(folder: Path, rows: int, seed: int) -> Path:
     """A parallel corpus folder in the project layout: fixture release file -> `build_parallel`."""
-    from xvlm2vec.testing.release import write_parallel
     from dataset_builders.parallel import build_parallel
+    from xvlm2vec.testing.release import write_parallel
 
     source = folder / "release"
     write_parallel(source, rows=rows, seed=seed)
@@ -73,14 +73,29 @@ def run_strategy(name: str, args: argparse.Namespace) -> dict:
     baseline = peak_rss_mib()
     model, _ = build_tiny_model("qwen2_vl", seed=0, hidden=args.hidden, layers=args.layers)
     teacher = copy.deepcopy(model) if settings["separate_teacher"] else None
-    model_args = ModelConfig(use_peft=settings["lora"], lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_task_type="FEATURE_EXTRACTION",
-                             lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model_args = ModelConfig(
+        use_peft=settings["lora"],
+        lora_r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        lora_task_type="FEATURE_EXTRACTION",
+        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
     student = add_lora(model, model_args)
     work = Path(tempfile.mkdtemp(prefix=f"bench_{name}_"))
     config = SKDConfig(
-        output_dir=str(work / "out"), use_cpu=True, report_to="none", disable_tqdm=True, save_strategy="no",
-        max_steps=args.warmup + args.steps, per_device_train_batch_size=args.batch_size, learning_rate=1e-5,
-        logging_steps=10_000, seed=0, max_length=256, fused_student_forward=settings["fused"],
+        output_dir=str(work / "out"),
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        max_steps=args.warmup + args.steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=1e-5,
+        logging_steps=10_000,
+        seed=0,
+        max_length=256,
+        fused_student_forward=settings["fused"],
         teacher_cache=str(work / "cache") if settings["cache"] else None,
     )
     marks: list[float] = []
@@ -92,15 +107,23 @@ def run_strategy(name: str, args: argparse.Namespace) -> dict:
             marks.append(time.perf_counter())
 
     started = time.perf_counter()
-    trainer = SKDTrainer(model=student, args=config, train_dataset=train, teacher_model=teacher, callbacks=[StepClock()])
+    trainer = SKDTrainer(
+        model=student, args=config, train_dataset=train, teacher_model=teacher, callbacks=[StepClock()]
+    )
     setup_s = time.perf_counter() - started
     trainer.train()
     measured = marks[args.warmup - 1 :] if args.warmup else [started + setup_s] + marks
     steps_per_s = (len(measured) - 1) / (measured[-1] - measured[0])
-    return {"strategy": name, **settings, "steps_per_s": steps_per_s, "setup_s": setup_s,
-            "peak_rss_above_baseline_mib": peak_rss_mib() - baseline, "peak_rss_mib": peak_rss_mib(),
-            "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "trainable_parameters_m": sum(p.numel() for p in student.parameters() if p.requires_grad) / 1e6}
+    return {
+        "strategy": name,
+        **settings,
+        "steps_per_s": steps_per_s,
+        "setup_s": setup_s,
+        "peak_rss_above_baseline_mib": peak_rss_mib() - baseline,
+        "peak_rss_mib": peak_rss_mib(),
+        "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "trainable_parameters_m": sum(p.numel() for p in student.parameters() if p.requires_grad) / 1e6,
+    }
 
 
 def median_run(rounds: list[dict], reference: list[dict]) -> dict:
@@ -108,10 +131,17 @@ def median_run(rounds: list[dict], reference: list[dict]) -> dict:
     (the released recipe's runs of the same rounds), with their medians."""
     ordered = sorted(rounds, key=lambda run: run["steps_per_s"])
     speed = [run["steps_per_s"] / ref["steps_per_s"] for run, ref in zip(rounds, reference)]
-    memory = [run["peak_rss_above_baseline_mib"] / ref["peak_rss_above_baseline_mib"] for run, ref in zip(rounds, reference)]
-    return {**ordered[len(ordered) // 2], "steps_per_s_rounds": [run["steps_per_s"] for run in rounds],
-            "steps_per_s_vs_released_rounds": speed, "steps_per_s_vs_released": statistics.median(speed),
-            "peak_memory_vs_released_rounds": memory, "peak_memory_vs_released": statistics.median(memory)}
+    memory = [
+        run["peak_rss_above_baseline_mib"] / ref["peak_rss_above_baseline_mib"] for run, ref in zip(rounds, reference)
+    ]
+    return {
+        **ordered[len(ordered) // 2],
+        "steps_per_s_rounds": [run["steps_per_s"] for run in rounds],
+        "steps_per_s_vs_released_rounds": speed,
+        "steps_per_s_vs_released": statistics.median(speed),
+        "peak_memory_vs_released_rounds": memory,
+        "peak_memory_vs_released": statistics.median(memory),
+    }
 
 
 def table(results: list[dict]) -> str:
@@ -134,7 +164,13 @@ def phi35v_fsdp_memory(gpus: int) -> dict[str, dict[str, float]]:
     GPU; the teacher cache changes no model state (it saves the teacher's forward and its activations).
     """
     from xvlm2vec.training.memory import (
-        BF16, NO_SPLIT_WRAP, RELEASED_WRAP, count_parameters, full_finetuning_memory, lora_memory, phi35v_config,
+        BF16,
+        NO_SPLIT_WRAP,
+        RELEASED_WRAP,
+        count_parameters,
+        full_finetuning_memory,
+        lora_memory,
+        phi35v_config,
     )
 
     config = phi35v_config()
@@ -151,11 +187,15 @@ def phi35v_fsdp_memory(gpus: int) -> dict[str, dict[str, float]]:
 
 def memory_table(estimates: dict[str, dict[str, float]], gpus: int) -> str:
     """The computed Phi-3.5-V memory as a readable table."""
-    lines = [f"Phi-3.5-V model states per GPU, FSDP full shard over {gpus} GPUs (GiB, activations excluded):",
-             f"{'strategy':<18}{'weights':>9}{'grads':>8}{'AdamW':>8}{'teacher':>9}{'gathered':>10}{'total':>8}"]
+    lines = [
+        f"Phi-3.5-V model states per GPU, FSDP full shard over {gpus} GPUs (GiB, activations excluded):",
+        f"{'strategy':<18}{'weights':>9}{'grads':>8}{'AdamW':>8}{'teacher':>9}{'gathered':>10}{'total':>8}",
+    ]
     for name, g in estimates.items():
-        lines.append(f"{name:<18}{g['weights']:>9.2f}{g['gradients']:>8.2f}{g['optimizer']:>8.2f}{g['teacher']:>9.2f}"
-                     f"{g['gathered']:>10.2f}{g['total']:>8.2f}")
+        lines.append(
+            f"{name:<18}{g['weights']:>9.2f}{g['gradients']:>8.2f}{g['optimizer']:>8.2f}{g['teacher']:>9.2f}"
+            f"{g['gathered']:>10.2f}{g['total']:>8.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -188,10 +228,28 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict]] = {name: [] for name in STRATEGIES}
         for _ in range(args.rounds):  # strategies alternate, so machine load drifts hit all of them alike
             for name in STRATEGIES:
-                child = [sys.executable, __file__, "--only", name, "--corpus", str(corpus), "--rows", str(args.rows),
-                         "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size",
-                         str(args.batch_size), "--hidden", str(args.hidden), "--layers", str(args.layers),
-                         "--threads", str(args.threads)]
+                child = [
+                    sys.executable,
+                    __file__,
+                    "--only",
+                    name,
+                    "--corpus",
+                    str(corpus),
+                    "--rows",
+                    str(args.rows),
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--hidden",
+                    str(args.hidden),
+                    "--layers",
+                    str(args.layers),
+                    "--threads",
+                    str(args.threads),
+                ]
                 done = subprocess.run(child, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     raise RuntimeError(f"strategy {name} failed:\n{done.stderr[-3000:]}")
@@ -200,8 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     estimates = phi35v_fsdp_memory(args.gpus)
     print(memory_table(estimates, args.gpus))
-    summary = {"settings": {k: v for k, v in vars(args).items() if k not in ("only", "corpus", "output")},
-               "results": results, "phi35v_fsdp_gib_per_gpu": estimates}
+    summary = {
+        "settings": {k: v for k, v in vars(args).items() if k not in ("only", "corpus", "output")},
+        "results": results,
+        "phi35v_fsdp_gib_per_gpu": estimates,
+    }
     save_figures(summary, args.output)
     return 0
 

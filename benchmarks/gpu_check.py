@@ -55,16 +55,20 @@ from torch import nn
 from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
 from modeling_xvlm2vec.configuration_phi3_v import Phi3VConfig
 from xvlm2vec.testing.tiny_phi3_v import tiny_phi3_v_config, tiny_phi3_v_processor
-from xvlm2vec.training.memory import phi35v_config
 from xvlm2vec.training.collator import ParallelCollator
+from xvlm2vec.training.memory import phi35v_config
 from xvlm2vec.training.step import skd_loss
 from xvlm2vec.training.teacher import Teacher
 
 #: bf16 dense peak (TFLOP/s, no sparsity) of the cards the check is meant for, by name fragment.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0}
 #: The LoRA recipe's adapters (recipes/xvlm2vec_phi35v.yaml).
-LORA_SETTINGS = {"r": 8, "lora_alpha": 64, "lora_dropout": 0.1,
-                 "target_modules": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]}
+LORA_SETTINGS = {
+    "r": 8,
+    "lora_alpha": 64,
+    "lora_dropout": 0.1,
+    "target_modules": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+}
 #: The released recipe's optimiser settings (docs/training.md).
 LEARNING_RATE, MAX_GRAD_NORM = 1e-5, 0.3
 
@@ -103,7 +107,9 @@ def build_model(backbone: Phi3VConfig, device: torch.device, dtype: torch.dtype,
 def linear_weights(module: nn.Module, kind: type[nn.Module] = nn.Linear) -> int:
     """Elements of the weights of ``module``'s ``kind`` layers (linear by default; LoRA adapters excluded)."""
     return sum(
-        child.weight.numel() for name, child in module.named_modules() if isinstance(child, kind) and "lora_" not in name
+        child.weight.numel()
+        for name, child in module.named_modules()
+        if isinstance(child, kind) and "lora_" not in name
     )
 
 
@@ -118,7 +124,10 @@ def forward_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str,
     text = backbone.config.text_config
     vision = backbone.config.vision_config
     lengths = batch["attention_mask"].sum(-1).double()
-    decoder = 2 * linear_weights(backbone.layers) * lengths.sum() + 4 * text.num_hidden_layers * text.hidden_size * (lengths**2).sum()
+    decoder = (
+        2 * linear_weights(backbone.layers) * lengths.sum()
+        + 4 * text.num_hidden_layers * text.hidden_size * (lengths**2).sum()
+    )
     flops = {"decoder": float(decoder), "vision": 0.0}
     if batch.get("image_sizes") is not None:
         embedding = backbone.vision_embed_tokens
@@ -126,9 +135,11 @@ def forward_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str,
         crops = sum(1 + (int(h) // crop) * (int(w) // crop) for h, w in batch["image_sizes"].tolist())
         patches = (vision.image_size // vision.patch_size) ** 2
         tokens = patches + 1  # the class token
-        tower = (2 * linear_weights(embedding.img_processor, nn.Conv2d) * patches
-                 + 2 * linear_weights(embedding.img_processor) * tokens
-                 + 4 * vision.num_hidden_layers * vision.hidden_size * tokens**2)
+        tower = (
+            2 * linear_weights(embedding.img_processor, nn.Conv2d) * patches
+            + 2 * linear_weights(embedding.img_processor) * tokens
+            + 4 * vision.num_hidden_layers * vision.hidden_size * tokens**2
+        )
         image_tokens = int(backbone.image_positions(batch["input_ids"]).sum())
         flops["vision"] = float(crops * tower + 2 * linear_weights(embedding.img_projection) * image_tokens)
     return flops
@@ -152,14 +163,18 @@ def synthetic_pairs(count: int, image_size: int, seed: int = 0) -> list[dict[str
     rows = []
     for index in range(count):
         pixels = generator.integers(0, 256, size=(image_size, image_size, 3), dtype=np.uint8)
-        rows.append({
-            "id": str(index),
-            "text_en": f"<|image_1|>\nRepresent the given image with the following question: what is the {index}th "
-                       "object on the table next to the window?",
-            "text_lang": f"<|image_1|>\nRappresenta l'immagine data con la seguente domanda: qual è l'oggetto numero "
-                         f"{index} sul tavolo vicino alla finestra?",
-            "image": Image.fromarray(pixels),
-        })
+        rows.append(
+            {
+                "id": str(index),
+                "text_en": f"<|image_1|>\nRepresent the given image with the following question: "
+                f"what is the {index}th "
+                "object on the table next to the window?",
+                "text_lang": f"<|image_1|>\nRappresenta l'immagine data con la seguente domanda: "
+                f"qual è l'oggetto numero "
+                f"{index} sul tavolo vicino alla finestra?",
+                "image": Image.fromarray(pixels),
+            }
+        )
     return rows
 
 
@@ -221,15 +236,25 @@ def run_phase(name: str, results: dict[str, Any], device: torch.device, body: Ca
         figures = body()
         figures["status"] = "ok"
     except Exception as error:  # noqa: BLE001  (a failed phase is recorded; the next one still runs)
-        figures = {"status": "oom" if is_out_of_memory(error) else "error", "error": f"{type(error).__name__}: {error}"[:2000]}
+        figures = {
+            "status": "oom" if is_out_of_memory(error) else "error",
+            "error": f"{type(error).__name__}: {error}"[:2000],
+        }
         if figures["status"] == "error":
             figures["traceback"] = traceback.format_exc()[-4000:]
     figures["phase_seconds"] = time.perf_counter() - started
     figures["peak_memory_gib"] = peak_memory_gib(device)
     results[name] = figures
-    log(f"{name}: {figures['status']} in {figures['phase_seconds']:.1f}s " + json.dumps(
-        {k: v for k, v in figures.items() if k in ("step_s_median", "tokens_per_s", "mfu", "peak_memory_gib",
-                                                   "rows_per_s", "error")}))
+    log(
+        f"{name}: {figures['status']} in {figures['phase_seconds']:.1f}s "
+        + json.dumps(
+            {
+                k: v
+                for k, v in figures.items()
+                if k in ("step_s_median", "tokens_per_s", "mfu", "peak_memory_gib", "rows_per_s", "error")
+            }
+        )
+    )
     reset_memory(device)
 
 
@@ -259,7 +284,7 @@ def skd_phase(
     try:
         seconds = timed(step, device, args.warmup, args.steps)
     finally:
-        del optimizer
+        optimizer.state.clear()
     median = statistics.median(seconds)
     flops, hardware_flops = step_flops(model, batch, full_finetuning)
     peak = args.peak_tflops * 1e12 if args.peak_tflops else None
@@ -286,14 +311,21 @@ def skd_phase(
     }
 
 
-def encode_phase(model: XVLM2VecModel, texts: list[str] | None, images: list[Image.Image] | None,
-                 args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def encode_phase(
+    model: XVLM2VecModel,
+    texts: list[str] | None,
+    images: list[Image.Image] | None,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, Any]:
     """Throughput of ``model.encode`` at ``args.encode_batch`` on texts or images."""
     count = len(texts if texts is not None else images)
     shapes: list[tuple[int, ...]] = []
 
     def run() -> None:
-        shapes.append(model.encode(texts=texts, images=images, batch_size=args.encode_batch, show_progress_bar=False).shape)
+        shapes.append(
+            model.encode(texts=texts, images=images, batch_size=args.encode_batch, show_progress_bar=False).shape
+        )
 
     seconds = timed(run, device, 1, args.encode_repeats)
     if shapes[-1] != (count, core_of(model).config.hidden_size):
@@ -312,11 +344,22 @@ def environment(device: torch.device, attn: str, args: argparse.Namespace) -> di
         peft_version = peft.__version__
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-        "peft": peft_version, "cuda": torch.version.cuda, "device": name, "attn_implementation": attn,
-        "peak_bf16_tflops": args.peak_tflops, "tiny": args.tiny, "dtype": str(args.dtype).removeprefix("torch."),
-        "batch_pairs": args.batch_size, "image_size": args.image_size, "gradient_checkpointing": True,
-        "warmup_steps": args.warmup, "timed_steps": args.steps, "encode_batch": args.encode_batch,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft_version,
+        "cuda": torch.version.cuda,
+        "device": name,
+        "attn_implementation": attn,
+        "peak_bf16_tflops": args.peak_tflops,
+        "tiny": args.tiny,
+        "dtype": str(args.dtype).removeprefix("torch."),
+        "batch_pairs": args.batch_size,
+        "image_size": args.image_size,
+        "gradient_checkpointing": True,
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
+        "encode_batch": args.encode_batch,
     }
 
 
@@ -328,15 +371,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="parallel pairs per step (the paper's per-device 8)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per training phase (default 5; tiny 1)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2; tiny 1)")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="side of the square training images (default 1344, the released resize; tiny 336)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side of the square training images (default 1344, the released resize; tiny 336)",
+    )
     parser.add_argument("--encode-batch", type=int, default=32, help="encode batch size")
-    parser.add_argument("--encode-rows", type=int, default=None, help="texts and images to encode (default 128; tiny 8)")
+    parser.add_argument(
+        "--encode-rows", type=int, default=None, help="texts and images to encode (default 128; tiny 8)"
+    )
     parser.add_argument("--encode-repeats", type=int, default=3, help="timed encode passes (median reported)")
-    parser.add_argument("--peak-tflops", type=float, default=None,
-                        help="bf16 dense peak of the device for MFU (default: from the device name: H100/H200 989)")
-    parser.add_argument("--phases", nargs="+", default=["lora", "released", "encode"],
-                        choices=["lora", "released", "encode"], help="phases to run, in this order")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="bf16 dense peak of the device for MFU (default: from the device name: H100/H200 989)",
+    )
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        default=["lora", "released", "encode"],
+        choices=["lora", "released", "encode"],
+        help="phases to run, in this order",
+    )
     args = parser.parse_args(argv)
     args.steps = args.steps if args.steps is not None else (1 if args.tiny else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 2)
@@ -373,14 +431,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     model = build_model(backbone, device, args.dtype, attn)
     model.set_processor(processor)
-    results["model"] = {"parameters": sum(p.numel() for p in model.parameters()), "build_s": time.perf_counter() - started,
-                        "decoder_linear_weights": linear_weights(model.model.layers),
-                        "vision_linear_weights": linear_weights(model.model.vision_embed_tokens)}
+    results["model"] = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "build_s": time.perf_counter() - started,
+        "decoder_linear_weights": linear_weights(model.model.layers),
+        "vision_linear_weights": linear_weights(model.model.vision_embed_tokens),
+    }
     log(f"model: {results['model']}")
     collator = ParallelCollator(model.prepare_inputs, fused=True, bad_rows="error")
     batch = to_device(collator(synthetic_pairs(args.batch_size, args.image_size)), device)
-    results["batch"] = {"student_shape": list(batch["student_inputs"]["input_ids"].shape),
-                        "teacher_shape": list(batch["teacher_inputs"]["input_ids"].shape)}
+    results["batch"] = {
+        "student_shape": list(batch["student_inputs"]["input_ids"].shape),
+        "teacher_shape": list(batch["teacher_inputs"]["input_ids"].shape),
+    }
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     write()
 
@@ -392,8 +455,11 @@ def main(argv: list[str] | None = None) -> int:
             student = get_peft_model(model, LoraConfig(task_type="FEATURE_EXTRACTION", **LORA_SETTINGS))
             try:
                 trainable = [p for p in student.parameters() if p.requires_grad]
-                return {**skd_phase(student, Teacher(student), batch, trainable, args, device, full_finetuning=False),
-                        "lora": LORA_SETTINGS, "adapter_dtype": str(trainable[0].dtype).removeprefix("torch.")}
+                return {
+                    **skd_phase(student, Teacher(student), batch, trainable, args, device, full_finetuning=False),
+                    "lora": LORA_SETTINGS,
+                    "adapter_dtype": str(trainable[0].dtype).removeprefix("torch."),
+                }
             finally:
                 model = student.unload()
 
@@ -405,8 +471,9 @@ def main(argv: list[str] | None = None) -> int:
             model.requires_grad_(True)
             teacher = copy.deepcopy(model).requires_grad_(False).eval()
             try:
-                return skd_phase(model, Teacher(model, teacher), batch, list(model.parameters()), args, device,
-                                 full_finetuning=True)
+                return skd_phase(
+                    model, Teacher(model, teacher), batch, list(model.parameters()), args, device, full_finetuning=True
+                )
             finally:
                 del teacher
                 model.zero_grad(set_to_none=True)
@@ -417,13 +484,19 @@ def main(argv: list[str] | None = None) -> int:
         model.eval()
         texts = [row["text_en"].split("\n", 1)[1] for row in synthetic_pairs(args.encode_rows, 8, seed=1)]
         generator = np.random.default_rng(2)
-        images = [Image.fromarray(generator.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)) for _ in range(args.encode_rows)]
+        images = [
+            Image.fromarray(generator.integers(0, 256, size=(480, 640, 3), dtype=np.uint8))
+            for _ in range(args.encode_rows)
+        ]
         run_phase("encode_texts", results["phases"], device, lambda: encode_phase(model, texts, None, args, device))
         write()
         run_phase("encode_images", results["phases"], device, lambda: encode_phase(model, None, images, args, device))
     write()
     failed = [name for name, phase in results["phases"].items() if phase["status"] != "ok"]
-    log(f"done in {results['total_seconds']:.1f}s; wrote {args.output}" + (f"; failed phases: {failed}" if failed else ""))
+    log(
+        f"done in {results['total_seconds']:.1f}s; wrote {args.output}"
+        + (f"; failed phases: {failed}" if failed else "")
+    )
     return 0
 
 

@@ -47,12 +47,14 @@ def _kept(name: str, keep: Collection[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in keep)
 
 
-def check_output_dir(target: str | Path, marker: str, keep: Collection[str] = (), inputs: Iterable[str | Path | None] = ()) -> Path:
+def check_output_dir(
+    target: str | Path, marker: str, keep: Collection[str] = (), inputs: Iterable[str | Path | None] = ()
+) -> Path:
     """Return ``target`` resolved, or raise :class:`OutputDirError` when replacing it could lose data.
 
     Refused: ``target`` is a file; ``target`` is, or contains outside its ``keep`` entries, one of
-    ``inputs`` (existing local paths only; Hub ids are ignored); ``target`` is a non-empty folder without ``marker`` that
-    would lose an entry not matched by the ``keep`` patterns.
+    ``inputs`` (existing local paths only; Hub ids are ignored); ``target`` is a non-empty folder without
+    ``marker`` that would lose an entry not matched by the ``keep`` patterns.
     """
     target = Path(target).expanduser().resolve()
     if target.exists() and not target.is_dir():
@@ -61,8 +63,12 @@ def check_output_dir(target: str | Path, marker: str, keep: Collection[str] = ()
         if item is None or not Path(item).exists():
             continue
         source = Path(item).resolve()
-        if source == target or (source.is_relative_to(target) and not _kept(source.relative_to(target).parts[0], keep)):
-            raise OutputDirError(f"--output-dir {target} holds the input {source}, which replacing it would delete; pick another folder")
+        if source == target or (
+            source.is_relative_to(target) and not _kept(source.relative_to(target).parts[0], keep)
+        ):
+            raise OutputDirError(
+                f"--output-dir {target} holds the input {source}, which replacing it would delete; pick another folder"
+            )
     if target.is_dir() and not any(target.glob(marker)):
         lost = sorted(entry.name for entry in target.iterdir() if not _kept(entry.name, keep))
         if lost:
@@ -125,7 +131,9 @@ def atomic_output_dir(
     target = check_output_dir(target, marker, keep, inputs)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in sorted(target.parent.glob(f".{glob.escape(target.name)}{PARTIAL_INFIX}*")):
-        logger.warning("%s is left from an interrupted or concurrent run into %s; delete it when no run is going", stale, target)
+        logger.warning(
+            "%s is left from an interrupted or concurrent run into %s; delete it when no run is going", stale, target
+        )
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL_INFIX}", dir=target.parent))
     try:
         yield staging

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import datasets
 from datasets import DatasetBuilder, DatasetInfo
-from datasets.splits import SplitDict
 from datasets.info import DatasetInfosDict
+from datasets.splits import SplitDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -39,7 +39,9 @@ def _move_shards(prep_dir: Path, builder: DatasetBuilder, target_dir: Path) -> d
         if split_info.num_examples == 0:
             continue
         target_dir.mkdir(parents=True, exist_ok=True)
-        shards = sorted(prep_dir.glob(f"{prefix}-{split}.parquet")) + sorted(prep_dir.glob(f"{prefix}-{split}-*.parquet"))
+        shards = sorted(prep_dir.glob(f"{prefix}-{split}.parquet")) + sorted(
+            prep_dir.glob(f"{prefix}-{split}-*.parquet")
+        )
         if not shards:
             raise RuntimeError(f"builder {builder.config.name!r} wrote no parquet file for split {split!r}")
         for index, shard in enumerate(shards):
@@ -82,7 +84,9 @@ def materialise(
                 continue  # every split empty: no config to declare
             configs[name] = {"data_files": [{"split": split, "path": path} for split, path in patterns.items()]}
             info: DatasetInfo = builder.info.copy()
-            info.splits = SplitDict({k: v for k, v in info.splits.items() if k in patterns}, dataset_name=info.dataset_name)
+            info.splits = SplitDict(
+                {k: v for k, v in info.splits.items() if k in patterns}, dataset_name=info.dataset_name
+            )
             infos[name] = info
     data = DatasetCardData(**card_data)
     configs.to_dataset_card_data(data)

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from datasets import load_dataset
 
-from dataset_builders.cli_args import UsageError, positive_int
-from dataset_builders.cli_args import language_file_or_new
+from dataset_builders.cli_args import UsageError, language_file_or_new, positive_int
 from dataset_builders.report import ReportFragment
 from dataset_builders.safe_io import JsonlLine, RowError, iter_jsonl
 from dataset_builders.source import resolve_source
@@ -36,9 +35,27 @@ MMEB_TRAIN_REPO = "TIGER-Lab/MMEB-train"
 MMEB_TRAIN_REVISION = "0c3f4b8"
 
 MMEB_TRAIN_SUBSETS: tuple[str, ...] = (
-    "A-OKVQA", "CIFAR_100", "CIRR", "FashionIQ", "ImageNet-A", "ImageNet-R", "ImageNet_1K", "MSCOCO",
-    "MSCOCO_i2t", "MSCOCO_t2i", "N24News", "NIGHTS", "OK-VQA", "SUN397", "VOC2007", "VisDial", "Visual7W",
-    "Visual7W-pointing", "VisualNews_i2t", "VisualNews_t2i", "WebQA",
+    "A-OKVQA",
+    "CIFAR_100",
+    "CIRR",
+    "FashionIQ",
+    "ImageNet-A",
+    "ImageNet-R",
+    "ImageNet_1K",
+    "MSCOCO",
+    "MSCOCO_i2t",
+    "MSCOCO_t2i",
+    "N24News",
+    "NIGHTS",
+    "OK-VQA",
+    "SUN397",
+    "VOC2007",
+    "VisDial",
+    "Visual7W",
+    "Visual7W-pointing",
+    "VisualNews_i2t",
+    "VisualNews_t2i",
+    "WebQA",
 )
 #: The 20 subsets the release translated: every MMEB-train subset but VisDial (opt-in with ``--subsets``).
 TRANSLATED_SUBSETS: tuple[str, ...] = tuple(s for s in MMEB_TRAIN_SUBSETS if s != "VisDial")
@@ -60,8 +77,10 @@ def language_markers(lang: str | Language) -> tuple[str, str]:
     """The ``Question``/``Answer`` words of ``lang`` (an entry, or a code of the shipped registry)."""
     entry = lang if isinstance(lang, Language) else load_languages().get(lang)
     if entry.markers is None:
-        raise ValueError(f"language {entry.code!r} has no translation markers: run `xvlm2vec translate` with "
-                         "--languages-file FILE to translate and cache them, or write them into the file")
+        raise ValueError(
+            f"language {entry.code!r} has no translation markers: run `xvlm2vec translate` with "
+            "--languages-file FILE to translate and cache them, or write them into the file"
+        )
     return entry.markers
 
 
@@ -72,17 +91,29 @@ def default_targets() -> tuple[str, ...]:
 
 def add_selection_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The MMEB-train selection options shared by ``xvlm2vec translate`` and ``xvlm2vec build parallel``."""
-    parser.add_argument("--languages", default=",".join(default_targets()),
-                        help="comma-separated target language codes (default: the shipped registry's, it,es,fr,de)")
-    parser.add_argument("--languages-file", type=language_file_or_new, default=None,
-                        help="language file adding languages to the shipped registry (name, markers, punctuation); "
-                             "`xvlm2vec translate` caches translated markers in it")
     parser.add_argument(
-        "--subsets", default=",".join(TRANSLATED_SUBSETS),
+        "--languages",
+        default=",".join(default_targets()),
+        help="comma-separated target language codes (default: the shipped registry's, it,es,fr,de)",
+    )
+    parser.add_argument(
+        "--languages-file",
+        type=language_file_or_new,
+        default=None,
+        help="language file adding languages to the shipped registry (name, markers, punctuation); "
+        "`xvlm2vec translate` caches translated markers in it",
+    )
+    parser.add_argument(
+        "--subsets",
+        default=",".join(TRANSLATED_SUBSETS),
         help="comma-separated MMEB-train subsets (default: the 20 the release translated; VisDial only when named)",
     )
-    parser.add_argument("--rows-per-subset", type=positive_int, default=ROWS_PER_SUBSET, help="first N rows of each subset")
-    parser.add_argument("--split", default="train", help=f"MMEB-train split to read (train at revision {MMEB_TRAIN_REVISION})")
+    parser.add_argument(
+        "--rows-per-subset", type=positive_int, default=ROWS_PER_SUBSET, help="first N rows of each subset"
+    )
+    parser.add_argument(
+        "--split", default="train", help=f"MMEB-train split to read (train at revision {MMEB_TRAIN_REVISION})"
+    )
 
 
 def selected_subsets(text: str) -> list[str]:
@@ -90,8 +121,10 @@ def selected_subsets(text: str) -> list[str]:
     subsets = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in subsets if s not in MMEB_TRAIN_SUBSETS]
     if unknown or not subsets:
-        raise UsageError(f"--subsets {text!r}: {'unknown ' + str(unknown) if unknown else 'empty'}; "
-                         f"choose from {', '.join(MMEB_TRAIN_SUBSETS)}")
+        raise UsageError(
+            f"--subsets {text!r}: {'unknown ' + str(unknown) if unknown else 'empty'}; "
+            f"choose from {', '.join(MMEB_TRAIN_SUBSETS)}"
+        )
     return subsets
 
 
@@ -223,7 +256,9 @@ class ReproduceResult:
 
 
 def translation_reject_reason(record: dict) -> str:
-    """Report reason of a rejected journal record: ``translation_`` + its reason name (``translation_truncated``...)."""
+    """Report reason of a rejected journal record: ``translation_`` + its reason name
+    (``translation_truncated``...).
+    """
     return "translation_" + str(record["rejected"]).split(":", 1)[0].strip()
 
 
@@ -264,9 +299,13 @@ def reproduce_parallel_jsonl(
                     where = f"{subset}/{row_id}/{field_name}/{lang}"
                     try:
                         if record is None:
-                            raise RowError("translation_missing", "no final translation journal record (rerun translate)")
+                            raise RowError(
+                                "translation_missing", "no final translation journal record (rerun translate)"
+                            )
                         if record.get("rejected"):
-                            raise RowError(translation_reject_reason(record), f"translation rejected: {record['rejected']}")
+                            raise RowError(
+                                translation_reject_reason(record), f"translation rejected: {record['rejected']}"
+                            )
                         if query_dropped:
                             raise RowError("query_pair_dropped", "the row's query pair was dropped (released rule)")
                         text_lang = clean_pair(row[field_name] or "", record["fields"].get(field_name) or "", entry)
@@ -275,8 +314,17 @@ def reproduce_parallel_jsonl(
                         query_dropped = query_dropped or field_name == QUERY_FIELD
                         continue
                     image = row.get(image_field) or None
-                    lines.append({"id": where, "text_en": row[field_name], "text_lang": text_lang,
-                                  "img_en": image, "img_lang": image, "lang": lang, "source_dataset": subset})
+                    lines.append(
+                        {
+                            "id": where,
+                            "text_en": row[field_name],
+                            "text_lang": text_lang,
+                            "img_en": image,
+                            "img_lang": image,
+                            "lang": lang,
+                            "source_dataset": subset,
+                        }
+                    )
                     fragment.rows_out += 1
     random.Random(SHUFFLE_SEED).shuffle(lines)
     output_path = Path(output_path)

@@ -57,7 +57,7 @@ class TaskSpec:
         if not (filename.startswith(prefix) and filename.endswith(suffix)) or len(filename) <= len(prefix + suffix):
             return None
         try:
-            return check_code(filename[len(prefix):-len(suffix)])
+            return check_code(filename[len(prefix) : -len(suffix)])
         except ValueError:
             return None
 
@@ -121,7 +121,9 @@ def _check_distinct_files(image_ids: list[str], dataset: str) -> None:
     for image_id in image_ids:
         path = check_relative_path(resolve_image_id(image_id, dataset))
         if path in first:
-            raise RowError("duplicate_candidates", f"candidates {first[path]!r} and {image_id!r} are one image ({path})")
+            raise RowError(
+                "duplicate_candidates", f"candidates {first[path]!r} and {image_id!r} are one image ({path})"
+            )
         first[path] = image_id
 
 
@@ -249,9 +251,13 @@ def build_mmmeb(
     report = BuildReport("mmmeb", str(source), str(output_dir), max_rejects)
     report.list_source_files(folder, [Path(path) for per_lang in files.values() for path in per_lang.values()])
     if store.unsafe_members:
-        report.notes.append(f"{len(store.unsafe_members)} unsafe archive member(s) never read: {store.unsafe_members[:5]}")
-    with atomic_output_dir(output_dir, REPORT_FILENAME, inputs=(folder, image_root)) as staging, \
-            tempfile.TemporaryDirectory() as report_dir:
+        report.notes.append(
+            f"{len(store.unsafe_members)} unsafe archive member(s) never read: {store.unsafe_members[:5]}"
+        )
+    with (
+        atomic_output_dir(output_dir, REPORT_FILENAME, inputs=(folder, image_root)) as staging,
+        tempfile.TemporaryDirectory() as report_dir,
+    ):
 
         def make_builders(cache_dir: str) -> list[MMMEBBuilder]:
             """One builder per task config found in the release."""
@@ -268,7 +274,8 @@ def build_mmmeb(
                 for name, per_lang in files.items()
             ]
 
-        card = {"pretty_name": "MMMEB", "language": sorted({l for f in files.values() for l in f}), "license": "other"}
+        languages = sorted({lang for f in files.values() for lang in f})
+        card = {"pretty_name": "MMMEB", "language": languages, "license": "other"}
         infos = materialise(make_builders, staging, card, CARD_BODY, num_proc=num_proc)
         report.add(ReportFragment.load_all(report_dir))
         report.set_split_rows(infos)

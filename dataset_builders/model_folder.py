@@ -83,7 +83,11 @@ def code_references(source: str, config: dict[str, Any]) -> list[str]:
                 continue
     for name, values in configs:
         mapping = values.get("auto_map") if isinstance(values, dict) else None
-        nested = values.get("image_processor", {}).get("auto_map") if isinstance(values.get("image_processor"), dict) else None
+        nested = (
+            values.get("image_processor", {}).get("auto_map")
+            if isinstance(values.get("image_processor"), dict)
+            else None
+        )
         for auto_map in (mapping, nested):
             if isinstance(auto_map, dict):
                 for auto_class, target in auto_map.items():

@@ -36,5 +36,7 @@ def check_language(lang: object) -> str:
         if lang == ALL_LANGUAGES or not is_safe_name(check_code(lang)):
             raise ValueError(lang)
     except ValueError:
-        raise RowError("invalid_lang", f"language {lang!r} is not a language code (like 'it' or 'pt-BR'; 'all' is reserved)") from None
+        raise RowError(
+            "invalid_lang", f"language {lang!r} is not a language code (like 'it' or 'pt-BR'; 'all' is reserved)"
+        ) from None
     return lang

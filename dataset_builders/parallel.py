@@ -154,8 +154,15 @@ def hold_out_dev(rows: list[dict], dev_fraction: float, max_dev_rows: int) -> di
     by_lang: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
         by_lang.setdefault(row["lang"], []).append(index)
-    dev = {i for indices in by_lang.values() for i in indices[len(indices) - dev_size(len(indices), dev_fraction, max_dev_rows):]}
-    return {"train": [r for i, r in enumerate(rows) if i not in dev], "dev": [r for i, r in enumerate(rows) if i in dev]}
+    dev = {
+        i
+        for indices in by_lang.values()
+        for i in indices[len(indices) - dev_size(len(indices), dev_fraction, max_dev_rows) :]
+    }
+    return {
+        "train": [r for i, r in enumerate(rows) if i not in dev],
+        "dev": [r for i, r in enumerate(rows) if i in dev],
+    }
 
 
 def _write_shards(rows: list[dict], folder: Path, num_shards: int) -> list[str]:
@@ -222,7 +229,9 @@ def build_parallel(
             row = validate_line(item.record)
             digest = row_digest(row)
             if digest in first_line:
-                raise RowError("duplicate_id", f"line repeats line {first_line[digest]} (same id {row['id']!r} and content)")
+                raise RowError(
+                    "duplicate_id", f"line repeats line {first_line[digest]} (same id {row['id']!r} and content)"
+                )
         except RowError as err:
             prepass.reject(err, where)
             continue
@@ -231,12 +240,18 @@ def build_parallel(
         rows.append(row)
     undetermined = sum(row["lang"] == UNDETERMINED for row in rows)
     if undetermined:
-        report.notes.append(f"{undetermined} row(s) carry no language (release format): lang={UNDETERMINED!r}, only in 'all'")
+        report.notes.append(
+            f"{undetermined} row(s) carry no language (release format): lang={UNDETERMINED!r}, only in 'all'"
+        )
     splits = hold_out_dev(rows, dev_fraction, max_dev_rows)
     languages = sorted({row["lang"] for row in rows} - {UNDETERMINED})
-    with atomic_output_dir(output_dir, REPORT_FILENAME, inputs=(folder, image_root)) as staging, \
-            tempfile.TemporaryDirectory() as scratch:
-        shards = {name: _write_shards(part, Path(scratch) / name, max(num_proc or 1, 1)) for name, part in splits.items()}
+    with (
+        atomic_output_dir(output_dir, REPORT_FILENAME, inputs=(folder, image_root)) as staging,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        shards = {
+            name: _write_shards(part, Path(scratch) / name, max(num_proc or 1, 1)) for name, part in splits.items()
+        }
         report_dir = str(Path(scratch) / "reports")
 
         def make_builders(cache_dir: str) -> list[ParallelCorpusBuilder]:

@@ -109,7 +109,9 @@ class BuildReport:
 
     @property
     def passed(self) -> bool:
-        """True when the books balance, some row was written, and rejects stay within ``max_rejects`` (None: no limit)."""
+        """True when the books balance, some row was written, and rejects stay within ``max_rejects`` (None: no
+        limit).
+        """
         within = self.max_rejects is None or self.rows_rejected <= self.max_rejects
         return self.balanced and within and self.rows_out > 0
 
@@ -126,7 +128,9 @@ class BuildReport:
         self.add_rejects(fragment)
 
     def list_source_files(self, folder: Path, used: list[Path], pattern: str = "*.jsonl") -> None:
-        """Record the files matching ``pattern`` in ``folder`` that the build does not read, and the ``used`` ones that are empty."""
+        """Record the files matching ``pattern`` in ``folder`` that the build does not read, and the ``used`` ones
+        that are empty.
+        """
         used_names = {path.name for path in used}
         self.unknown_files = sorted(path.name for path in folder.glob(pattern) if path.name not in used_names)
         self.empty_files = sorted(path.name for path in used if is_blank(path))
@@ -134,7 +138,9 @@ class BuildReport:
     def set_split_rows(self, infos: dict) -> None:
         """Record rows per ``config/split`` from the built configs' ``DatasetInfo``."""
         self.split_rows = {
-            f"{config}/{split}": info.splits[split].num_examples for config, info in infos.items() for split in info.splits
+            f"{config}/{split}": info.splits[split].num_examples
+            for config, info in infos.items()
+            for split in info.splits
         }
 
     def to_dict(self) -> dict:

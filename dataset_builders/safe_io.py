@@ -63,7 +63,9 @@ def check_relative_path(path: str) -> str:
     if any(ord(char) < 32 or ord(char) == 127 for char in path):
         raise RowError("invalid_image_id", f"image path {path!r} holds a control character")
     encoded = path.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_PATH_BYTES or any(len(part) > MAX_NAME_BYTES for part in encoded.replace(b"\\", b"/").split(b"/")):
+    if len(encoded) > MAX_PATH_BYTES or any(
+        len(part) > MAX_NAME_BYTES for part in encoded.replace(b"\\", b"/").split(b"/")
+    ):
         raise RowError("name_too_long", f"image path {path[:60]!r}... has a name over {MAX_NAME_BYTES} bytes")
     posix = path.replace("\\", "/")
     if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
@@ -111,7 +113,9 @@ def iter_jsonl(path: Path) -> Iterator[JsonlLine | RowError]:
                 yield RowError("not_an_object", f"{where}: expected a JSON object", line_no)
                 continue
             if "\\u" in text and not _encodable(record):
-                yield RowError("invalid_unicode", f"{where}: a string holds a lone surrogate (invalid Unicode)", line_no)
+                yield RowError(
+                    "invalid_unicode", f"{where}: a string holds a lone surrogate (invalid Unicode)", line_no
+                )
                 continue
             yield JsonlLine(line_no, record)
 
@@ -184,10 +188,14 @@ class ImageStore:
             _check_size(relpath, target.stat().st_size)
             return target.read_bytes()
         except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as err:
-            raise RowError("unreadable_image", f"image {relpath!r} cannot be read: {getattr(err, 'strerror', None) or err}") from None
+            raise RowError(
+                "unreadable_image", f"image {relpath!r} cannot be read: {getattr(err, 'strerror', None) or err}"
+            ) from None
 
     def read_image(self, relpath: str) -> dict:
-        """Return ``{"bytes", "path"}`` for a decodable image, else raise ``RowError`` (``corrupt_image``, ``image_too_large``...)."""
+        """Return ``{"bytes", "path"}`` for a decodable image, else raise ``RowError`` (``corrupt_image``,
+        ``image_too_large``...).
+        """
         data = self.read_bytes(relpath)
         error = decode_error(data)
         if error is not None:

@@ -34,6 +34,7 @@ from typing import NamedTuple, Protocol
 from accelerate import PartialState
 from tqdm.auto import tqdm
 
+from dataset_builders.cli_args import UsageError, local_or_hub, positive_int
 from dataset_builders.mmeb_train import (
     MMEB_TRAIN_REVISION,
     ROWS_PER_SUBSET,
@@ -50,13 +51,17 @@ from dataset_builders.mmeb_train import (
     selected_subsets,
     translated_fields,
 )
-from dataset_builders.cli_args import UsageError, local_or_hub, positive_int
 from dataset_builders.model_folder import check_remote_code, read_config
 from dataset_builders.safe_io import JsonlLine, RowError
-from dataset_builders.source import check_source
-from dataset_builders.source import resolve_source
-from modeling_xvlm2vec.languages import (Language, LanguageRegistry, check_code, load_languages, read_language_file,
-                                         write_language_file)
+from dataset_builders.source import check_source, resolve_source
+from modeling_xvlm2vec.languages import (
+    Language,
+    LanguageRegistry,
+    check_code,
+    load_languages,
+    read_language_file,
+    write_language_file,
+)
 
 MADLAD_PREFIX = "<2{lang}> "
 #: Generation limit of the release (MADLAD-400 3B, greedy).
@@ -95,7 +100,9 @@ def hit_token_limit(new_tokens, stop_ids: set[int], max_new_tokens: int) -> list
 
 
 def stop_token_ids(model, tokenizer) -> set[int]:
-    """Ids that end a generation: the model's generation config ``eos_token_id`` (int or list), else the tokenizer's."""
+    """Ids that end a generation: the model's generation config ``eos_token_id`` (int or list), else the
+    tokenizer's.
+    """
     eos = getattr(model.generation_config, "eos_token_id", None)
     if eos is None:
         eos = tokenizer.eos_token_id
@@ -119,16 +126,23 @@ class Seq2SeqTranslator:
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new_tokens = output[:, 1:]  # after the decoder start token
         cut = hit_token_limit(new_tokens, stop_token_ids(self.model, self.tokenizer), self.max_new_tokens)
-        return [Translated(text, flag) for text, flag in zip(self.tokenizer.batch_decode(output, skip_special_tokens=True), cut)]
+        return [
+            Translated(text, flag)
+            for text, flag in zip(self.tokenizer.batch_decode(output, skip_special_tokens=True), cut)
+        ]
 
 
 class ChatTranslator:
     """A transformers chat (decoder-only) model prompted through its chat template."""
 
-    PROMPT = ("Translate the following text from English to {language}. Translate the markers "
-              "'Question:' and 'Answer:' too. Reply with the translation only.\n\n{text}")
+    PROMPT = (
+        "Translate the following text from English to {language}. Translate the markers "
+        "'Question:' and 'Answer:' too. Reply with the translation only.\n\n{text}"
+    )
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS, registry: LanguageRegistry | None = None) -> None:
+    def __init__(
+        self, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS, registry: LanguageRegistry | None = None
+    ) -> None:
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
         self.registry = registry or load_languages()
         self.tokenizer.padding_side = "left"
@@ -140,16 +154,20 @@ class ChatTranslator:
         prompts = [
             self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": self.PROMPT.format(language=self.registry.name(lang), text=t)}],
-                tokenize=False, add_generation_prompt=True,
+                tokenize=False,
+                add_generation_prompt=True,
             )
             for t in texts
         ]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.model.device)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        new_tokens = output[:, inputs["input_ids"].shape[1]:]
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
         cut = hit_token_limit(new_tokens, stop_token_ids(self.model, self.tokenizer), self.max_new_tokens)
-        return [Translated(text, flag) for text, flag in zip(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), cut)]
+        return [
+            Translated(text, flag)
+            for text, flag in zip(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), cut)
+        ]
 
 
 def translator_source(value: str, trust_remote_code: bool = False) -> tuple[str, bool]:
@@ -162,8 +180,13 @@ def translator_source(value: str, trust_remote_code: bool = False) -> tuple[str,
     return local_or_hub(value, "--model"), check_remote_code(value, config, "--model", trust_remote_code)
 
 
-def load_translator(name_or_path: str, device: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
-                    registry: LanguageRegistry | None = None, trust_remote_code: bool = False) -> Translator:
+def load_translator(
+    name_or_path: str,
+    device: str | None = None,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    registry: LanguageRegistry | None = None,
+    trust_remote_code: bool = False,
+) -> Translator:
     """Load a seq2seq (``config.is_encoder_decoder``) or chat model with transformers Auto classes
     (a chat model names the target language from ``registry``); ``trust_remote_code`` only as
     :func:`translator_source` returned it."""
@@ -174,11 +197,14 @@ def load_translator(name_or_path: str, device: str | None = None, max_new_tokens
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, **trust)
     if config.is_encoder_decoder:
         model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, **trust)
-        translator: Translator = Seq2SeqTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens)
+        translator: Translator = Seq2SeqTranslator(
+            model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens
+        )
     else:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **trust)
-        translator = ChatTranslator(model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens,
-                                    registry=registry)
+        translator = ChatTranslator(
+            model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens, registry=registry
+        )
     return translator
 
 
@@ -219,8 +245,12 @@ def done_ids(output_dir: Path, subset: str, lang: str) -> set[int]:
     return set(final_records(output_dir, subset, lang))
 
 
-def translate_batch(translator: Translator, rows: list[tuple[int, dict]], subset: str, lang: str | Language) -> list[dict]:
-    """Translate and parse one batch (split on ``lang``'s markers); a failed request becomes a rejected record, never a loss."""
+def translate_batch(
+    translator: Translator, rows: list[tuple[int, dict]], subset: str, lang: str | Language
+) -> list[dict]:
+    """Translate and parse one batch (split on ``lang``'s markers); a failed request becomes a rejected record, never
+    a loss.
+    """
     entry = lang if isinstance(lang, Language) else load_languages().get(lang)
     lang = entry.code
     fields = translated_fields(subset)
@@ -264,7 +294,11 @@ def translate_subset(
     journal = journal_path(output_dir, subset, lang, state.process_index)
     written = 0
     with state.split_between_processes(pending) as mine:
-        bar = tqdm(total=len(mine), desc=f"{subset} -> {lang}", disable=not state.is_main_process or os.environ.get("TQDM_DISABLE") == "1")
+        bar = tqdm(
+            total=len(mine),
+            desc=f"{subset} -> {lang}",
+            disable=not state.is_main_process or os.environ.get("TQDM_DISABLE") == "1",
+        )
         for start in range(0, len(mine), batch_size):
             batch = [(row_id, rows[row_id]) for row_id in mine[start : start + batch_size]]
             append_lines(journal, translate_batch(translator, batch, subset, entry))
@@ -288,10 +322,19 @@ def translate_markers(translator: Translator, lang: str) -> tuple[str, str]:
     english = language_markers("en")
     outputs = [output_text(output) for output in translator.translate([f"{word}:" for word in english], lang)]
     markers = tuple(text.strip().rstrip(":：").strip() for text, _ in outputs)
-    if (len(markers) != 2 or not all(markers) or markers[0] == markers[1] or any(cut for _, cut in outputs)
-            or any(c in marker for marker in markers for c in ":：\n") or max(map(len, markers)) > 40):
-        raise MarkerError(f"language {lang!r}: the model translated the markers {english} to {[text for text, _ in outputs]!r}, which cannot "
-                         "split a request; write {\"question\": ..., \"answer\": ...} markers into the language file")
+    if (
+        len(markers) != 2
+        or not all(markers)
+        or markers[0] == markers[1]
+        or any(cut for _, cut in outputs)
+        or any(c in marker for marker in markers for c in ":：\n")
+        or max(map(len, markers)) > 40
+    ):
+        raise MarkerError(
+            f"language {lang!r}: the model translated the markers {english} to "
+            f"{[text for text, _ in outputs]!r}, which cannot "
+            'split a request; write {"question": ..., "answer": ...} markers into the language file'
+        )
     return markers  # type: ignore[return-value]
 
 
@@ -309,8 +352,10 @@ def ensure_markers(
     if not missing:
         return registry
     if languages_file is None:
-        raise MarkerError(f"language(s) {missing} have no translation markers: give --languages-file FILE to translate "
-                         "them once with this model and cache them there")
+        raise MarkerError(
+            f"language(s) {missing} have no translation markers: give --languages-file FILE to translate "
+            "them once with this model and cache them there"
+        )
     entries = read_language_file(languages_file) if languages_file.is_file() else {}
     for lang in missing:
         entries[lang] = replace(entries.get(lang) or Language(lang), markers=translate_markers(translator, lang))
@@ -372,14 +417,16 @@ def translate_mmeb_train(
     languages = default_targets() if languages is None else languages
     folder = resolve_source(source, revision)
     state = process_state()
-    registry = ensure_markers(translator, registry or load_languages(), languages, languages_file,
-                              write=state.is_main_process)
+    registry = ensure_markers(
+        translator, registry or load_languages(), languages, languages_file, write=state.is_main_process
+    )
     counts = {}
     for subset in subsets:
         rows = load_subset(folder, subset, split, rows_per_subset)
         for lang in languages:
-            counts[f"{subset}/{lang}"] = translate_subset(translator, rows, subset, registry.get(lang), output_dir,
-                                                          batch_size, state)
+            counts[f"{subset}/{lang}"] = translate_subset(
+                translator, rows, subset, registry.get(lang), output_dir, batch_size, state
+            )
     if state.is_main_process:
         write_rejects(output_dir, subsets, languages)
     return counts
@@ -387,23 +434,36 @@ def translate_mmeb_train(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec translate``."""
-    parser.add_argument("--model", required=True, help="seq2seq or chat model (Hub id or folder), e.g. google/madlad400-3b-mt")
+    parser.add_argument(
+        "--model", required=True, help="seq2seq or chat model (Hub id or folder), e.g. google/madlad400-3b-mt"
+    )
     parser.add_argument("--source", required=True, help="MMEB-train as a Hub-layout folder or Hub repo id")
-    parser.add_argument("--revision", default=MMEB_TRAIN_REVISION,
-                        help="revision of a Hub --source (default: the release's pinned MMEB-train revision)")
+    parser.add_argument(
+        "--revision",
+        default=MMEB_TRAIN_REVISION,
+        help="revision of a Hub --source (default: the release's pinned MMEB-train revision)",
+    )
     parser.add_argument("--output-dir", required=True, type=Path, help="journal folder (resumable)")
     add_selection_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=8, help="requests per generate call")
-    parser.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
-                        help="generation length limit; an output that reaches it is rejected as truncated")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        default=MAX_NEW_TOKENS,
+        help="generation length limit; an output that reaches it is rejected as truncated",
+    )
     parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
     add_trust_argument(parser)
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     """``--trust-remote-code`` of the commands that load a translation model."""
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow code that comes with the --model folder/repo (its auto_map) to run; only for code you have read or trust")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow code that comes with the --model folder/repo (its auto_map) to run; "
+        "only for code you have read or trust",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -421,18 +481,36 @@ def run(args: argparse.Namespace) -> int:
     model, trust = translator_source(args.model, args.trust_remote_code)
     known = args.languages_file is not None and args.languages_file.is_file()
     registry = load_languages(args.languages_file if known else None)
-    translator = load_translator(model, device=args.device or str(state.device), max_new_tokens=args.max_new_tokens,
-                                 registry=registry, trust_remote_code=trust)
+    translator = load_translator(
+        model,
+        device=args.device or str(state.device),
+        max_new_tokens=args.max_new_tokens,
+        registry=registry,
+        trust_remote_code=trust,
+    )
     try:
-        counts = translate_mmeb_train(translator, args.source, args.output_dir, languages, subsets,
-                                      args.rows_per_subset, args.batch_size, args.revision, args.split,
-                                      registry=registry, languages_file=args.languages_file)
+        counts = translate_mmeb_train(
+            translator,
+            args.source,
+            args.output_dir,
+            languages,
+            subsets,
+            args.rows_per_subset,
+            args.batch_size,
+            args.revision,
+            args.split,
+            registry=registry,
+            languages_file=args.languages_file,
+        )
     except MarkerError as err:
         raise UsageError(str(err)) from err
     if state.is_main_process:
         for key, count in counts.items():
             print(f"{key:<32}{count:>8} rows translated this run")
-        for name, meaning in (("rejects.jsonl", "rejected (final)"), ("failures.jsonl", "failed (retried on the next run)")):
+        for name, meaning in (
+            ("rejects.jsonl", "rejected (final)"),
+            ("failures.jsonl", "failed (retried on the next run)"),
+        ):
             path = Path(args.output_dir) / name
             with open(path, encoding="utf-8") as handle:
                 reasons = Counter(reason_name(json.loads(line)) for line in handle)

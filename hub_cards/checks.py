@@ -113,7 +113,9 @@ def _auto_map_problems(folder: Path, config_name: str, required: tuple[str, ...]
 
 
 def _sentence_transformers_problems(folder: Path) -> list[str]:
-    """Problems that stop ``SentenceTransformer(folder_or_repo, trust_remote_code=True)``: modules.json and its code."""
+    """Problems that stop ``SentenceTransformer(folder_or_repo, trust_remote_code=True)``: modules.json and its
+    code.
+    """
     path = folder / "modules.json"
     if not path.is_file():
         return ["modules.json: missing (the card says sentence-transformers; re-save the model with save_pretrained)"]
@@ -133,7 +135,9 @@ def check_model_folder(folder: str | Path) -> list[str]:
     """Problems that stop ``AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)``, ``encode`` and
     ``SentenceTransformer(folder_or_repo, trust_remote_code=True)``."""
     folder = Path(folder)
-    problems = [f"{name}: pickle-based weights or data are not published (save safetensors)" for name in pickle_files(folder)]
+    problems = [
+        f"{name}: pickle-based weights or data are not published (save safetensors)" for name in pickle_files(folder)
+    ]
     if not (folder / "config.json").is_file():
         problems.append("config.json: missing (not a saved model folder)")
     else:

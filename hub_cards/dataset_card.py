@@ -26,7 +26,12 @@ KINDS = ("mmmeb", "parallel")
 KIND_METADATA: dict[str, dict[str, Any]] = {
     "mmmeb": {
         "pretty_name": "MMMEB",
-        "task_categories": ["image-to-text", "text-to-image", "zero-shot-image-classification", "visual-question-answering"],
+        "task_categories": [
+            "image-to-text",
+            "text-to-image",
+            "zero-shot-image-classification",
+            "visual-question-answering",
+        ],
         "multilinguality": "multilingual",
         "tags": ["multimodal", "embeddings", "benchmark", "retrieval", "xvlm2vec"],
     },
@@ -151,7 +156,8 @@ def render_dataset_card(
 
     split_names = sorted({split for by_split in sizes.values() for split in by_split})
     size_rows = [
-        {"config": config, "sizes": by_split, "total": sum(by_split.values())} for config, by_split in sorted(sizes.items())
+        {"config": config, "sizes": by_split, "total": sum(by_split.values())}
+        for config, by_split in sorted(sizes.items())
     ]
     feature_groups: list[dict] = []
     for config, info in sorted(infos.items()):

@@ -28,8 +28,14 @@ ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) w
 TRAINING_ARGS_NAME = "training_args.json"  # TrainingArguments.to_json_string(), written by train.py
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_TAGS = [
-    "xvlm2vec", "vlm2vec", "multimodal-embeddings", "multilingual", "knowledge-distillation", "custom_code",
-    "transformers", "sentence-similarity",
+    "xvlm2vec",
+    "vlm2vec",
+    "multimodal-embeddings",
+    "multilingual",
+    "knowledge-distillation",
+    "custom_code",
+    "transformers",
+    "sentence-similarity",
 ]
 
 
@@ -109,14 +115,20 @@ def find_trainer_state(model_dir: Path) -> Path | None:
     if direct.is_file():
         return direct
     checkpoints = sorted(
-        (p for p in model_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / TRAINER_STATE_NAME).is_file()),
+        (
+            p
+            for p in model_dir.glob("checkpoint-*")
+            if p.name.split("-")[-1].isdigit() and (p / TRAINER_STATE_NAME).is_file()
+        ),
         key=lambda p: int(p.name.split("-")[-1]),
     )
     return checkpoints[-1] / TRAINER_STATE_NAME if checkpoints else None
 
 
 def _pick_results_model(document: dict, model_dir: Path, name: str | None) -> str:
-    """The ``models[].name`` of this model in ``results.json``: given, the entry naming ``model_dir``, or the only one."""
+    """The ``models[].name`` of this model in ``results.json``: given, the entry naming ``model_dir``, or the only
+    one.
+    """
     names = [m["name"] for m in document["models"]]
     if name is not None:
         if name not in names:
@@ -166,7 +178,7 @@ def trained_languages(run: dict[str, Any]) -> list[str]:
 
         metadata = DatasetCard.load(folder / "README.md", repo_type="dataset").data.get("language") or []
         langs = [metadata] if isinstance(metadata, str) else list(metadata)
-    return sorted({"en", *langs}, key=lambda l: (l != "en", l)) if langs else []
+    return sorted({"en", *langs}, key=lambda lang: (lang != "en", lang)) if langs else []
 
 
 def render_model_card(
@@ -221,22 +233,27 @@ def render_model_card(
             results_document.validate(document)
         except jsonschema.ValidationError as err:
             where = "/".join(str(part) for part in err.absolute_path) or "(top level)"
-            raise ValueError(f"results {results_json}: does not follow the results schema at {where}: {err.message}") from err
+            raise ValueError(
+                f"results {results_json}: does not follow the results schema at {where}: {err.message}"
+            ) from err
         results_name = _pick_results_model(document, model_dir, results_model)
         source = document["data"]["source"]
         mmmeb_id = mmmeb_dataset_id or (source if is_hub_id(source) else None)
         if mmmeb_id is None:
             raise ValueError(
-                f"results {results_json}: the evaluation read local data ({source}); give mmmeb_dataset_id, the Hub id "
+                f"results {results_json}: the evaluation read local data ({source}); give mmmeb_dataset_id, "
+                "the Hub id "
                 "of the published MMMEB dataset, for the model-index"
             )
         eval_entries = results_document.model_index_entries(document, results_name, dataset_id=mmmeb_id)
         results_table = results_document.markdown_table(document).replace("\n## ", "\n### ").replace("## ", "### ", 1)
-        result_langs = {lang for m in document["models"] if m["name"] == results_name for lang in m["averages"]["per_language"]}
+        result_langs = {
+            lang for m in document["models"] if m["name"] == results_name for lang in m["averages"]["per_language"]
+        }
 
     trained_langs = trained_languages({**recipe, **(run_args or {})})
-    evaluated_langs = sorted(result_langs, key=lambda l: (l != "en", l))
-    languages = sorted({"en", *trained_langs, *result_langs}, key=lambda l: (l != "en", l))
+    evaluated_langs = sorted(result_langs, key=lambda lang: (lang != "en", lang))
+    languages = sorted({"en", *trained_langs, *result_langs}, key=lambda lang: (lang != "en", lang))
     if languages == ["en"]:
         languages = list(LANGUAGES)
     registry = load_languages(languages_file) if languages_file is not None else None
@@ -278,17 +295,25 @@ def render_model_card(
         languages_text=language_names(languages, registry),
         trained_languages_text=language_names(trained_langs, registry) if trained_langs else "not recorded",
         evaluated_languages_text=language_names(evaluated_langs, registry) if evaluated_langs else "not evaluated",
-        base_model_text=f"[{base}](https://huggingface.co/{base})" if base else (recipe.get("model_name_or_path") or "not recorded"),
+        base_model_text=f"[{base}](https://huggingface.co/{base})"
+        if base
+        else (recipe.get("model_name_or_path") or "not recorded"),
         license_text=license,
         datasets_text=", ".join(dataset_ids) or (recipe.get("dataset_name") or "not recorded"),
         example_query_instruction=json.dumps(t2i["query"].get("it", t2i["query"]["en"]), ensure_ascii=False),
-        example_candidate_instruction=json.dumps(t2i["candidate"].get("it", t2i["candidate"]["en"]), ensure_ascii=False),
+        example_candidate_instruction=json.dumps(
+            t2i["candidate"].get("it", t2i["candidate"]["en"]), ensure_ascii=False
+        ),
         example_query_prompt=prompt_name("t2i", "query", "it" if "it" in t2i["query"] else "en"),
         example_candidate_prompt=prompt_name("t2i", "candidate", "it" if "it" in t2i["candidate"] else "en"),
         instruction_rows=instruction_rows,
         recipe_name=Path(recipe_yaml).name if recipe_yaml is not None else None,
         recipe_rows=[
-            (key, _recipe_value(value), _recipe_value(run_args[key]) if run_args is not None and key in run_args else "–")
+            (
+                key,
+                _recipe_value(value),
+                _recipe_value(run_args[key]) if run_args is not None and key in run_args else "–",
+            )
             for key, value in recipe.items()
         ],
         run_args=run_args is not None,

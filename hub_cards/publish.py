@@ -26,13 +26,24 @@ from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, check
 DEFAULT_DRY_RUN_ROOT = Path("outputs") / "publish"
 
 
-def upload(staged: StagedFolder, kind: str, repo_id: str, private: bool = False, revision: str | None = None,
-           commit_message: str | None = None, api: HfApi | None = None) -> CommitInfo:
+def upload(
+    staged: StagedFolder,
+    kind: str,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    api: HfApi | None = None,
+) -> CommitInfo:
     """Create ``repo_id`` if needed (and the ``revision`` branch) and upload the staged folder as one commit."""
     api = api or HfApi()
     repo_type = REPO_TYPES[kind]
     api.create_repo(
-        repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk="gradio" if repo_type == "space" else None
+        repo_id,
+        repo_type=repo_type,
+        private=private,
+        exist_ok=True,
+        space_sdk="gradio" if repo_type == "space" else None,
     )
     if revision is not None:
         api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
@@ -60,26 +71,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec publish``."""
     parser.add_argument("kind", choices=KINDS, help="what the folder holds (a metric goes to a Space)")
     parser.add_argument("folder", type=Path, help="saved model, built dataset, or metric module folder")
-    parser.add_argument("--repo-id", required=True, help="namespace/name on the Hub (a metric's name must match its module file)")
+    parser.add_argument(
+        "--repo-id", required=True, help="namespace/name on the Hub (a metric's name must match its module file)"
+    )
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--revision", default=None, help="branch to commit to (created if missing); default: main")
-    parser.add_argument("--commit-message", default=None, help="commit message (default: 'Upload KIND with xvlm2vec publish')")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="model: publish Python files that are not the installed xvlm2vec's code (you vouch for them)")
-    parser.add_argument("--dry-run", action="store_true", help="write the folder that would be uploaded and list it; upload nothing")
-    parser.add_argument("--dry-run-dir", type=Path, default=None, help="where --dry-run writes (default: outputs/publish/NAMESPACE/NAME)")
+    parser.add_argument(
+        "--commit-message", default=None, help="commit message (default: 'Upload KIND with xvlm2vec publish')"
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="model: publish Python files that are not the installed xvlm2vec's code (you vouch for them)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="write the folder that would be uploaded and list it; upload nothing"
+    )
+    parser.add_argument(
+        "--dry-run-dir",
+        type=Path,
+        default=None,
+        help="where --dry-run writes (default: outputs/publish/NAMESPACE/NAME)",
+    )
     cards = parser.add_argument_group("card inputs (model: rendered when any is given or the folder has no README.md)")
-    cards.add_argument("--results", type=Path, default=None, help="results.json of `xvlm2vec eval` (MMMEB tables, model-index)")
+    cards.add_argument(
+        "--results", type=Path, default=None, help="results.json of `xvlm2vec eval` (MMMEB tables, model-index)"
+    )
     cards.add_argument("--results-model", default=None, help="this model's name in --results when it holds several")
     cards.add_argument("--recipe", type=Path, default=None, help="training recipe YAML")
-    cards.add_argument("--trainer-state", type=Path, default=None, help="trainer_state.json (default: found in FOLDER)")
-    cards.add_argument("--base-model", default=None, help="Hub id of the base model (default: the recipe's model_name_or_path)")
-    cards.add_argument("--dataset-id", dest="datasets", action="append", default=None, help="Hub id of a training dataset (repeatable)")
-    cards.add_argument("--mmmeb-dataset-id", default=None, help="Hub id of MMMEB for the model-index (default: the results' data source)")
+    cards.add_argument(
+        "--trainer-state", type=Path, default=None, help="trainer_state.json (default: found in FOLDER)"
+    )
+    cards.add_argument(
+        "--base-model", default=None, help="Hub id of the base model (default: the recipe's model_name_or_path)"
+    )
+    cards.add_argument(
+        "--dataset-id",
+        dest="datasets",
+        action="append",
+        default=None,
+        help="Hub id of a training dataset (repeatable)",
+    )
+    cards.add_argument(
+        "--mmmeb-dataset-id",
+        default=None,
+        help="Hub id of MMMEB for the model-index (default: the results' data source)",
+    )
     cards.add_argument("--license", default="apache-2.0", help="model license id (default: apache-2.0)")
-    cards.add_argument("--languages-file", type=Path, default=None,
-                       help="language file naming languages the shipped registry does not know (model card)")
-    cards.add_argument("--build-report", type=Path, default=None, help="dataset: build_report.json (default: FOLDER/build_report.json)")
+    cards.add_argument(
+        "--languages-file",
+        type=Path,
+        default=None,
+        help="language file naming languages the shipped registry does not know (model card)",
+    )
+    cards.add_argument(
+        "--build-report",
+        type=Path,
+        default=None,
+        help="dataset: build_report.json (default: FOLDER/build_report.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"dry run: {REPO_TYPES[args.kind]} repository {args.repo_id} would receive {staged.path}")
             return 0
         with tempfile.TemporaryDirectory(prefix=".xvlm2vec-publish-") as scratch:
-            staged = stage(args.kind, args.folder, args.repo_id, Path(scratch) / "staged", inputs, args.trust_remote_code)
+            staged = stage(
+                args.kind, args.folder, args.repo_id, Path(scratch) / "staged", inputs, args.trust_remote_code
+            )
             print(staged.table())
             commit = upload(staged, args.kind, args.repo_id, args.private, args.revision, args.commit_message)
     except (PublishRefused, ValueError, FileNotFoundError) as err:

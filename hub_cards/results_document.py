@@ -83,7 +83,11 @@ def model_entry(name: str, kind: str, fingerprint: str, scores: list[dict[str, A
 
 
 def results_document(
-    models: list[dict[str, Any]], data: str, data_fingerprints: dict[str, str], styles: list[str], ties: str = "pessimistic"
+    models: list[dict[str, Any]],
+    data: str,
+    data_fingerprints: dict[str, str],
+    styles: list[str],
+    ties: str = "pessimistic",
 ) -> dict[str, Any]:
     """The ``results.json`` document, validated against ``results_schema.json``.
 
@@ -121,7 +125,8 @@ def _style_rank(style: str | None) -> int:
 
 
 def _language_order(models: list[dict[str, Any]]) -> list[str]:
-    return sorted({lang for m in models for lang in m["averages"]["per_language"]}, key=lambda l: (l != "en", l))
+    languages = {lang for m in models for lang in m["averages"]["per_language"]}
+    return sorted(languages, key=lambda lang: (lang != "en", lang))
 
 
 def _record_cell(record: dict | None) -> str:
@@ -137,14 +142,23 @@ def _style_tables(models: list[dict[str, Any]], languages: list[str]) -> list[st
             cells[(model["name"], record["config"], record["style"])][record["language"]] = record
     order = sorted(cells, key=lambda key: ([m["name"] for m in models].index(key[0]), key[1], _style_rank(key[2])))
     if len(languages) <= LANGUAGE_COLUMNS_MAX:
-        lines = ["| model | config | style | " + " | ".join(languages) + " |", "|---|---|---|" + "---|" * len(languages)]
+        lines = [
+            "| model | config | style | " + " | ".join(languages) + " |",
+            "|---|---|---|" + "---|" * len(languages),
+        ]
         for name, config, style in order:
             by_lang = cells[(name, config, style)]
-            lines.append(f"| {name} | {config} | {_style_label(style)} | "
-                         + " | ".join(_record_cell(by_lang.get(lang)) for lang in languages) + " |")
+            lines.append(
+                f"| {name} | {config} | {_style_label(style)} | "
+                + " | ".join(_record_cell(by_lang.get(lang)) for lang in languages)
+                + " |"
+            )
         return lines
     styles = sorted({key[2] for key in cells}, key=_style_rank)
-    lines = ["| model | config | language | " + " | ".join(map(_style_label, styles)) + " |", "|---|---|---|" + "---|" * len(styles)]
+    lines = [
+        "| model | config | language | " + " | ".join(map(_style_label, styles)) + " |",
+        "|---|---|---|" + "---|" * len(styles),
+    ]
     for name, config in dict.fromkeys((name, config) for name, config, _ in order):
         for lang in languages:
             records = [cells.get((name, config, style), {}).get(lang) for style in styles]
@@ -159,15 +173,22 @@ def _mean_tables(models: list[dict[str, Any]], languages: list[str]) -> list[str
         lines = ["| model | config | " + " | ".join(languages) + " |", "|---|---|" + "---|" * len(languages)]
         for model in models:
             for config, by_lang in model["averages"]["per_config"].items():
-                lines.append(f"| {model['name']} | {config} | " + " | ".join(_percent(by_lang.get(lang)) for lang in languages) + " |")
+                lines.append(
+                    f"| {model['name']} | {config} | "
+                    + " | ".join(_percent(by_lang.get(lang)) for lang in languages)
+                    + " |"
+                )
         return lines
     configs = sorted({config for m in models for config in m["averages"]["per_config"]})
     lines = ["| model | language | " + " | ".join(configs) + " |", "|---|---|" + "---|" * len(configs)]
     for model in models:
         for lang in languages:
             per_config = model["averages"]["per_config"]
-            lines.append(f"| {model['name']} | {lang} | "
-                         + " | ".join(_percent(per_config.get(config, {}).get(lang)) for config in configs) + " |")
+            lines.append(
+                f"| {model['name']} | {lang} | "
+                + " | ".join(_percent(per_config.get(config, {}).get(lang)) for config in configs)
+                + " |"
+            )
     return lines
 
 
@@ -180,14 +201,16 @@ def markdown_table(document: dict[str, Any]) -> str:
     languages = _language_order(models)
     tasks = sorted({task for m in models for task in m["averages"]["per_task"]})
     lines = [
-        f"## MMMEB precision@1 (%) per formatting style (ties {document['ties']}, cosine scores in {document['score_dtype']})",
+        f"## MMMEB precision@1 (%) per formatting style (ties {document['ties']}, "
+        f"cosine scores in {document['score_dtype']})",
         "",
         "`(t=N)`: N queries had the positive tied with another candidate at the top score. "
         "Style `–`: a baseline, run without instructions or styles.",
         "",
         *_style_tables(models, languages),
         "",
-        f"## Mean over styles {', '.join(document['styles'])}: precision@1 (%) per config (derived, not a released number)",
+        f"## Mean over styles {', '.join(document['styles'])}: precision@1 (%) per config "
+        "(derived, not a released number)",
         "",
         *_mean_tables(models, languages),
         "",
@@ -208,7 +231,9 @@ def markdown_table(document: dict[str, Any]) -> str:
         "|---|" + "---|" * len(models),
     ]
     for lang in languages:
-        lines.append(f"| {lang} | " + " | ".join(_percent(m["averages"]["per_language"].get(lang)) for m in models) + " |")
+        lines.append(
+            f"| {lang} | " + " | ".join(_percent(m["averages"]["per_language"].get(lang)) for m in models) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -247,5 +272,13 @@ def model_index_entries(document: dict[str, Any], model_name: str, dataset_id: s
     if model["averages"]["over_styles"]:
         for config, by_lang in model["averages"]["per_config"].items():
             for lang, value in by_lang.items():
-                entries.append(entry(config, lang, "precision_at_1_mean_over_styles", "Precision@1 (mean over formatting styles)", value))
+                entries.append(
+                    entry(
+                        config,
+                        lang,
+                        "precision_at_1_mean_over_styles",
+                        "Precision@1 (mean over formatting styles)",
+                        value,
+                    )
+                )
     return entries

@@ -27,7 +27,15 @@ from hub_cards.checks import (
 KINDS = ("model", "dataset", "metric")
 REPO_TYPES = {"model": "model", "dataset": "dataset", "metric": "space"}  # evaluate metrics live in Spaces
 # Written by transformers' Trainer next to the model; pickled, and not needed to load it.
-TRAINING_ARTEFACTS = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "checkpoint-*", "runs")
+TRAINING_ARTEFACTS = (
+    "training_args.bin",
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "checkpoint-*",
+    "runs",
+)
 CACHE_NAMES = ("__pycache__", ".*")
 
 
@@ -163,8 +171,14 @@ def check_arguments(kind: str, folder: str | Path, repo_id: str) -> None:
         raise ValueError(f"{folder}: not a folder")
 
 
-def stage(kind: str, folder: str | Path, repo_id: str, target: str | Path, inputs: CardInputs | None = None,
-          trust_remote_code: bool = False) -> StagedFolder:
+def stage(
+    kind: str,
+    folder: str | Path,
+    repo_id: str,
+    target: str | Path,
+    inputs: CardInputs | None = None,
+    trust_remote_code: bool = False,
+) -> StagedFolder:
     """Write the folder that publishing ``folder`` as ``kind`` to ``repo_id`` would upload into ``target``.
 
     Raises ``PublishRefused`` (listing every problem) when the staged folder would not load, or when a
@@ -191,5 +205,7 @@ def stage(kind: str, folder: str | Path, repo_id: str, target: str | Path, input
         problems = check_metric_folder(target, module_name=repo_id.split("/")[1])
     if problems:
         raise PublishRefused(source, problems)
-    staged.files = [(p.relative_to(target).as_posix(), p.stat().st_size) for p in sorted(target.rglob("*")) if p.is_file()]
+    staged.files = [
+        (p.relative_to(target).as_posix(), p.stat().st_size) for p in sorted(target.rglob("*")) if p.is_file()
+    ]
     return staged

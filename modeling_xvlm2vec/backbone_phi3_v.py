@@ -113,7 +113,9 @@ class Phi3VImageEmbedding(nn.Module):
             )
         if image_sizes is None or image_sizes.shape != (pixel_values.shape[0], 2):
             got = None if image_sizes is None else tuple(image_sizes.shape)
-            raise ValueError(f"image_sizes must be [{pixel_values.shape[0]}, 2] (one (height, width) per image), got {got}")
+            raise ValueError(
+                f"image_sizes must be [{pixel_values.shape[0]}, 2] (one (height, width) per image), got {got}"
+            )
         grids = self.crop_grid(image_sizes, pixel_values.shape[1])
         # only the crops an image uses go through CLIP (the zero padding would be thrown away)
         used = torch.cat([pixel_values[i, : 1 + rows * cols] for i, (rows, cols) in enumerate(grids)])
@@ -295,7 +297,9 @@ def check_placeholder_counts(per_row: list[int], per_image: list[int]) -> None:
                 f"give {taken} feature tokens; the processor and the model disagree (num_crops or image_sizes?)"
             )
     if image != len(per_image):
-        raise ValueError(f"{len(per_image) - image} of {len(per_image)} images have no placeholder tokens in input_ids")
+        raise ValueError(
+            f"{len(per_image) - image} of {len(per_image)} images have no placeholder tokens in input_ids"
+        )
 
 
 @register_backbone

@@ -23,7 +23,9 @@ class Qwen2VLBackbone(Backbone):
         return (int(config.vision_end_token_id),)
 
     @classmethod
-    def forward(cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+    def forward(
+        cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs
+    ) -> torch.Tensor:
         """Run the base model with 3-D rotary positions computed over real (unpadded) tokens."""
         grid = inputs.get("image_grid_thw")
         if grid is not None:

@@ -56,7 +56,9 @@ class Backbone:
         return positions.clamp(min=0)
 
     @classmethod
-    def forward(cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs) -> torch.Tensor:
+    def forward(
+        cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs
+    ) -> torch.Tensor:
         """Run the base model and return its last hidden state [B, L, H]."""
         vision = {k: v for k, v in inputs.items() if k in cls.vision_inputs and v is not None}
         outputs = model(

@@ -30,7 +30,6 @@ def backbone_config_from_dict(config: dict) -> PreTrainedConfig:
     return AutoConfig.for_model(model_type, **config)
 
 
-
 class XVLM2VecConfig(PreTrainedConfig):
     r"""Configuration of [`XVLM2VecModel`]: a vision-language backbone used as an embedding model.
 

@@ -163,7 +163,9 @@ class Phi3VImageProcessor(BaseImageProcessor):
             image_sizes.append([height, width])
             tokens.append(num_image_tokens(height, width))
         data = {
-            "pixel_values": torch.stack(pixel_values) if pixel_values else torch.zeros(0, num_crops + 1, 3, CROP_SIZE, CROP_SIZE),
+            "pixel_values": torch.stack(pixel_values)
+            if pixel_values
+            else torch.zeros(0, num_crops + 1, 3, CROP_SIZE, CROP_SIZE),
             "image_sizes": torch.tensor(image_sizes, dtype=torch.long).reshape(-1, 2),
             "num_img_tokens": torch.tensor(tokens, dtype=torch.long),
         }

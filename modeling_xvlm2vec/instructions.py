@@ -28,7 +28,9 @@ def default_instructions() -> dict[str, dict[str, dict[str, str]]]:
 
 
 def __getattr__(name: str):
-    """``INSTRUCTIONS`` (the default table) and ``LANGUAGES`` (the shipped languages), read lazily from the registry."""
+    """``INSTRUCTIONS`` (the default table) and ``LANGUAGES`` (the shipped languages), read lazily from the
+    registry.
+    """
     if name == "INSTRUCTIONS":
         return default_instructions()
     if name == "LANGUAGES":

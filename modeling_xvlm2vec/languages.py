@@ -38,7 +38,11 @@ IMAGE_TAG = "<|image_1|>"
 PLACEHOLDER = "{text}"
 # the MMMEB tasks and the sides that may carry an instruction
 TASK_SIDES: dict[str, tuple[str, ...]] = {
-    "i2t": ("query",), "t2i": ("query", "candidate"), "vqa": ("query",), "vg": ("query", "candidate"), "c": ("query",),
+    "i2t": ("query",),
+    "t2i": ("query", "candidate"),
+    "vqa": ("query",),
+    "vg": ("query", "candidate"),
+    "c": ("query",),
 }
 FINAL_MARKS = (".", "?", "!")
 _CODE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
@@ -79,7 +83,9 @@ class Language:
 
 
 def check_code(code: str) -> str:
-    """Return ``code`` when it is a language code (``pt``, ``fil``, ``pt-BR``, ``zh-Hans``), else raise ``ValueError``."""
+    """Return ``code`` when it is a language code (``pt``, ``fil``, ``pt-BR``, ``zh-Hans``), else raise
+    ``ValueError``.
+    """
     if not isinstance(code, str) or not _CODE.match(code):
         raise ValueError(f"{code!r} is not a language code (2-3 lowercase letters, optional -Subtag parts)")
     return code
@@ -97,7 +103,9 @@ def placeholder_problems(english: str, text: str) -> list[str]:
 
 
 def check_instructions(entry: Language, english: Language, where: str) -> None:
-    """Raise ``ValueError`` when an instruction of ``entry`` lost or gained a placeholder or image tag against English's."""
+    """Raise ``ValueError`` when an instruction of ``entry`` lost or gained a placeholder or image tag against
+    English's.
+    """
     for task, sides in entry.instructions.items():
         for side, text in sides.items():
             reference = english.instructions.get(task, {}).get(side)
@@ -124,9 +132,10 @@ def _parse_entry(code: str, raw: object, where: str) -> Language:
             raise ValueError(f"{where}: {code}.markers must be two different non-empty words without ':' or newlines")
         markers = (question, answer)
     punctuation = raw.get("punctuation") or {}
-    if not isinstance(punctuation, dict) or any(k not in FINAL_MARKS or not isinstance(v, str) or len(v) > 1
-                                                  for k, v in punctuation.items()):
-        raise ValueError(f"{where}: {code}.punctuation maps {FINAL_MARKS} to one character or \"\"")
+    if not isinstance(punctuation, dict) or any(
+        k not in FINAL_MARKS or not isinstance(v, str) or len(v) > 1 for k, v in punctuation.items()
+    ):
+        raise ValueError(f'{where}: {code}.punctuation maps {FINAL_MARKS} to one character or ""')
     template = raw.get("baseline_class_template")
     if template is not None and PLACEHOLDER not in str(template):
         raise ValueError(f"{where}: {code}.baseline_class_template must contain {PLACEHOLDER}")
@@ -135,14 +144,23 @@ def _parse_entry(code: str, raw: object, where: str) -> Language:
         raise ValueError(f"{where}: {code}.instructions must be a mapping task -> side -> text")
     for task, sides in instructions.items():
         if task not in TASK_SIDES or not isinstance(sides, dict):
-            raise ValueError(f"{where}: {code}.instructions: unknown task {task!r}; expected one of {sorted(TASK_SIDES)}")
+            raise ValueError(
+                f"{where}: {code}.instructions: unknown task {task!r}; expected one of {sorted(TASK_SIDES)}"
+            )
         for side, text in sides.items():
             if side not in TASK_SIDES[task] or not isinstance(text, str) or not text.strip():
-                raise ValueError(f"{where}: {code}.instructions.{task}: {side!r} must be one of {TASK_SIDES[task]} "
-                                 "with a non-empty text")
-    return Language(check_code(code), str(name), markers, dict(punctuation),
-                    None if template is None else str(template),
-                    {task: dict(sides) for task, sides in instructions.items()})
+                raise ValueError(
+                    f"{where}: {code}.instructions.{task}: {side!r} must be one of {TASK_SIDES[task]} "
+                    "with a non-empty text"
+                )
+    return Language(
+        check_code(code),
+        str(name),
+        markers,
+        dict(punctuation),
+        None if template is None else str(template),
+        {task: dict(sides) for task, sides in instructions.items()},
+    )
 
 
 def read_language_file(path: str | Path) -> dict[str, Language]:
@@ -211,8 +229,10 @@ class LanguageRegistry:
 
     def __getitem__(self, code: str) -> Language:
         if code not in self._languages:
-            raise KeyError(f"unknown language {code!r}; known: {', '.join(self.codes)} "
-                           "(add it with a language file, --languages-file)")
+            raise KeyError(
+                f"unknown language {code!r}; known: {', '.join(self.codes)} "
+                "(add it with a language file, --languages-file)"
+            )
         return self._languages[code]
 
     def get(self, code: str) -> Language:
@@ -231,7 +251,9 @@ class LanguageRegistry:
         return LanguageRegistry(merged)
 
     def instruction_table(self, codes: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, str]]]:
-        """Task -> side -> language -> instruction for ``codes`` (default: every language), as a model config holds it."""
+        """Task -> side -> language -> instruction for ``codes`` (default: every language), as a model config holds
+        it.
+        """
         table: dict[str, dict[str, dict[str, str]]] = {}
         for code in codes if codes is not None else self.codes:
             for task, sides in self[code].instructions.items():
@@ -243,8 +265,10 @@ class LanguageRegistry:
 @lru_cache(maxsize=1)
 def _shipped() -> dict[str, Language]:
     if not REGISTRY_FILE.is_file():
-        raise FileNotFoundError(f"{REGISTRY_FILE} is missing: the language registry ships with the xvlm2vec package "
-                                "(model folders carry their instruction table in config.json instead)")
+        raise FileNotFoundError(
+            f"{REGISTRY_FILE} is missing: the language registry ships with the xvlm2vec package "
+            "(model folders carry their instruction table in config.json instead)"
+        )
     return read_language_file(REGISTRY_FILE)
 
 
@@ -265,7 +289,9 @@ def load_languages(files: Sequence[str | Path] | str | Path | None = ()) -> Lang
 
 
 def table_with_entries(table: Mapping, entries: Mapping[str, Language]) -> dict[str, dict[str, dict[str, str]]]:
-    """An instruction ``table`` (task -> side -> language -> text) with the instructions of ``entries`` added/overriding."""
+    """An instruction ``table`` (task -> side -> language -> text) with the instructions of ``entries``
+    added/overriding.
+    """
     merged = {task: {side: dict(by_lang) for side, by_lang in sides.items()} for task, sides in table.items()}
     for code, entry in entries.items():
         for task, sides in entry.instructions.items():

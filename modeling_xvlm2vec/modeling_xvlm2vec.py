@@ -183,8 +183,13 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         Errors name rows by ``row_ids`` (default: their positions in this call).
         """
         return prepare_inputs(
-            self.processor, texts, images, self.config.image_tag, self.config.padding_side,
-            max_length=max_length, row_ids=row_ids,
+            self.processor,
+            texts,
+            images,
+            self.config.image_tag,
+            self.config.padding_side,
+            max_length=max_length,
+            row_ids=row_ids,
         )
 
     # ----------------------------------------------------------------- forward
@@ -257,7 +262,9 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         with an image whose prompt has no tag gets `<|image_1|>\\n` at the start (VLM2Vec's place); a row
         with an image and no text or instruction is embedded as the image tag alone.
         """
-        single = isinstance(texts, str) or (texts is None and images is not None and not isinstance(images, (list, tuple)))
+        single = isinstance(texts, str) or (
+            texts is None and images is not None and not isinstance(images, (list, tuple))
+        )
         texts = [texts] if isinstance(texts, str) else texts
         images = [images] if images is not None and not isinstance(images, (list, tuple)) else images
         if texts is None and images is None:

@@ -91,7 +91,9 @@ class Phi3VProcessor(ProcessorMixin):
                 raise ValueError(f"row {row}: text must be a string, got {type(prompt).__name__}")
             tags = [int(number) for number in IMAGE_TAG_PATTERN.findall(prompt)]
             if tags != list(range(1, len(tags) + 1)):
-                raise ValueError(f"row {row}: image tags must be <|image_1|>, <|image_2|>, ... once each and in order, got {tags}")
+                raise ValueError(
+                    f"row {row}: image tags must be <|image_1|>, <|image_2|>, ... once each and in order, got {tags}"
+                )
             pieces_per_row.append(IMAGE_TAG_PATTERN.split(prompt)[::2])
             tags_per_row.append(len(tags))
         if sum(tags_per_row) != len(images):
@@ -112,7 +114,9 @@ class Phi3VProcessor(ProcessorMixin):
             for row, ids in enumerate(rows):
                 kept = ids[:max_length]
                 if placeholder is not None and kept.count(placeholder) != ids.count(placeholder):
-                    raise ValueError(f"row {row}: truncating to max_length={max_length} would cut its image placeholder tokens")
+                    raise ValueError(
+                        f"row {row}: truncating to max_length={max_length} would cut its image placeholder tokens"
+                    )
                 rows[row] = kept
         pad_kwargs = {"padding_side": padding_side} if padding_side is not None else {}
         batch = self.tokenizer.pad(

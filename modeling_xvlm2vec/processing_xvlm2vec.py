@@ -48,13 +48,17 @@ def add_image_tags(texts: Sequence[Any], images: Sequence[Any], image_tag: str) 
     return tagged
 
 
-def check_rows(texts: Sequence[str], images: Sequence[Any], image_tag: str, row_ids: Sequence[int] | None = None) -> None:
+def check_rows(
+    texts: Sequence[str], images: Sequence[Any], image_tag: str, row_ids: Sequence[int] | None = None
+) -> None:
     """Raise ``ValueError`` naming the row for a tag without image, too many tags, or an empty row.
 
     ``row_ids`` are the numbers the caller knows its rows by (default: their positions).
     """
     if len(texts) != len(images):
-        raise ValueError(f"texts and images must have the same length, got {len(texts)} texts and {len(images)} images")
+        raise ValueError(
+            f"texts and images must have the same length, got {len(texts)} texts and {len(images)} images"
+        )
     if not texts:
         raise ValueError("no inputs: give at least one text or image")
     row_ids = range(len(texts)) if row_ids is None else row_ids

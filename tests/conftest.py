@@ -71,10 +71,20 @@ def run_isolated() -> Callable[[str, Path], dict]:
             "assert importlib.util.find_spec('modeling_xvlm2vec') is None, 'project importable'\n"
             "assert importlib.util.find_spec('xvlm2vec') is None, 'project importable'\n"
         )
-        env = {"HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-               "HF_HOME": str(Path(cwd) / ".hf_home")}
-        proc = subprocess.run([sys.executable, "-I", "-S", "-c", prelude + guard + code], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=300)
+        env = {
+            "HF_HUB_OFFLINE": "1",
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "HF_HOME": str(Path(cwd) / ".hf_home"),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", prelude + guard + code],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if proc.returncode != 0:
             raise AssertionError(f"isolated run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -88,8 +98,8 @@ def built_mmmeb(tmp_path_factory) -> Path:
 
     Shared read-only: tests that change it work on a copy.
     """
-    from xvlm2vec.testing.release import write_mmmeb
     from dataset_builders.mmmeb import build_mmmeb
+    from xvlm2vec.testing.release import write_mmmeb
 
     root = tmp_path_factory.mktemp("mmmeb")
     write_mmmeb(root / "release", rows_per_file=4, num_candidates=4)

@@ -25,13 +25,22 @@ def test_configuration_loads_without_backbone_or_modeling_modules(tmp_path: Path
     for path in (ROOT / "modeling_xvlm2vec").iterdir():
         if path.suffix in (".py", ".json") and path.name != "__init__.py":
             shutil.copy(path, folder / path.name)
-    done = subprocess.run([sys.executable, "-I", "-c", CHECK.format(base=str(tmp_path))], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", CHECK.format(base=str(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     import json
 
     result = json.loads(done.stdout)
     assert not [name for name in result["loaded"] if "backbone" in name or "modeling" in name or "processing" in name]
-    assert result["loaded"] == ["folder.configuration_phi3_v", "folder.configuration_xvlm2vec", "folder.instructions",
-                                "folder.languages"]
+    assert result["loaded"] == [
+        "folder.configuration_phi3_v",
+        "folder.configuration_xvlm2vec",
+        "folder.instructions",
+        "folder.languages",
+    ]
     assert (result["tag"], result["backbone"]) == ("<image>", "LlavaNextConfig")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-from xvlm2vec.testing.release import run as fixtures_run
 from dataset_builders.mmeb_train import MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS
 from dataset_builders.safe_io import ImageStore, RowError, UnsafePathError, check_relative_path, iter_jsonl
 from xvlm2vec.cli import build_parser
+from xvlm2vec.testing.release import run as fixtures_run
 
 
 def _fixtures(kind: str, out: Path, rows: int) -> None:
@@ -26,7 +26,9 @@ def test_mmmeb_fixture_file_names_and_fields_match_the_release(tmp_path: Path) -
     _fixtures("mmmeb", tmp_path, 2)
     names = sorted(p.name for p in tmp_path.glob("*.jsonl"))
     assert names == sorted(spec.filename(lang) for spec in TASKS for lang in spec.languages)
-    assert all(re.fullmatch(r"[\w.-]+_(en|it|es|fr|de)_(1000|100)_formatted_(i2t|t2i|c|vg|vqa)\.jsonl", n) for n in names)
+    assert all(
+        re.fullmatch(r"[\w.-]+_(en|it|es|fr|de)_(1000|100)_formatted_(i2t|t2i|c|vg|vqa)\.jsonl", n) for n in names
+    )
     vqa = [json.loads(x) for x in (tmp_path / "maxm_v1_fr_100_formatted_vqa.jsonl").read_text().splitlines()]
     assert set(vqa[0]) == {"img", "question", "answers"} and len(vqa) == 2
     t2i = json.loads((tmp_path / "xtd_de_1000_formatted_t2i.jsonl").read_text().splitlines()[0])
@@ -48,7 +50,9 @@ def test_mmeb_train_fixture_loads_per_subset(tmp_path: Path) -> None:
     assert len(ds) == 3 and len(MMEB_TRAIN_SUBSETS) == len(list((tmp_path / "data").iterdir()))
 
 
-@pytest.mark.parametrize("path", ["../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:\\x.jpg", "\\\\server\\x.jpg", "a/.."])
+@pytest.mark.parametrize(
+    "path", ["../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:\\x.jpg", "\\\\server\\x.jpg", "a/.."]
+)
 def test_unsafe_paths_are_refused(path: str) -> None:
     with pytest.raises(UnsafePathError):
         check_relative_path(path)

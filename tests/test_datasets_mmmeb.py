@@ -10,11 +10,11 @@ import pytest
 from datasets import load_dataset
 
 from dataset_builders import build_cli
-from xvlm2vec.testing.release import write_image, write_mmmeb
-from dataset_builders.mmmeb import FEATURES, TASKS, build_mmmeb, resolve_image_id
 from dataset_builders.cli_args import UsageError
+from dataset_builders.mmmeb import FEATURES, TASKS, build_mmmeb, resolve_image_id
 from dataset_builders.source import resolve_source
 from xvlm2vec.cli import build_parser
+from xvlm2vec.testing.release import write_image, write_mmmeb
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +101,15 @@ def test_bad_inputs_are_counted_rejections_naming_file_and_line(tmp_path: Path) 
     src = _bad_release(tmp_path)
     report = build_mmmeb(src, tmp_path / "out", max_rejects=None)
     assert report.rejected == {
-        "corrupt_image": 1, "missing_image": 1, "empty_text": 1, "duplicate_id": 1, "empty_candidates": 1,
-        "duplicate_candidates": 1, "unsafe_path": 2, "invalid_utf8": 1, "invalid_json": 1,
+        "corrupt_image": 1,
+        "missing_image": 1,
+        "empty_text": 1,
+        "duplicate_id": 1,
+        "empty_candidates": 1,
+        "duplicate_candidates": 1,
+        "unsafe_path": 2,
+        "invalid_utf8": 1,
+        "invalid_json": 1,
     }
     assert (report.rows_in, report.rows_out) == (11, 1) and report.balanced
     where = {e["reason"]: e["where"] for e in report.examples}
@@ -118,8 +125,9 @@ def test_rejects_over_threshold_fail_the_cli(tmp_path: Path, capsys: pytest.Capt
     args = parser.parse_args(["build", "mmmeb", "--source", str(src), "--output-dir", str(tmp_path / "out")])
     assert build_cli.run(args) == 1  # default --max-rejects 0 for MMMEB
     assert "FAILED" in capsys.readouterr().out
-    args = parser.parse_args(["build", "mmmeb", "--source", str(src), "--output-dir", str(tmp_path / "o2"),
-                              "--max-rejects", "10"])
+    args = parser.parse_args(
+        ["build", "mmmeb", "--source", str(src), "--output-dir", str(tmp_path / "o2"), "--max-rejects", "10"]
+    )
     assert build_cli.run(args) == 0
 
 
@@ -152,7 +160,9 @@ def test_hub_source_is_snapshot_at_pinned_revision(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--revision"):
         resolve_source("someone/mmmeb", None, download=fake_download)
     folder = resolve_source("someone/mmmeb", "abc123", download=fake_download)
-    assert calls == [{"repo_id": "someone/mmmeb", "repo_type": "dataset", "revision": "abc123", "allow_patterns": None}]
+    assert calls == [
+        {"repo_id": "someone/mmmeb", "repo_type": "dataset", "revision": "abc123", "allow_patterns": None}
+    ]
     report = build_mmmeb(folder, tmp_path / "out")
     assert report.passed and report.rows_out == sum(len(spec.languages) for spec in TASKS)
     with pytest.raises(UsageError, match="not a Hub repo id"):

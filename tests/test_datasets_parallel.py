@@ -11,7 +11,6 @@ import pytest
 from datasets import load_dataset
 
 from dataset_builders.cli_args import UsageError
-from xvlm2vec.testing.release import write_mmeb_train, write_parallel
 from dataset_builders.mmeb_train import (
     IMAGE_TAG,
     PAIR_FIELDS,
@@ -25,6 +24,7 @@ from dataset_builders.mmeb_train import (
 from dataset_builders.parallel import FEATURES, build_parallel, dev_size, validate_line
 from dataset_builders.safe_io import RowError
 from dataset_builders.translate import append_lines
+from xvlm2vec.testing.release import write_mmeb_train, write_parallel
 
 # --- packing and marker parsing ----------------------------------------------------------------
 
@@ -101,8 +101,12 @@ def _translate_journal(mmeb: Path, journals: Path, subsets: tuple[str, ...], lan
                 if row_id == 1:
                     records.append({**base, "rejected": "part_count_mismatch", "output": "x"})
                     continue
-                fields = {f: f"[{lang}] {row[f]}" if not row[f].startswith(IMAGE_TAG)
-                          else IMAGE_TAG + f"[{lang}] " + row[f][len(IMAGE_TAG):] for f in translated_fields(subset)}
+                fields = {
+                    f: f"[{lang}] {row[f]}"
+                    if not row[f].startswith(IMAGE_TAG)
+                    else IMAGE_TAG + f"[{lang}] " + row[f][len(IMAGE_TAG) :]
+                    for f in translated_fields(subset)
+                }
                 if row_id == 2:
                     fields = {f: v.replace(IMAGE_TAG, "") for f, v in fields.items()}
                 records.append({**base, "fields": fields})
@@ -115,8 +119,9 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory):
     subsets, languages = ("CIRR", "OK-VQA"), ("it", "de")
     write_mmeb_train(root / "mmeb", rows_per_subset=5, subsets=subsets)
     _translate_journal(root / "mmeb", root / "tr", subsets, languages)
-    result = reproduce_parallel_jsonl(root / "mmeb", root / "tr", root / "corpus" / "parallel_shuffled.jsonl",
-                                      languages=languages, subsets=subsets)
+    result = reproduce_parallel_jsonl(
+        root / "mmeb", root / "tr", root / "corpus" / "parallel_shuffled.jsonl", languages=languages, subsets=subsets
+    )
     return root, subsets, languages, result
 
 
@@ -129,8 +134,15 @@ def test_reproduction_counts_every_pair_and_shuffles_with_seed_42(reproduced) ->
     assert frag.rejected["lost_image_tag"] == len(subsets) * len(languages)
     assert frag.rows_in == frag.rows_out + sum(frag.rejected.values())
     lines = [json.loads(x) for x in result.path.read_text(encoding="utf-8").splitlines()]
-    canonical = sorted(lines, key=lambda r: (subsets.index(r["source_dataset"]), languages.index(r["lang"]),
-                                             int(r["id"].split("/")[1]), list(PAIR_FIELDS).index(r["id"].split("/")[2])))
+    canonical = sorted(
+        lines,
+        key=lambda r: (
+            subsets.index(r["source_dataset"]),
+            languages.index(r["lang"]),
+            int(r["id"].split("/")[1]),
+            list(PAIR_FIELDS).index(r["id"].split("/")[2]),
+        ),
+    )
     random.Random(42).shuffle(canonical)
     assert lines == canonical
     first = lines[0]
@@ -150,10 +162,15 @@ def test_build_from_reproduction_has_language_configs_and_balanced_report(reprod
         assert not set(train["id"]) & set(dev["id"])
     all_dev = load_dataset(str(tmp_path / "out"), "all", split="dev", cache_dir=str(tmp_path / "c"))
     assert sorted(all_dev["id"]) == sorted(
-        i for lang in languages
-        for i in load_dataset(str(tmp_path / "out"), lang, split="dev", cache_dir=str(tmp_path / "c"))["id"])
-    with_image = [r for r in load_dataset(str(tmp_path / "out"), "all", split="train", cache_dir=str(tmp_path / "c"))
-                  if r["image"] is not None]
+        i
+        for lang in languages
+        for i in load_dataset(str(tmp_path / "out"), lang, split="dev", cache_dir=str(tmp_path / "c"))["id"]
+    )
+    with_image = [
+        r
+        for r in load_dataset(str(tmp_path / "out"), "all", split="train", cache_dir=str(tmp_path / "c"))
+        if r["image"] is not None
+    ]
     assert with_image and all(IMAGE_TAG in r["text_en"] and IMAGE_TAG in r["text_lang"] for r in with_image)
 
 
@@ -181,8 +198,13 @@ def test_release_lines_are_validated(tmp_path: Path) -> None:
         "lost_image_tag": {**good, "text_en": IMAGE_TAG + "a dog.", "img_en": "a.jpg", "img_lang": "a.jpg"},
         "image_mismatch": {**good, "img_en": "a.jpg", "img_lang": "b.jpg"},
         "image_tag_mismatch": {**good, "img_en": "a.jpg", "img_lang": "a.jpg"},
-        "unsafe_path": {**good, "text_en": IMAGE_TAG + "x", "text_lang": IMAGE_TAG + "y", "img_en": "../a.jpg",
-                        "img_lang": "../a.jpg"},
+        "unsafe_path": {
+            **good,
+            "text_en": IMAGE_TAG + "x",
+            "text_lang": IMAGE_TAG + "y",
+            "img_en": "../a.jpg",
+            "img_lang": "../a.jpg",
+        },
     }
     for reason, record in cases.items():
         with pytest.raises(RowError) as err:
@@ -212,10 +234,24 @@ def test_cli_route_b_builds_and_keeps_the_release_file(reproduced, tmp_path: Pat
 
     root, subsets, languages, result = reproduced
     out = tmp_path / "out"
-    args = build_parser("build").parse_args([
-        "build", "parallel", "--mmeb-train", str(root / "mmeb"), "--translations", str(root / "tr"),
-        "--images", str(root / "mmeb"), "--subsets", ",".join(subsets), "--languages", ",".join(languages),
-        "--output-dir", str(out)])
+    args = build_parser("build").parse_args(
+        [
+            "build",
+            "parallel",
+            "--mmeb-train",
+            str(root / "mmeb"),
+            "--translations",
+            str(root / "tr"),
+            "--images",
+            str(root / "mmeb"),
+            "--subsets",
+            ",".join(subsets),
+            "--languages",
+            ",".join(languages),
+            "--output-dir",
+            str(out),
+        ]
+    )
     assert run(args) == 0
     assert (out / "parallel_shuffled.jsonl").read_text(encoding="utf-8") == result.path.read_text(encoding="utf-8")
     saved = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
@@ -240,8 +276,9 @@ def test_a_dropped_query_pair_drops_the_rows_positive_pair(tmp_path: Path) -> No
     fields[3]["pos_text"] = ""  # empty positive only: the query stays
     records = [{"id": i, "subset": subset, "lang": lang, "fields": f} for i, f in enumerate(fields)]
     append_lines(journal_path(tmp_path / "tr", subset, lang, 0), records)
-    result = reproduce_parallel_jsonl(tmp_path / "mmeb", tmp_path / "tr", tmp_path / "p.jsonl",
-                                      languages=(lang,), subsets=(subset,))
+    result = reproduce_parallel_jsonl(
+        tmp_path / "mmeb", tmp_path / "tr", tmp_path / "p.jsonl", languages=(lang,), subsets=(subset,)
+    )
     kept = sorted(json.loads(x)["id"] for x in result.path.read_text(encoding="utf-8").splitlines())
     expected = [f"{subset}/3/qry/it"] + [f"{subset}/{i}/{f}/it" for i in (2, 4, 5) for f in ("qry", "pos_text")]
     assert kept == sorted(expected)
@@ -275,12 +312,25 @@ def test_a_truncated_translation_is_counted_by_reason_in_the_build_report(tmp_pa
     from dataset_builders.mmeb_train import load_subset
 
     rows = load_subset(tmp_path / "mmeb", subset)
-    records = [{"id": i, "subset": subset, "lang": lang, "fields": {f: f"[it] {row[f]}" for f in translated_fields(subset)}}
-               for i, row in enumerate(rows)]
-    records[1] = {"id": 1, "subset": subset, "lang": lang, "rejected": "truncated", "output": "Domanda: ... Risposta: ..."}
+    records = [
+        {"id": i, "subset": subset, "lang": lang, "fields": {f: f"[it] {row[f]}" for f in translated_fields(subset)}}
+        for i, row in enumerate(rows)
+    ]
+    records[1] = {
+        "id": 1,
+        "subset": subset,
+        "lang": lang,
+        "rejected": "truncated",
+        "output": "Domanda: ... Risposta: ...",
+    }
     append_lines(journal_path(tmp_path / "tr", subset, lang, 0), records)
-    result = reproduce_parallel_jsonl(tmp_path / "mmeb", tmp_path / "tr", tmp_path / "corpus/parallel_shuffled.jsonl",
-                                      languages=(lang,), subsets=(subset,))
+    result = reproduce_parallel_jsonl(
+        tmp_path / "mmeb",
+        tmp_path / "tr",
+        tmp_path / "corpus/parallel_shuffled.jsonl",
+        languages=(lang,),
+        subsets=(subset,),
+    )
     assert result.fragment.rejected == {"translation_truncated": 2}  # both pairs of row 1
     report = build_parallel(tmp_path / "corpus", tmp_path / "out", images=tmp_path / "mmeb", upstream=result.fragment)
     saved = json.loads((tmp_path / "out/build_report.json").read_text(encoding="utf-8"))
@@ -293,9 +343,20 @@ def test_max_dev_rows_0_keeps_every_row_in_train_in_file_order(reproduced, tmp_p
 
     root, subsets, languages, result = reproduced
     out = tmp_path / "out"
-    args = build_parser("build").parse_args([
-        "build", "parallel", "--source", str(root / "corpus"), "--images", str(root / "mmeb"),
-        "--output-dir", str(out), "--max-dev-rows", "0"])
+    args = build_parser("build").parse_args(
+        [
+            "build",
+            "parallel",
+            "--source",
+            str(root / "corpus"),
+            "--images",
+            str(root / "mmeb"),
+            "--output-dir",
+            str(out),
+            "--max-dev-rows",
+            "0",
+        ]
+    )
     assert run(args) == 0
     train = load_dataset(str(out), "all", split="train", cache_dir=str(tmp_path / "c"))
     file_order = [json.loads(x)["id"] for x in result.path.read_text(encoding="utf-8").splitlines()]

@@ -43,14 +43,20 @@ class StandInTranslator:
     def translate(self, texts: Sequence[str], lang: str) -> list[str]:
         time.sleep(self.delay)
         question, answer = language_markers(lang)
-        return ["no markers at all" if " diamond" in t else
-                t.replace("Question: ", f"{question}: <{lang}> ").replace("Answer: ", f"{answer}: <{lang}> ")
-                for t in texts]
+        return [
+            "no markers at all"
+            if " diamond" in t
+            else t.replace("Question: ", f"{question}: <{lang}> ").replace("Answer: ", f"{answer}: <{lang}> ")
+            for t in texts
+        ]
 
 
 def _records(folder: Path) -> list[dict]:
-    lines = [json.loads(x) for p in sorted((folder / SUBSET / LANG).glob("part-*.jsonl"))
-             for x in p.read_text(encoding="utf-8").splitlines()]
+    lines = [
+        json.loads(x)
+        for p in sorted((folder / SUBSET / LANG).glob("part-*.jsonl"))
+        for x in p.read_text(encoding="utf-8").splitlines()
+    ]
     return sorted(lines, key=lambda r: r["id"])
 
 
@@ -133,8 +139,17 @@ def _tiny_t5(folder: Path, end: str = "forced_eos"):
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    config = T5Config(vocab_size=tok.get_vocab_size(), d_model=16, d_ff=32, d_kv=8, num_layers=1, num_heads=2,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(
+        vocab_size=tok.get_vocab_size(),
+        d_model=16,
+        d_ff=32,
+        d_kv=8,
+        num_layers=1,
+        num_heads=2,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     torch.manual_seed(0)
     model = T5ForConditionalGeneration(config).eval()
     # generated tokens are plain words: never pad, unk or the image tag (which would count as a lost or extra tag)
@@ -178,7 +193,9 @@ def test_truncated_output_is_rejected_even_when_it_splits_into_the_right_parts(t
             # row 0 reached the limit, row 1 ended on its own; both parse
             return [Translated(text, index == 0) for index, text in enumerate(super().translate(texts, lang))]
 
-    rows = [row for row in mmeb_train_rows(SUBSET, 12) if " diamond" not in row["qry"] + row["pos_text"] + row["neg_text"]][:2]
+    rows = [
+        row for row in mmeb_train_rows(SUBSET, 12) if " diamond" not in row["qry"] + row["pos_text"] + row["neg_text"]
+    ][:2]
     translate_subset(Cut(), rows, SUBSET, LANG, tmp_path, batch_size=2)
     first, second = _records(tmp_path)
     assert first["rejected"] == "truncated" and first["output"].count("Risposta: ") == 2
@@ -241,8 +258,18 @@ def test_cli_parses_and_rejects_unknown_language(tmp_path: Path) -> None:
 
     _tiny_t5(tmp_path / "t5")
     args = build_parser("translate").parse_args(
-        ["translate", "--model", str(tmp_path / "t5"), "--source", str(tmp_path), "--output-dir", str(tmp_path / "o"),
-         "--languages", "it,xx"])
+        [
+            "translate",
+            "--model",
+            str(tmp_path / "t5"),
+            "--source",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--languages",
+            "it,xx",
+        ]
+    )
     # the release's defaults: 2048 new tokens, the 20 translated subsets (no VisDial), MMEB-train at 0c3f4b8
     assert args.max_new_tokens == MAX_NEW_TOKENS == 2048 and args.revision == "0c3f4b8"
     subsets = args.subsets.split(",")
@@ -272,8 +299,14 @@ def test_two_processes_split_the_rows_without_overlap(tmp_path: Path) -> None:
     script.write_text(_TWO_PROCESS.format(tests=str(Path(__file__).parent), n=n, out=str(tmp_path / "out")))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", str(script)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", str(script)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     parts = sorted((tmp_path / "out" / SUBSET / LANG).glob("part-*.jsonl"))
     assert [p.name for p in parts] == ["part-00000.jsonl", "part-00001.jsonl"]

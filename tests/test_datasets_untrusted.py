@@ -43,8 +43,11 @@ def release(root: Path, filename: str, bad: dict | str) -> Path:
     noise = io.BytesIO()  # a JPEG cut at 3/4: its header is whole (Image.verify passes), its pixels are not
     Image.frombytes("RGB", (64, 64), random.Random(0).randbytes(64 * 64 * 3)).save(noise, "JPEG")
     (src / "xtd_images" / "cut.jpg").write_bytes(noise.getvalue()[: len(noise.getvalue()) * 3 // 4])
-    good = {"img": "0", "captions": ["a red square", "a blue square"]} if filename == I2T else \
-        {"text": "a red square", "images": ["0", "1"]}
+    good = (
+        {"img": "0", "captions": ["a red square", "a blue square"]}
+        if filename == I2T
+        else {"text": "a red square", "images": ["0", "1"]}
+    )
     raw = bad if isinstance(bad, str) else json.dumps(bad)
     (src / filename).write_text(f"{json.dumps(good)}\n{raw}\n{json.dumps(good)}\n", encoding="utf-8")
     return src
@@ -103,8 +106,15 @@ def corpus(root: Path, lines: list[dict | str]) -> Path:
 
 
 def pair(i: int, lang: str) -> dict:
-    return {"id": i, "lang": lang, "source_dataset": "MSCOCO", "text_en": f"a dog {i}.", "text_lang": f"un cane {i}.",
-            "img_en": None, "img_lang": None}
+    return {
+        "id": i,
+        "lang": lang,
+        "source_dataset": "MSCOCO",
+        "text_en": f"a dog {i}.",
+        "text_lang": f"un cane {i}.",
+        "img_en": None,
+        "img_lang": None,
+    }
 
 
 def test_exact_duplicate_lines_are_rejected_as_duplicate_id(tmp_path: Path) -> None:
@@ -124,7 +134,10 @@ def test_a_language_that_is_not_a_code_is_a_rejected_row_never_a_path(lang: str,
     assert report.rejected == {"invalid_lang": 1} and report.rows_out == 2 and report.balanced
     assert report.examples[0]["where"].endswith("parallel_shuffled.jsonl:2")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before  # same layout: all + it
-    assert load_dataset(str(out), "all", split="train").num_rows + load_dataset(str(out), "all", split="dev").num_rows == 2
+    assert (
+        load_dataset(str(out), "all", split="train").num_rows + load_dataset(str(out), "all", split="dev").num_rows
+        == 2
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "out", "two"]  # nothing written beside it
 
 
@@ -154,5 +167,7 @@ def test_an_empty_corpus_and_stray_jsonl_files_are_listed(tmp_path: Path) -> Non
     src = corpus(tmp_path, [])
     (src / "parallel_shuffled (1).jsonl").write_text(json.dumps(pair(0, "it")) + "\n", encoding="utf-8")
     report = build_parallel(src, tmp_path / "out")
-    assert report.empty_files == ["parallel_shuffled.jsonl"] and report.unknown_files == ["parallel_shuffled (1).jsonl"]
+    assert report.empty_files == ["parallel_shuffled.jsonl"] and report.unknown_files == [
+        "parallel_shuffled (1).jsonl"
+    ]
     assert report.rows_in == 0 and not report.passed

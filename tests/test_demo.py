@@ -52,7 +52,9 @@ def test_distillation_lifts_non_english_and_keeps_english(quick):
     # non-English must gain at least 0.1 P@1 (about 6 of 58 queries per cell, averaged over 14 cells),
     # English may move by at most 0.05 (about 3 queries per cell; LoRA training perturbs it slightly).
     assert student["non_english"] >= teacher["non_english"] + 0.1
-    assert student["per_language"]["pt"] >= teacher["per_language"]["pt"] + 0.1  # the language outside the paper's set too
+    assert (
+        student["per_language"]["pt"] >= teacher["per_language"]["pt"] + 0.1
+    )  # the language outside the paper's set too
     assert student["english"] >= teacher["english"] - 0.05
 
 
@@ -65,7 +67,9 @@ def test_cli_help_lists_the_flags(capsys):
         assert flag in out
 
 
-@pytest.mark.parametrize(("flags", "threads"), [([], 2), (["--quick"], 1), (["--threads", "3"], 3), (["--quick", "--threads", "2"], 2)])
+@pytest.mark.parametrize(
+    ("flags", "threads"), [([], 2), (["--quick"], 1), (["--threads", "3"], 3), (["--quick", "--threads", "2"], 2)]
+)
 def test_threads_reach_the_demo_config(monkeypatch, tmp_path, flags, threads):
     # full demo: both cores of the 2-core machine it is sized for; --quick (the test suite's, two workers): one
     seen = []

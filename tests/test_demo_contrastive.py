@@ -55,7 +55,9 @@ def test_collator_refuses_more_tags_than_images(small):
     _, pairs = small
     model, _ = build_demo_model(seed=0, hidden=32, layers=1, image_size=56)
     collator = ContrastiveCollator(model.prepare_inputs)
-    bad = ContrastivePair("<|image_1|> a caption <|image_1|>", pairs[0].query_image or pairs[1].query_image, "x", None, "k")
+    bad = ContrastivePair(
+        "<|image_1|> a caption <|image_1|>", pairs[0].query_image or pairs[1].query_image, "x", None, "k"
+    )
     with pytest.raises(ValueError, match="row 1: the text has 2 image tags"):
         collator([pairs[2], bad])
 
@@ -77,14 +79,26 @@ def test_training_lowers_the_loss_and_is_deterministic(small, tmp_path):
                 return info_nce(q, p, 0.05, inputs["same_positive"]).item()
 
         before = loss()
-        args = ContrastiveConfig(output_dir=folder, max_steps=15, learning_rate=3e-3, per_device_train_batch_size=16,
-                                 seed=0, use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True,
-                                 temperature=0.05, train_sampling_strategy="sequential")
+        args = ContrastiveConfig(
+            output_dir=folder,
+            max_steps=15,
+            learning_rate=3e-3,
+            per_device_train_batch_size=16,
+            seed=0,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            temperature=0.05,
+            train_sampling_strategy="sequential",
+        )
         train_teacher(model, batch, args)
         return before, loss(), {k: v.clone() for k, v in model.state_dict().items()}
 
     before, after, weights = run(str(tmp_path / "a"))
-    assert math.isfinite(after) and after < before - 0.5  # 15 steps on one batch of 16 memorise it: ln 16 ~ 2.8 at start
+    assert (
+        math.isfinite(after) and after < before - 0.5
+    )  # 15 steps on one batch of 16 memorise it: ln 16 ~ 2.8 at start
     _, again, weights_again = run(str(tmp_path / "b"))
     assert again == after and all(torch.equal(weights[k], weights_again[k]) for k in weights)
     assert (tmp_path / "a" / "model.safetensors").is_file()

@@ -13,8 +13,15 @@ from dataset_builders.parallel import build_parallel
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
 from xvlm2vec.testing.lexicon import LANGUAGES, Scene, answer_options, caption, class_name, vocabulary
 from xvlm2vec.testing.release import write_mmmeb_release, write_parallel_release
-from xvlm2vec.testing.world import (RELEASE_TASKS, WorldConfig, all_scenes, build_world, split_scenes, task_examples,
-                                    task_languages)
+from xvlm2vec.testing.world import (
+    RELEASE_TASKS,
+    WorldConfig,
+    all_scenes,
+    build_world,
+    split_scenes,
+    task_examples,
+    task_languages,
+)
 
 SMALL = WorldConfig(seed=3, train_renders=1, vg_train_images=12, vg_test_images=10, candidates=4)
 
@@ -65,8 +72,14 @@ def test_rendering_is_deterministic_and_shows_the_colour(world):
     assert first.name == second.name
     assert np.array_equal(np.asarray(first.image), np.asarray(second.image))
     pixels = np.asarray(first.image).reshape(-1, 3).astype(int)
-    red, green, blue = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 215, 20),
-                        "purple": (140, 40, 170), "orange": (245, 140, 20)}[first.scene.colour]
+    red, green, blue = {
+        "red": (220, 30, 30),
+        "green": (30, 170, 40),
+        "blue": (30, 60, 220),
+        "yellow": (235, 215, 20),
+        "purple": (140, 40, 170),
+        "orange": (245, 140, 20),
+    }[first.scene.colour]
     # jitter is +-12 per channel, so the object's pixels lie within 12 of the palette colour
     close = (np.abs(pixels - np.array([red, green, blue])) <= 12).all(axis=1)
     assert close.sum() > 20
@@ -93,7 +106,10 @@ def test_mmmeb_release_builds_with_the_project_builder(world, tmp_path):
     files = write_mmmeb_release(world, tmp_path / "release")
     # the release's languages, plus Portuguese (the world's sixth language) where the release has all five
     assert len(files) == sum(len(task_languages(task)) for task in RELEASE_TASKS) == 6 + 6 + 6 + 2 + 2
-    assert {path.name for path in files} >= {"xtd_pt_1000_formatted_t2i.jsonl", "imagenet-1k-val_pt_1000_formatted_c.jsonl"}
+    assert {path.name for path in files} >= {
+        "xtd_pt_1000_formatted_t2i.jsonl",
+        "imagenet-1k-val_pt_1000_formatted_c.jsonl",
+    }
     report = build_mmmeb(tmp_path / "release", tmp_path / "built")
     assert report.rows_out == report.rows_in > 0
     rows = datasets.load_dataset(str(tmp_path / "built"), "xtd_i2t", split="de")
@@ -110,7 +126,9 @@ def test_parallel_release_builds_and_pairs_match(world, tmp_path):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert {row["lang"] for row in lines} == {"it", "es", "fr", "de", "pt"}
     for row in lines:
-        assert (CANONICAL_IMAGE_TAG in row["text_en"]) == (CANONICAL_IMAGE_TAG in row["text_lang"]) == bool(row["img_en"])
+        assert (
+            (CANONICAL_IMAGE_TAG in row["text_en"]) == (CANONICAL_IMAGE_TAG in row["text_lang"]) == bool(row["img_en"])
+        )
     italian = {row["text_en"]: row["text_lang"] for row in lines if row["lang"] == "it"}
     scene = world.train[0].scene
     assert italian[caption(scene, "en")] == caption(scene, "it")

@@ -33,30 +33,59 @@ def tokenizer(special: list[str], template: str, max_length: int, **kwargs):
 def save_clip(path: Path) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    tok = tokenizer(["<|endoftext|>", "<|startoftext|>"], "<|startoftext|> $A <|endoftext|>", 32,
-                    bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok = tokenizer(
+        ["<|endoftext|>", "<|startoftext|>"],
+        "<|startoftext|> $A <|endoftext|>",
+        32,
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
     text = dict(TEXT, max_position_embeddings=32, eos_token_id=0, bos_token_id=1, pad_token_id=0)
     torch.manual_seed(0)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=dict(VISION, image_size=32, patch_size=8), projection_dim=16)).save_pretrained(path)
+    CLIPModel(
+        CLIPConfig(text_config=text, vision_config=dict(VISION, image_size=32, patch_size=8), projection_dim=16)
+    ).save_pretrained(path)
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(path)
     return path
 
 
 def save_siglip(path: Path, version: int) -> Path:
-    from transformers import (Siglip2Config, Siglip2ImageProcessor, Siglip2Model, Siglip2Processor, SiglipConfig,
-                              SiglipImageProcessor, SiglipModel, SiglipProcessor)
+    from transformers import (
+        Siglip2Config,
+        Siglip2ImageProcessor,
+        Siglip2Model,
+        Siglip2Processor,
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+        SiglipProcessor,
+    )
 
-    tok = tokenizer(["<pad>", "<eos>", "<bos>", "<unk>"], "$A <eos>", 16, pad_token="<pad>", eos_token="<eos>",
-                    bos_token="<bos>", unk_token="<unk>")
+    tok = tokenizer(
+        ["<pad>", "<eos>", "<bos>", "<unk>"],
+        "$A <eos>",
+        16,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+    )
     text = dict(TEXT, max_position_embeddings=16, pad_token_id=0, eos_token_id=1, bos_token_id=2)
     torch.manual_seed(1)
     if version == 1:
         model = SiglipModel(SiglipConfig(text_config=text, vision_config=dict(VISION, image_size=32, patch_size=8)))
-        processor = SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
+        processor = SiglipProcessor(
+            image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok
+        )
     else:
-        model = Siglip2Model(Siglip2Config(text_config=text, vision_config=dict(VISION, patch_size=16, num_patches=16)))
-        processor = Siglip2Processor(image_processor=Siglip2ImageProcessor(patch_size=16, max_num_patches=16), tokenizer=tok)
+        model = Siglip2Model(
+            Siglip2Config(text_config=text, vision_config=dict(VISION, patch_size=16, num_patches=16))
+        )
+        processor = Siglip2Processor(
+            image_processor=Siglip2ImageProcessor(patch_size=16, max_num_patches=16), tokenizer=tok
+        )
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
@@ -70,12 +99,21 @@ def save_sentence_transformers(root: Path, clip_dir: Path) -> tuple[Path, Path]:
     from transformers import BertConfig, BertModel
 
     bert = root / "bert"
-    tok = tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]"], "[CLS] $A [SEP]", 64, pad_token="[PAD]", unk_token="[UNK]",
-                    cls_token="[CLS]", sep_token="[SEP]")
+    tok = tokenizer(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]"],
+        "[CLS] $A [SEP]",
+        64,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
     torch.manual_seed(2)
     BertModel(BertConfig(**TEXT, max_position_embeddings=64, pad_token_id=0)).save_pretrained(bert)
     tok.save_pretrained(bert)
-    text = SentenceTransformer(modules=[Transformer(str(bert)), Pooling(32, "mean"), Dense(32, 16, activation_function=torch.nn.Identity())])
+    text = SentenceTransformer(
+        modules=[Transformer(str(bert)), Pooling(32, "mean"), Dense(32, 16, activation_function=torch.nn.Identity())]
+    )
     text.save(str(root / "st_text"))
     SentenceTransformer(modules=[Transformer(str(clip_dir))]).save(str(root / "st_clip"))
     return root / "st_text", root / "st_clip"
@@ -102,8 +140,13 @@ def pictures() -> list[Image.Image]:
 
 @pytest.mark.parametrize(
     ("which", "cls"),
-    [("clip", TransformersDualEncoder), ("siglip", TransformersDualEncoder), ("siglip2", TransformersDualEncoder),
-     ("st_pair", SentenceTransformerEmbedder), ("st_single", SentenceTransformerEmbedder)],
+    [
+        ("clip", TransformersDualEncoder),
+        ("siglip", TransformersDualEncoder),
+        ("siglip2", TransformersDualEncoder),
+        ("st_pair", SentenceTransformerEmbedder),
+        ("st_single", SentenceTransformerEmbedder),
+    ],
 )
 def test_baseline_rows(baseline_dirs, which, cls):
     embedder = load_embedder(str(baseline_dirs[which]))
@@ -153,8 +196,22 @@ def test_baseline_eval_embeds_the_released_inputs(baseline_dirs, released_table_
     from xvlm2vec.evaluation.data import parse_config
 
     out = tmp_path / "out"
-    assert main(["eval", "--model", str(baseline_dirs["clip"]), "--data", str(released_table_mmmeb), "--output-dir", str(out),
-                 "--save-prompts", "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(baseline_dirs["clip"]),
+                "--data",
+                str(released_table_mmmeb),
+                "--output-dir",
+                str(out),
+                "--save-prompts",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     seen = set()
     for line in map(json.loads, (out / "prompts.jsonl").read_text(encoding="utf-8").splitlines()):
         task = parse_config(line["config"])[1]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hub_cards.results_document import validate
 from xvlm2vec.cli import main
 from xvlm2vec.evaluation.data import load_split
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
-from hub_cards.results_document import validate
 from xvlm2vec.evaluation.runner import RunConfig, Runner
 from xvlm2vec.testing.tiny_models import save_tiny_model
 
@@ -21,8 +21,22 @@ from xvlm2vec.testing.tiny_models import save_tiny_model
 def test_eval_verb_end_to_end(built_mmmeb, tmp_path):
     model_dir = save_tiny_model("qwen2_vl", tmp_path / "model")
     out = tmp_path / "out"
-    args = ["eval", "--model", str(model_dir), "--data", str(built_mmmeb), "--output-dir", str(out),
-            "--tasks", "xtd_i2t", "vqa", "--languages", "fr", "--batch-size", "3"]
+    args = [
+        "eval",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(built_mmmeb),
+        "--output-dir",
+        str(out),
+        "--tasks",
+        "xtd_i2t",
+        "vqa",
+        "--languages",
+        "fr",
+        "--batch-size",
+        "3",
+    ]
     assert main(args) == 0
     document = json.loads((out / "results.json").read_text())
     validate(document)
@@ -50,7 +64,9 @@ def test_one_query_alone_equals_in_batch(built_mmmeb, tiny_models, config, langu
     batched = Runner(RunConfig(batch_size=4), metric=lambda **_: {}).score_split(embedder, split, "punct", {}, {})
     for index in range(len(split.rows)):
         alone_split = dataclasses.replace(split, rows=split.rows[index : index + 1])
-        alone = Runner(RunConfig(batch_size=1), metric=lambda **_: {}).score_split(embedder, alone_split, "punct", {}, {})
+        alone = Runner(RunConfig(batch_size=1), metric=lambda **_: {}).score_split(
+            embedder, alone_split, "punct", {}, {}
+        )
         # Padding and batch composition change float32 reduction order only: 1e-5 absolute on cosines
         # in [-1, 1] is far below the gaps that decide a ranking here, and far above float32 noise.
         np.testing.assert_allclose(alone[0], batched[index], atol=1e-5)
@@ -64,13 +80,44 @@ def test_two_processes_match_one(built_mmmeb, tmp_path):
     import sys
 
     model_dir = save_tiny_model("qwen2_vl", tmp_path / "model")
-    common = ["--model", str(model_dir), "--data", str(built_mmmeb), "--tasks", "xtd_t2i", "vqa", "--languages", "fr",
-              "--batch-size", "2", "--no-cache"]
+    common = [
+        "--model",
+        str(model_dir),
+        "--data",
+        str(built_mmmeb),
+        "--tasks",
+        "xtd_t2i",
+        "vqa",
+        "--languages",
+        "fr",
+        "--batch-size",
+        "2",
+        "--no-cache",
+    ]
     assert main(["eval", *common, "--output-dir", str(tmp_path / "one")]) == 0
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "-m", "xvlm2vec", "eval", *common, "--output-dir", str(tmp_path / "two")]
-    proc = subprocess.run(launch, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "xvlm2vec",
+        "eval",
+        *common,
+        "--output-dir",
+        str(tmp_path / "two"),
+    ]
+    proc = subprocess.run(
+        launch, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "results.json").read_text())["models"][0]["scores"]
     two = json.loads((tmp_path / "two" / "results.json").read_text())["models"][0]["scores"]

@@ -9,22 +9,38 @@ import pytest
 from huggingface_hub import EvalResult
 from PIL import Image
 
-from xvlm2vec.evaluation.plot import plot_results
 from hub_cards.results_document import markdown_table, model_entry, model_index_entries, results_document, validate
+from xvlm2vec.evaluation.plot import plot_results
 
 
 def record(config: str, lang: str, style: str | None, p1: float, ties: int = 0) -> dict:
     dataset, _, task = config.rpartition("_")
-    return {"dataset": dataset, "task": task, "config": config, "language": lang, "style": style, "num_queries": 4,
-            "skipped_queries": 0, "ties_at_top": ties, "precision@1": p1, "recall@5": 1.0, "recall@10": 1.0, "mrr": p1,
-            "ndcg@10": p1}
+    return {
+        "dataset": dataset,
+        "task": task,
+        "config": config,
+        "language": lang,
+        "style": style,
+        "num_queries": 4,
+        "skipped_queries": 0,
+        "ties_at_top": ties,
+        "precision@1": p1,
+        "recall@5": 1.0,
+        "recall@10": 1.0,
+        "mrr": p1,
+        "ndcg@10": p1,
+    }
 
 
 SCORES = [
-    record("xtd_i2t", "en", "plain", 0.5, ties=2), record("xtd_i2t", "en", "punct", 1.0),  # cell 0.75
-    record("xtd_i2t", "it", "plain", 0.25), record("xtd_i2t", "it", "punct", 0.25),  # cell 0.25
-    record("maxm_v1_vqa", "en", "plain", 1.0), record("maxm_v1_vqa", "en", "punct", 0.0),  # cell 0.5
-    record("maxm_v1_vqa", "fr", "plain", 0.0), record("maxm_v1_vqa", "fr", "punct", 0.0),  # cell 0.0
+    record("xtd_i2t", "en", "plain", 0.5, ties=2),
+    record("xtd_i2t", "en", "punct", 1.0),  # cell 0.75
+    record("xtd_i2t", "it", "plain", 0.25),
+    record("xtd_i2t", "it", "punct", 0.25),  # cell 0.25
+    record("maxm_v1_vqa", "en", "plain", 1.0),
+    record("maxm_v1_vqa", "en", "punct", 0.0),  # cell 0.5
+    record("maxm_v1_vqa", "fr", "plain", 0.0),
+    record("maxm_v1_vqa", "fr", "punct", 0.0),  # cell 0.0
 ]
 
 
@@ -33,8 +49,12 @@ def document() -> dict:
     teacher = model_entry("teacher", "xvlm2vec", "f" * 64, SCORES)
     student_scores = [{**r, "precision@1": 1.0} for r in SCORES]
     student = model_entry("student", "xvlm2vec", "e" * 64, student_scores)
-    baseline = model_entry("clip", "transformers-dual-encoder", "d" * 64,
-                           [record("xtd_i2t", "en", None, 0.25), record("maxm_v1_vqa", "fr", None, 0.5)])
+    baseline = model_entry(
+        "clip",
+        "transformers-dual-encoder",
+        "d" * 64,
+        [record("xtd_i2t", "en", None, 0.25), record("maxm_v1_vqa", "fr", None, 0.5)],
+    )
     return results_document([teacher, student, baseline], "data/mmmeb", {"xtd_i2t/en": "abc"}, ["plain", "punct"])
 
 
@@ -96,19 +116,25 @@ def test_plot_is_a_valid_png(document, tmp_path):
 def test_model_index_entries(document):
     entries = model_index_entries(document, "teacher", dataset_id="org/MMMEB")
     assert all(isinstance(e, EvalResult) for e in entries)
-    mean = {(e.dataset_config, e.dataset_split): e for e in entries if e.metric_type == "precision_at_1_mean_over_styles"}
+    mean = {
+        (e.dataset_config, e.dataset_split): e for e in entries if e.metric_type == "precision_at_1_mean_over_styles"
+    }
     assert set(mean) == {("xtd_i2t", "en"), ("xtd_i2t", "it"), ("maxm_v1_vqa", "en"), ("maxm_v1_vqa", "fr")}
     assert mean[("xtd_i2t", "en")].metric_value == 75.0
     assert mean[("xtd_i2t", "en")].metric_name == "Precision@1 (mean over formatting styles)"
     by_cell = mean
     # The primary entries: one per config, language and style, named after the style.
-    styled = {(e.dataset_config, e.dataset_split, e.metric_type): e.metric_value for e in entries if e not in mean.values()}
+    styled = {
+        (e.dataset_config, e.dataset_split, e.metric_type): e.metric_value for e in entries if e not in mean.values()
+    }
     assert len(styled) == len(SCORES)
     assert styled[("xtd_i2t", "en", "precision_at_1_plain")] == 50.0
     assert styled[("xtd_i2t", "en", "precision_at_1_punct")] == 100.0
     baseline = model_index_entries(document, "clip", dataset_id="org/MMMEB")
     assert [(e.dataset_config, e.metric_type, e.metric_name, e.metric_value) for e in baseline] == [
-        ("xtd_i2t", "precision_at_1", "Precision@1", 25.0), ("maxm_v1_vqa", "precision_at_1", "Precision@1", 50.0)]
+        ("xtd_i2t", "precision_at_1", "Precision@1", 25.0),
+        ("maxm_v1_vqa", "precision_at_1", "Precision@1", 50.0),
+    ]
     assert by_cell[("maxm_v1_vqa", "fr")].task_type == "visual-question-answering"
     assert {e.dataset_type for e in entries} == {"org/MMMEB"}
     with pytest.raises(ValueError, match="model 'nobody' not in results"):

@@ -38,12 +38,19 @@ def build(embedder: Stub, task: str, side: str, lang: str, style: str | None):
         row = QueryRow("q0", text, IMAGE if has_query_image(task) else None, [Candidate("x", None)], 0)
         return query_input(embedder, task, lang, row, style)
     image_candidate = task in ("t2i", "vg")
-    return candidate_input(embedder, task, lang, Candidate(None if image_candidate else text, IMAGE if image_candidate else None), style)
+    return candidate_input(
+        embedder, task, lang, Candidate(None if image_candidate else text, IMAGE if image_candidate else None), style
+    )
 
 
 def test_table_covers_every_task_side_language_style():
-    cells = {(task, side, lang, style) for task, langs in LANGUAGES_OF.items() for side in ("query", "candidate")
-             for lang in langs for style in STYLES}
+    cells = {
+        (task, side, lang, style)
+        for task, langs in LANGUAGES_OF.items()
+        for side in ("query", "candidate")
+        for lang in langs
+        for style in STYLES
+    }
     assert set(EXPECTED) == cells and len(cells) == 132
     assert {task: tuple(INSTRUCTIONS[task]["query"]) for task in INSTRUCTIONS} == LANGUAGES_OF
 

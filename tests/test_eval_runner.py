@@ -38,7 +38,9 @@ def write_mmmeb_folder(root: Path, splits: dict[str, dict[str, list[dict]]]) -> 
             columns["candidate_images"] = [row.get("candidate_images", []) for row in rows]
             columns["positive_index"] = [row.get("positive_index", 0) for row in rows]
             (root / config).mkdir(parents=True, exist_ok=True)
-            Dataset.from_dict(columns, features=FEATURES).to_parquet(str(root / config / f"{lang}-00000-of-00001.parquet"))
+            Dataset.from_dict(columns, features=FEATURES).to_parquet(
+                str(root / config / f"{lang}-00000-of-00001.parquet")
+            )
             card += [f"  - split: {lang}", f"    path: {config}/{lang}-*.parquet"]
     (root / "README.md").write_text("\n".join([*card, "---", "", "Test MMMEB folder.", ""]))
     return root
@@ -49,24 +51,54 @@ def toy_splits() -> dict[str, dict[str, list[dict]]]:
     return {
         "toy_t2i": {
             "en": [
-                {"id": "a", "query_text": "a red car", "candidate_images": [image("red"), image("blue"), image("green")]},  # rank 1
+                {
+                    "id": "a",
+                    "query_text": "a red car",
+                    "candidate_images": [image("red"), image("blue"), image("green")],
+                },  # rank 1
                 {"id": "b", "query_text": "a blue boat.", "candidate_images": [image("blue"), image("red")]},  # rank 1
                 # two green candidates (different bytes): the tie ranks above the positive -> rank 2
-                {"id": "c", "query_text": "a green tree", "candidate_images": [image("green"), image("green", 1), image("red"), image("blue")]},
+                {
+                    "id": "c",
+                    "query_text": "a green tree",
+                    "candidate_images": [image("green"), image("green", 1), image("red"), image("blue")],
+                },
                 # no colour word: every score is 0, a 3-way tie -> rank 3
                 {"id": "d", "query_text": "a car", "candidate_images": [image("red"), image("blue"), image("green")]},
             ],
             "it": [
-                {"id": "a", "query_text": "un'auto rossa", "candidate_images": [image("red"), image("blue")]},  # rank 1
+                {
+                    "id": "a",
+                    "query_text": "un'auto rossa",
+                    "candidate_images": [image("red"), image("blue")],
+                },  # rank 1
                 # positive at index 1: blue query, red competitor -> rank 1
-                {"id": "b", "query_text": "una barca blu", "candidate_images": [image("red"), image("blue")], "positive_index": 1},
+                {
+                    "id": "b",
+                    "query_text": "una barca blu",
+                    "candidate_images": [image("red"), image("blue")],
+                    "positive_index": 1,
+                },
             ],
         },
         "toy_i2t": {
             "en": [
-                {"id": "a", "query_image": image("red"), "candidate_texts": ["a red car.", "a blue car", "a green car"]},  # rank 1
-                {"id": "b", "query_image": image("blue"), "candidate_texts": ["a red boat", "a blue boat"], "positive_index": 1},  # rank 1
-                {"id": "c", "query_image": image("green"), "candidate_texts": ["a blue tree", "a green tree", "a red tree"]},  # rank 3
+                {
+                    "id": "a",
+                    "query_image": image("red"),
+                    "candidate_texts": ["a red car.", "a blue car", "a green car"],
+                },  # rank 1
+                {
+                    "id": "b",
+                    "query_image": image("blue"),
+                    "candidate_texts": ["a red boat", "a blue boat"],
+                    "positive_index": 1,
+                },  # rank 1
+                {
+                    "id": "c",
+                    "query_image": image("green"),
+                    "candidate_texts": ["a blue tree", "a green tree", "a red tree"],
+                },  # rank 3
             ],
         },
     }
@@ -87,7 +119,9 @@ class ColourEmbedder(Embedder):
     kind = "custom"
     image_tag = "<|image_1|>"
 
-    def __init__(self, fingerprint: str = "colour-v1", instructions: dict | None = None, uses_instructions: bool = True):
+    def __init__(
+        self, fingerprint: str = "colour-v1", instructions: dict | None = None, uses_instructions: bool = True
+    ):
         self._fingerprint = fingerprint
         self.name = f"colour:{fingerprint}"
         self.instructions = instructions or INSTRUCTIONS
@@ -168,7 +202,11 @@ def test_i2t_queries_and_text_candidates_are_styled_whole(toy_data, metric):
     # The i2t query is the instruction (+ image), styled: it gains "." / ".\n" -> 3 queries x 3 styles.
     assert runner.embedded_rows["queries"] == 9
     instruction = "<|image_1|>\nFind an image caption describing the given everyday image"
-    assert {t for t, _ in embedder.seen if t.startswith(instruction)} == {instruction, instruction + ".", instruction + ".\n"}
+    assert {t for t, _ in embedder.seen if t.startswith(instruction)} == {
+        instruction,
+        instruction + ".",
+        instruction + ".\n",
+    }
     # Text candidates: plain keeps the caption as is, punct appends "." (even after a "."), newline is
     # punct again (no newline), so it reuses punct's vectors: 8 distinct captions x 2.
     assert runner.embedded_rows["candidates"] == 8 * 2
@@ -254,8 +292,10 @@ def test_tie_counts_and_optimistic_rule(toy_data, metric):
 
 
 def test_null_text_queries_are_skipped_and_counted(tmp_path, metric):
-    rows = [{"id": "a", "query_text": "a red car", "candidate_images": [image("red"), image("blue")]},
-            {"id": "b", "query_text": None, "candidate_images": [image("blue"), image("red")]}]
+    rows = [
+        {"id": "a", "query_text": "a red car", "candidate_images": [image("red"), image("blue")]},
+        {"id": "b", "query_text": None, "candidate_images": [image("blue"), image("red")]},
+    ]
     data = write_mmmeb_folder(tmp_path / "data", {"toy_t2i": {"en": rows}})
     embedder = ColourEmbedder()
     _, records = run(data, embedder, metric, None, styles=["plain"])

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from released_prompts import EXPECTED
 
+from hub_cards.results_document import validate
 from modeling_xvlm2vec.backbones import get_backbone
 from xvlm2vec.cli import main
 from xvlm2vec.evaluation.data import parse_config
-from hub_cards.results_document import validate
 from xvlm2vec.testing.tiny_models import save_tiny_model
 
 SKIPPED = {("xtd_t2i", "en"), ("xm_t2i", "en"), ("maxm_v1_vqa", "en")}  # English t2i / vqa files hold a null-text q1
@@ -32,13 +32,40 @@ def test_prompt_log_equals_the_released_prompts(released_table_mmmeb, tmp_path, 
     model_dir = save_tiny_model(backbone, tmp_path / "model")
     out = tmp_path / "out"
     selection, tasks = RUNS[backbone]
-    assert main(["eval", "--model", str(model_dir), "--data", str(released_table_mmmeb), "--output-dir", str(out),
-                 "--save-prompts", "--no-cache", "--batch-size", "4", *selection]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(released_table_mmmeb),
+                "--output-dir",
+                str(out),
+                "--save-prompts",
+                "--no-cache",
+                "--batch-size",
+                "4",
+                *selection,
+            ]
+        )
+        == 0
+    )
     tag = get_backbone(backbone).image_tag
     checked = set()
     for line in read_log(out / "prompts.jsonl"):
-        assert set(line) == {"model", "config", "language", "style", "side", "row_id", "candidate_index", "prompt",
-                             "image_id", "image_name"}
+        assert set(line) == {
+            "model",
+            "config",
+            "language",
+            "style",
+            "side",
+            "row_id",
+            "candidate_index",
+            "prompt",
+            "image_id",
+            "image_name",
+        }
         task = parse_config(line["config"])[1]
         key = (task, line["side"], line["language"], line["style"])
         assert line["row_id"] == "q0", line  # the null-text q1 is never embedded

@@ -19,8 +19,12 @@ from xvlm2vec.export_vllm import export_vllm
 #: as they are) and, for Qwen2.5-VL, under _MULTIMODAL_MODELS (pooling with --convert embed).
 VLLM_EMBEDDING_MODELS = {"LlavaNextForConditionalGeneration", "Phi3VForCausalLM", "Qwen2VLForConditionalGeneration"}
 VLLM_MULTIMODAL_MODELS = {"Qwen2_5_VLForConditionalGeneration"}
-EXPECTED = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-            "llava_next": "LlavaNextForConditionalGeneration", "phi3_v": "Phi3VForCausalLM"}
+EXPECTED = {
+    "qwen2_vl": "Qwen2VLForConditionalGeneration",
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "llava_next": "LlavaNextForConditionalGeneration",
+    "phi3_v": "Phi3VForCausalLM",
+}
 
 
 def reimport(folder: Path, backbone: str, tmp_path: Path) -> XVLM2VecModel:
@@ -57,12 +61,16 @@ def test_export_round_trip_is_exact(backbone, tiny_models, images, tmp_path, cap
 
 
 def test_chat_template_writes_the_raw_prompt(tiny_models, tmp_path) -> None:
-    """vLLM renders `messages` with the exported template: image parts become the backbone's tag, text stays verbatim."""
+    """vLLM renders `messages` with the exported template: image parts become the backbone's tag, text stays
+    verbatim.
+    """
     model, _ = tiny_models("llava_next")
     model.save_pretrained(tmp_path / "model")
     export_vllm(tmp_path / "model", tmp_path / "vllm")
     template = jinja2.Template((tmp_path / "vllm" / "chat_template.jinja").read_text())
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\nRepresent the given image"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\nRepresent the given image"}]}
+    ]
     assert template.render(messages=messages) == "<image>\nRepresent the given image"
     assert template.render(messages=[{"role": "user", "content": "a red circle"}]) == "a red circle"
 
@@ -76,7 +84,9 @@ def test_export_refuses_a_folder_that_is_not_xvlm2vec(tmp_path) -> None:
 
 
 def test_export_sentence_transformers_upgrades_an_older_folder(tiny_models, images, tmp_path, capsys) -> None:
-    """A folder saved before sentence-transformers support gets its files by `xvlm2vec export sentence-transformers`."""
+    """A folder saved before sentence-transformers support gets its files by `xvlm2vec export
+    sentence-transformers`.
+    """
     model, _ = tiny_models("llava_next")
     old = tmp_path / "old"
     model.save_pretrained(old)
@@ -88,5 +98,8 @@ def test_export_sentence_transformers_upgrades_an_older_folder(tiny_models, imag
     assert json.loads((out / "modules.json").read_text())[0]["type"] == "sentence_xvlm2vec.XVLM2VecSentenceModule"
     assert "t2i_query_it" in json.loads((out / "config_sentence_transformers.json").read_text())["prompts"]
     rows = ["<|image_1|>\nRepresent the given image", "un cerchio rosso"]
-    np.testing.assert_allclose(XVLM2VecModel.from_pretrained(out).encode(rows, images=[images[0], None]),
-                               model.encode(rows, images=[images[0], None]), atol=1e-6)
+    np.testing.assert_allclose(
+        XVLM2VecModel.from_pretrained(out).encode(rows, images=[images[0], None]),
+        model.encode(rows, images=[images[0], None]),
+        atol=1e-6,
+    )

@@ -1,4 +1,6 @@
-"""benchmarks/gpu_check.py: its --tiny mode runs end to end without datasets/trl/evaluate, and its FLOP count is exact."""
+"""benchmarks/gpu_check.py: its --tiny mode runs end to end without datasets/trl/evaluate, and its FLOP count is
+exact.
+"""
 
 from __future__ import annotations
 
@@ -49,10 +51,29 @@ def load_gpu_check():
 def test_tiny_mode_runs_every_phase_without_datasets_trl_evaluate(tmp_path):
     output = tmp_path / "gpu_check.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    args = ["--tiny", "--output", str(output), "--batch-size", "1", "--warmup", "0", "--steps", "1",
-            "--encode-rows", "2", "--encode-repeats", "1"]
-    done = subprocess.run([sys.executable, "-c", BLOCKED_RUN.replace("SCRIPT_PATH", repr(str(SCRIPT))), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    args = [
+        "--tiny",
+        "--output",
+        str(output),
+        "--batch-size",
+        "1",
+        "--warmup",
+        "0",
+        "--steps",
+        "1",
+        "--encode-rows",
+        "2",
+        "--encode-repeats",
+        "1",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED_RUN.replace("SCRIPT_PATH", repr(str(SCRIPT))), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "BLOCKER-OK" in done.stdout
     assert "skd_lora_self_teacher: ok" in done.stdout  # progress lines reach stdout

@@ -11,18 +11,26 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard, ModelCard, SpaceCard
 
-from xvlm2vec.testing.release import write_parallel
 from dataset_builders.parallel import build_parallel
 from hub_cards.dataset_card import render_dataset_card
 from hub_cards.metric_card import render_metric_card, space_files
 from hub_cards.model_card import render_model_card
 from hub_cards.results_document import model_entry, results_document
+from xvlm2vec.testing.release import write_parallel
 from xvlm2vec.testing.tiny_models import save_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # (config, language) -> precision@1 of the two styles run; the card shows their mean.
-STUDENT = {("xtd_t2i", "en"): (0.6100, 0.6300), ("xtd_t2i", "it"): (0.4300, 0.4342), ("xm_i2t", "de"): (0.2900, 0.2956)}
-TEACHER = {("xtd_t2i", "en"): (0.7000, 0.7000), ("xtd_t2i", "it"): (0.1100, 0.1300), ("xm_i2t", "de"): (0.0500, 0.0700)}
+STUDENT = {
+    ("xtd_t2i", "en"): (0.6100, 0.6300),
+    ("xtd_t2i", "it"): (0.4300, 0.4342),
+    ("xm_i2t", "de"): (0.2900, 0.2956),
+}
+TEACHER = {
+    ("xtd_t2i", "en"): (0.7000, 0.7000),
+    ("xtd_t2i", "it"): (0.1100, 0.1300),
+    ("xm_i2t", "de"): (0.0500, 0.0700),
+}
 RECIPE = {
     "model_name_or_path": "TIGER-Lab/VLM2Vec-Full",
     "dataset_name": "someone/xvlm2vec-parallel",
@@ -52,9 +60,23 @@ def scores_of(cells: dict) -> list[dict]:
     for (config, lang), values in cells.items():
         dataset, task = config.rsplit("_", 1)
         for style, value in zip(("plain", "punct"), values):
-            records.append({"dataset": dataset, "task": task, "config": config, "language": lang, "style": style,
-                            "num_queries": 100, "skipped_queries": 0, "ties_at_top": 0, "precision@1": value, "recall@5": 0.9, "recall@10": 0.95,
-                            "mrr": 0.7, "ndcg@10": 0.75})
+            records.append(
+                {
+                    "dataset": dataset,
+                    "task": task,
+                    "config": config,
+                    "language": lang,
+                    "style": style,
+                    "num_queries": 100,
+                    "skipped_queries": 0,
+                    "ties_at_top": 0,
+                    "precision@1": value,
+                    "recall@5": 0.9,
+                    "recall@10": 0.95,
+                    "mrr": 0.7,
+                    "ndcg@10": 0.75,
+                }
+            )
     return records
 
 
@@ -69,11 +91,19 @@ def card_inputs(tmp_path_factory, model_dir) -> dict[str, Path]:
     """results.json (student and teacher), recipe YAML and trainer_state.json in a temporary folder."""
     folder = tmp_path_factory.mktemp("inputs")
     document = results_document(
-        [model_entry(str(model_dir), "xvlm2vec", "f1", scores_of(STUDENT)),
-         model_entry("teacher", "xvlm2vec", "f0", scores_of(TEACHER))],
-        "someone/mmmeb", {"xtd_t2i/en": "x"}, ["plain", "punct"],
+        [
+            model_entry(str(model_dir), "xvlm2vec", "f1", scores_of(STUDENT)),
+            model_entry("teacher", "xvlm2vec", "f0", scores_of(TEACHER)),
+        ],
+        "someone/mmmeb",
+        {"xtd_t2i/en": "x"},
+        ["plain", "punct"],
     )
-    paths = {"results": folder / "results.json", "recipe": folder / "paper.yaml", "state": folder / "trainer_state.json"}
+    paths = {
+        "results": folder / "results.json",
+        "recipe": folder / "paper.yaml",
+        "state": folder / "trainer_state.json",
+    }
     paths["results"].write_text(json.dumps(document))
     paths["recipe"].write_text(yaml.safe_dump(RECIPE, sort_keys=False))
     paths["state"].write_text(json.dumps(TRAINER_STATE))
@@ -83,16 +113,22 @@ def card_inputs(tmp_path_factory, model_dir) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def model_card(model_dir, card_inputs) -> ModelCard:
     """The student's card rendered from all inputs."""
-    return render_model_card(model_dir, card_inputs["results"], card_inputs["recipe"], card_inputs["state"],
-                             repo_id="someone/xvlm2vec-tiny")
+    return render_model_card(
+        model_dir, card_inputs["results"], card_inputs["recipe"], card_inputs["state"], repo_id="someone/xvlm2vec-tiny"
+    )
 
 
 def test_model_index_holds_this_models_numbers(model_card):
     mean_type = "precision_at_1_mean_over_styles"
-    entries = {(r.dataset_config, r.dataset_split): r for r in model_card.data.eval_results if r.metric_type == mean_type}
+    entries = {
+        (r.dataset_config, r.dataset_split): r for r in model_card.data.eval_results if r.metric_type == mean_type
+    }
     assert set(entries) == set(STUDENT)
-    styled = {(r.dataset_config, r.dataset_split, r.metric_type): r.metric_value
-              for r in model_card.data.eval_results if r.metric_type != mean_type}
+    styled = {
+        (r.dataset_config, r.dataset_split, r.metric_type): r.metric_value
+        for r in model_card.data.eval_results
+        if r.metric_type != mean_type
+    }
     for key, (plain, punct) in STUDENT.items():
         # The card reports percent rounded to 2 decimals: half a hundredth of a point is the rounding bound.
         assert entries[key].metric_value == pytest.approx(100 * (plain + punct) / 2, abs=0.005)
@@ -108,7 +144,7 @@ def test_model_card_tables_show_results_recipe_and_state(model_card):
     # The per-style table (primary) comes first; the means over styles follow, labelled.
     assert re.search(r"\| \S*student \| xtd_t2i \| plain \| 61\.0 \| – \| 43\.0 \|", text)
     assert text.index("per formatting style") < text.index("Mean over styles plain, punct")
-    mean_section = text[text.index("Mean over styles plain, punct"):]
+    mean_section = text[text.index("Mean over styles plain, punct") :]
     # Markdown tables print percent with one decimal: 43.21 -> 43.2, 29.28 -> 29.3, 62.0.
     languages = re.search(r"\| model \| config \| ([^\n]*) \|\n", mean_section).group(1).split(" | ")
 
@@ -123,8 +159,13 @@ def test_model_card_tables_show_results_recipe_and_state(model_card):
         shown = json.dumps(value) if isinstance(value, list) else str(value)
         assert f"| `{key}` | `{shown}` |" in text
     assert "Training run (from `trainer_state.json`)" in text
-    for line in ("- optimisation steps: 37", "- mean training loss: 0.4711", "- last logged training loss: 0.5123 (step 30)",
-                 "- last evaluation loss: 0.4987", "- training time: 12.5 s"):
+    for line in (
+        "- optimisation steps: 37",
+        "- mean training loss: 0.4711",
+        "- last logged training loss: 0.5123 (step 30)",
+        "- last evaluation loss: 0.4987",
+        "- training time: 12.5 s",
+    ):
         assert line in text
     # Per-language instructions come from the model's config (the protocol's table).
     assert "Trovami un'immagine di tutti i giorni che corrisponda alla didascalia data: {text}" in text
@@ -168,7 +209,7 @@ def test_model_card_shows_run_values_and_final_metrics_without_trainer_state(mod
     text = render_model_card(folder, recipe_yaml=recipe).text
     assert "| `learning_rate` | `1e-05` | `2e-05` |" in text
     assert "| `max_grad_norm` | `0.3` | `0.3` |" in text
-    assert "| `lora_target_modules` | `[\"q_proj\", \"v_proj\"]` | – |" in text
+    assert '| `lora_target_modules` | `["q_proj", "v_proj"]` | – |' in text
     assert "Training run (from `all_results.json`)" in text
     assert "- mean training loss: 0.0421" in text and "- epochs: 3" in text
     assert "optimisation steps" not in text  # all_results.json does not record them
@@ -177,8 +218,11 @@ def test_model_card_shows_run_values_and_final_metrics_without_trainer_state(mod
 
 def test_model_card_picks_the_named_model(model_dir, card_inputs):
     card = render_model_card(model_dir, card_inputs["results"], results_model="teacher")
-    values = {(r.dataset_config, r.dataset_split): r.metric_value for r in card.data.eval_results
-              if r.metric_type == "precision_at_1_mean_over_styles"}
+    values = {
+        (r.dataset_config, r.dataset_split): r.metric_value
+        for r in card.data.eval_results
+        if r.metric_type == "precision_at_1_mean_over_styles"
+    }
     assert values[("xtd_t2i", "it")] == pytest.approx(12.0, abs=0.005)  # teacher's mean of 0.11 and 0.13
 
 
@@ -223,7 +267,7 @@ def test_dataset_card_keeps_builder_yaml_and_adds_metadata(built_mmmeb, tmp_path
 def test_dataset_card_sizes_come_from_the_build_report(built_mmmeb):
     report = json.loads((built_mmmeb / "build_report.json").read_text())
     full = render_dataset_card(built_mmmeb).text
-    text = full[full.index("## Configurations and sizes"):]  # the sources table also names configs
+    text = full[full.index("## Configurations and sizes") :]  # the sources table also names configs
     header = re.search(r"\| configuration \| ([^\n]*) \| total \|", text).group(1).split(" | ")
     for config in ("xtd_t2i", "flickr30k_entities_vg"):
         cells = re.search(rf"\| `{config}` \| ([^\n]*) \|\n", text).group(1).split(" | ")
@@ -259,7 +303,7 @@ def test_parallel_corpus_card(tmp_path):
     card = render_dataset_card(tmp_path / "out", repo_id="someone/parallel")
     assert card.data["pretty_name"] == "xVLM2Vec parallel corpus"
     assert card.data["source_datasets"] == ["TIGER-Lab/MMEB-train"]
-    sizes = card.text[card.text.index("## Configurations and sizes"):]
+    sizes = card.text[card.text.index("## Configurations and sizes") :]
     for key, count in report.split_rows.items():
         config, split = key.split("/")
         assert re.search(rf"\| `{config}` \|[^\n]*\b{count}\b", sizes), key

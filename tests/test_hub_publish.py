@@ -49,7 +49,9 @@ def listed_files(stdout: str) -> dict[str, int]:
 
 def test_model_dry_run_lists_the_staged_folder(model_dir, tmp_path, capsys):
     target = tmp_path / "dry"
-    assert publish("model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(target)) == 0
+    assert (
+        publish("model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(target)) == 0
+    )
     out = capsys.readouterr().out
     on_disk = {p.relative_to(target).as_posix(): p.stat().st_size for p in target.rglob("*") if p.is_file()}
     assert listed_files(out) == on_disk
@@ -63,10 +65,14 @@ def test_model_dry_run_lists_the_staged_folder(model_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("backbone_fixture", ["model_dir", "phi3_v_dir"])  # Qwen2-VL; Phi-3.5-V (remote processor)
-def test_dry_run_model_loads_in_a_fresh_process_without_the_project(backbone_fixture, request, tmp_path, run_isolated, capsys):
+def test_dry_run_model_loads_in_a_fresh_process_without_the_project(
+    backbone_fixture, request, tmp_path, run_isolated, capsys
+):
     model_dir = request.getfixturevalue(backbone_fixture)
     target = tmp_path / "someone" / "tiny"
-    assert publish("model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(target)) == 0
+    assert (
+        publish("model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(target)) == 0
+    )
     capsys.readouterr()
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
@@ -99,14 +105,24 @@ def test_dry_run_dataset_loads_with_load_dataset(built_mmmeb, tmp_path, capsys):
     from datasets import load_dataset
 
     target = tmp_path / "mmmeb"
-    assert publish("dataset", str(built_mmmeb), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target)) == 0
+    assert (
+        publish("dataset", str(built_mmmeb), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target))
+        == 0
+    )
     assert "README.md: rendered from the build report" in capsys.readouterr().out
     report = json.loads((built_mmmeb / "build_report.json").read_text())
     for key in ("xtd_t2i/it", "flickr30k_entities_vg/fr"):
         config, split = key.split("/")
         ds = load_dataset(str(target), config, split=split, cache_dir=str(tmp_path / "cache"))
         assert ds.num_rows == report["split_rows"][key]
-        assert ds.column_names == ["id", "query_text", "query_image", "candidate_texts", "candidate_images", "positive_index"]
+        assert ds.column_names == [
+            "id",
+            "query_text",
+            "query_image",
+            "candidate_texts",
+            "candidate_images",
+            "positive_index",
+        ]
     assert "## Configurations and sizes" in (target / "README.md").read_text()
 
 
@@ -114,7 +130,10 @@ def test_dry_run_metric_loads_with_evaluate(tmp_path, capsys):
     import evaluate
 
     target = tmp_path / "someone" / "mmmeb"
-    assert publish("metric", str(METRIC_DIR), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target)) == 0
+    assert (
+        publish("metric", str(METRIC_DIR), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target))
+        == 0
+    )
     assert "wrote app.py, requirements.txt" in capsys.readouterr().out
     assert sorted(p.name for p in target.iterdir()) == ["README.md", "app.py", "mmmeb.py", "requirements.txt"]
     metric = evaluate.load(str(target))
@@ -141,13 +160,17 @@ def _bad_card(folder: Path) -> None:
 MODEL_BREAKAGES = {
     "no auto_map": (_drop_auto_map, "auto_map has no AutoConfig entry"),
     "code file missing": (lambda f: (f / "backbones.py").unlink(), "backbones.py: missing"),
-    "pickled weights": (lambda f: (f / "pytorch_model.bin").write_bytes(b"\x80\x04"), "pytorch_model.bin: pickle-based"),
+    "pickled weights": (
+        lambda f: (f / "pytorch_model.bin").write_bytes(b"\x80\x04"),
+        "pytorch_model.bin: pickle-based",
+    ),
     "card YAML broken": (_bad_card, "README.md: YAML metadata does not parse"),
     "no safetensors": (lambda f: (f / "model.safetensors").unlink(), "no *.safetensors weights"),
     "no processor": (lambda f: (f / "processor_config.json").unlink(), "no processor saved"),
     "no modules.json": (lambda f: (f / "modules.json").unlink(), "modules.json: missing"),
     "sentence-transformers code missing": (
-        lambda f: (f / "sentence_xvlm2vec.py").unlink(), "sentence_xvlm2vec.py: missing (needed by modules.json)"
+        lambda f: (f / "sentence_xvlm2vec.py").unlink(),
+        "sentence_xvlm2vec.py: missing (needed by modules.json)",
     ),
     "processor code missing": (
         lambda f: (f / "processing_phi3_v.py").unlink(),
@@ -174,7 +197,10 @@ def test_every_problem_of_a_refusal_is_on_one_error_line(model_dir, tmp_path, ca
     names = ("code file missing", "pickled weights", "card YAML broken")
     for name in names:
         MODEL_BREAKAGES[name][0](folder)
-    assert publish("model", str(folder), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(tmp_path / "dry")) == 2
+    assert (
+        publish("model", str(folder), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(tmp_path / "dry"))
+        == 2
+    )
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: refusing to publish")
     assert all(MODEL_BREAKAGES[name][1] in lines[0] for name in names)
@@ -201,35 +227,68 @@ def test_dataset_refusals(breakage, with_report, built_mmmeb, tmp_path, capsys):
     breaker, message = DATASET_BREAKAGES[breakage]
     breaker(folder)
     target = tmp_path / "dry"
-    assert publish("dataset", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target)) == 2
+    assert (
+        publish("dataset", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(target)) == 2
+    )
     assert message in capsys.readouterr().err
     assert not target.exists()
 
 
 def test_metric_refusals(tmp_path, capsys):
     # The repository name must match the module file: evaluate.load("ns/name") reads name.py.
-    assert publish("metric", str(METRIC_DIR), "--repo-id", "someone/retrieval", "--dry-run",
-                   "--dry-run-dir", str(tmp_path / "a")) == 2
+    assert (
+        publish(
+            "metric",
+            str(METRIC_DIR),
+            "--repo-id",
+            "someone/retrieval",
+            "--dry-run",
+            "--dry-run-dir",
+            str(tmp_path / "a"),
+        )
+        == 2
+    )
     assert "retrieval.py: missing" in capsys.readouterr().err
     folder = copy_of(METRIC_DIR, tmp_path)
     (folder / "mmmeb.py").unlink()
-    assert publish("metric", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(tmp_path / "b")) == 2
+    assert (
+        publish("metric", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(tmp_path / "b"))
+        == 2
+    )
     assert "mmmeb.py: missing" in capsys.readouterr().err
     shutil.copy(METRIC_DIR / "mmmeb.py", folder / "mmmeb.py")
     _bad_card(folder)
-    assert publish("metric", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(tmp_path / "c")) == 2
+    assert (
+        publish("metric", str(folder), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(tmp_path / "c"))
+        == 2
+    )
     assert "README.md: YAML metadata does not parse" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def test_bad_arguments_are_refused(model_dir, tmp_path, capsys):
-    assert publish("model", str(model_dir), "--repo-id", "no-namespace", "--dry-run", "--dry-run-dir", str(tmp_path / "a")) == 2
+    assert (
+        publish(
+            "model", str(model_dir), "--repo-id", "no-namespace", "--dry-run", "--dry-run-dir", str(tmp_path / "a")
+        )
+        == 2
+    )
     assert "--repo-id must be 'namespace/name'" in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "stale.txt").write_text("old")
     assert publish("model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(busy)) == 2
     assert "not an empty folder" in capsys.readouterr().err
-    assert publish("model", str(tmp_path / "missing"), "--repo-id", "someone/tiny", "--dry-run",
-                   "--dry-run-dir", str(tmp_path / "c")) == 2
+    assert (
+        publish(
+            "model",
+            str(tmp_path / "missing"),
+            "--repo-id",
+            "someone/tiny",
+            "--dry-run",
+            "--dry-run-dir",
+            str(tmp_path / "c"),
+        )
+        == 2
+    )
     assert "not a folder" in capsys.readouterr().err

@@ -57,10 +57,14 @@ class HubStandIn:
                 elif path == "/api/validate-yaml":
                     front = json.loads(body)["content"].split("---\n")[1]
                     ok = isinstance(yaml.safe_load(front), dict)
-                    self._reply({"errors": [] if ok else [{"message": "bad YAML"}], "warnings": []}, 200 if ok else 400)
+                    self._reply(
+                        {"errors": [] if ok else [{"message": "bad YAML"}], "warnings": []}, 200 if ok else 400
+                    )
                 elif "/preupload/" in path:
                     files = json.loads(body)["files"]
-                    self._reply({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+                    self._reply(
+                        {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                    )
                 elif "/branch/" in path:
                     self._reply({})
                 elif "/commit/" in path:
@@ -103,7 +107,11 @@ class HubStandIn:
         (body,) = self.posts(fragment)
         lines = [json.loads(line) for line in body.decode().splitlines()]
         assert lines[0]["key"] == "header"
-        return {line["value"]["path"]: base64.b64decode(line["value"]["content"]) for line in lines[1:] if line["key"] == "file"}
+        return {
+            line["value"]["path"]: base64.b64decode(line["value"]["content"])
+            for line in lines[1:]
+            if line["key"] == "file"
+        }
 
 
 @pytest.fixture
@@ -127,9 +135,14 @@ def test_model_upload_creates_the_repo_and_commits_the_dry_run_folder(hub, tmp_p
     model_dir = save_tiny_model("qwen2_vl", tmp_path / "student")
     (model_dir / "training_args.bin").write_bytes(b"\x80\x04pickled")
     dry = tmp_path / "dry"
-    assert main(["publish", "model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(dry)]) == 0
+    assert (
+        main(["publish", "model", str(model_dir), "--repo-id", "someone/tiny", "--dry-run", "--dry-run-dir", str(dry)])
+        == 0
+    )
     assert hub.requests == []  # a dry run makes no request
-    assert main(["publish", "model", str(model_dir), "--repo-id", "someone/tiny", "--private", "--revision", "v1"]) == 0
+    assert (
+        main(["publish", "model", str(model_dir), "--repo-id", "someone/tiny", "--private", "--revision", "v1"]) == 0
+    )
     assert f"published model to {hub.endpoint}/someone/tiny" in capsys.readouterr().out
 
     (create,) = hub.posts("/api/repos/create")
@@ -151,7 +164,21 @@ def test_model_upload_creates_the_repo_and_commits_the_dry_run_folder(hub, tmp_p
 def test_metric_upload_goes_to_a_gradio_space(hub, tmp_path, capsys):
     dry = tmp_path / "someone" / "mmmeb"
     metric_dir = REPO_ROOT / "metrics" / "mmmeb"
-    assert main(["publish", "metric", str(metric_dir), "--repo-id", "someone/mmmeb", "--dry-run", "--dry-run-dir", str(dry)]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                "metric",
+                str(metric_dir),
+                "--repo-id",
+                "someone/mmmeb",
+                "--dry-run",
+                "--dry-run-dir",
+                str(dry),
+            ]
+        )
+        == 0
+    )
     assert main(["publish", "metric", str(metric_dir), "--repo-id", "someone/mmmeb"]) == 0
     capsys.readouterr()
     request = json.loads(hub.posts("/api/repos/create")[0])

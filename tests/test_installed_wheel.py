@@ -24,8 +24,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("xvlm2vec", "modeling_xvlm2vec", "dataset_builders", "hub_cards")
-NOT_SOURCE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "demo_output",
-                                    "outputs", "tests", "benchmarks", ".pytest_cache")
+NOT_SOURCE = shutil.ignore_patterns(
+    ".venv",
+    ".git",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "demo_output",
+    "outputs",
+    "tests",
+    "benchmarks",
+    ".pytest_cache",
+)
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) -> str:
@@ -40,16 +51,46 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str], Path]:
     base = tmp_path_factory.mktemp("wheel")
     source = base / "source"  # a copy, so the build leaves nothing (build/, egg-info) in the checkout
     shutil.copytree(ROOT, source, symlinks=True, ignore=NOT_SOURCE)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir",
-          str(base / "dist"), str(source)], base, dict(os.environ))
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(base / "dist"),
+            str(source),
+        ],
+        base,
+        dict(os.environ),
+    )
     wheel = next((base / "dist").glob("xvlm2vec-*.whl"))
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], base, dict(os.environ))
-    purelib = Path(_run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                        base, {}).strip())
+    purelib = Path(
+        _run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base, {}
+        ).strip()
+    )
     (purelib / "_checkout_venv_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    _run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-deps",
-          str(wheel)], base, dict(os.environ))
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            str(wheel),
+        ],
+        base,
+        dict(os.environ),
+    )
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.update(HF_HOME=str(base / "hf_home"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
     empty = base / "empty"
@@ -59,7 +100,9 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str], Path]:
 
 def test_packages_come_from_the_installed_wheel(installed) -> None:
     bin_dir, env, empty = installed
-    code = f"import json, importlib; print(json.dumps({{p: importlib.import_module(p).__file__ for p in {PACKAGES!r}}}))"
+    code = (
+        f"import json, importlib; print(json.dumps({{p: importlib.import_module(p).__file__ for p in {PACKAGES!r}}}))"
+    )
     where = json.loads(_run([str(bin_dir / "python"), "-c", code], empty, env))
     venv = bin_dir.parent.resolve()
     for package, path in where.items():
@@ -74,22 +117,46 @@ def test_version_train_eval_and_metric_from_an_empty_folder(installed) -> None:
 
     # a few steps of the shipped tiny recipe, which builds its own tiny model and fixtures' corpus
     out = _run([cli, "train", "--config", "tiny_cpu", "--max_steps", "2", "--output_dir", "student"], work, env)
-    assert json.loads(out[out.index("{\n"):])["saved"] == "student"
+    assert json.loads(out[out.index("{\n") :])["saved"] == "student"
     assert (work / "student" / "config.json").is_file() and (work / "student" / "model.safetensors").is_file()
 
     # MMMEB fixtures built and scored with the shipped metric (found inside the package, not in a checkout)
     _run([cli, "fixtures", "mmmeb", "--output-dir", "release", "--rows", "2"], work, env)
     _run([cli, "build", "mmmeb", "--source", "release", "--output-dir", "mmmeb"], work, env)
-    _run([cli, "eval", "--model", "student", "--data", "mmmeb", "--output-dir", "scores", "--tasks", "xtd_t2i",
-          "--languages", "en", "it", "--styles", "plain", "--no-cache"], work, env)
+    _run(
+        [
+            cli,
+            "eval",
+            "--model",
+            "student",
+            "--data",
+            "mmmeb",
+            "--output-dir",
+            "scores",
+            "--tasks",
+            "xtd_t2i",
+            "--languages",
+            "en",
+            "it",
+            "--styles",
+            "plain",
+            "--no-cache",
+        ],
+        work,
+        env,
+    )
     results = json.loads((work / "scores" / "results.json").read_text())
     assert [model["name"] for model in results["models"]] == ["student"]
 
-    metric = ("import evaluate, xvlm2vec; m = evaluate.load(xvlm2vec.metric_path()); "
-              "print(m.compute(predictions=[[0.1, 0.9, 0.2], [0.8, 0.1, 0.3]], references=[1, 2])['precision@1'])")
+    metric = (
+        "import evaluate, xvlm2vec; m = evaluate.load(xvlm2vec.metric_path()); "
+        "print(m.compute(predictions=[[0.1, 0.9, 0.2], [0.8, 0.1, 0.3]], references=[1, 2])['precision@1'])"
+    )
     assert float(_run([str(bin_dir / "python"), "-c", metric], work, env)) == 0.5  # first row right, second wrong
     assert sorted(p.name for p in work.iterdir()) == ["mmmeb", "release", "scores", "student"]
 
 
 def _version(bin_dir: Path, env: dict[str, str], cwd: Path) -> str:
-    return _run([str(bin_dir / "python"), "-c", "import importlib.metadata as m; print(m.version('xvlm2vec'))"], cwd, env).strip()
+    return _run(
+        [str(bin_dir / "python"), "-c", "import importlib.metadata as m; print(m.version('xvlm2vec'))"], cwd, env
+    ).strip()

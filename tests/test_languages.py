@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from xvlm2vec.testing.release import mmeb_train_rows
 from dataset_builders.mmeb_train import clean_pair, pack_request, parse_response, translated_fields
 from dataset_builders.safe_io import RowError
 from dataset_builders.translate import MarkerError, ensure_markers, translate_subset
@@ -18,6 +17,7 @@ from modeling_xvlm2vec.instructions import get_instruction
 from modeling_xvlm2vec.languages import Language, load_languages, read_language_file, write_language_file
 from xvlm2vec.cli import main as cli_main
 from xvlm2vec.instructions_cli import translate_instructions
+from xvlm2vec.testing.release import mmeb_train_rows
 
 TAG = "<|image_1|>\n"
 JA = Language("ja", "Japanese", ("質問", "回答"), {".": "。", "?": "？", "!": "！"})
@@ -34,16 +34,28 @@ def test_paper_languages_are_entries_of_the_shipped_file() -> None:
     registry = load_languages()
     assert registry.codes == ("en", "it", "es", "fr", "de")
     assert registry["de"].markers == ("Frage", "Antwort") and registry["es"].name == "Spanish"
-    assert get_instruction("t2i", "query", "it") == "Trovami un'immagine di tutti i giorni che corrisponda alla didascalia data: {text}"
+    assert (
+        get_instruction("t2i", "query", "it")
+        == "Trovami un'immagine di tutti i giorni che corrisponda alla didascalia data: {text}"
+    )
     assert sorted(registry.instruction_table()["vg"]["query"]) == ["en", "fr"]  # vg is released in en and fr only
 
 
 def test_a_language_file_adds_a_language_and_overrides_field_by_field(tmp_path: Path) -> None:
     english = load_languages()["en"].instructions
-    pt = {"name": "Portuguese", "markers": {"question": "Pergunta", "answer": "Resposta"},
-          "instructions": {"t2i": {"query": "Encontre uma imagem que corresponda à legenda: {text}",
-                                   "candidate": TAG + "Represente a imagem dada"}}}
-    path = _write(tmp_path / "langs.json", {"pt": pt, "it": {"markers": {"question": "Quesito", "answer": "Risposta"}}})
+    pt = {
+        "name": "Portuguese",
+        "markers": {"question": "Pergunta", "answer": "Resposta"},
+        "instructions": {
+            "t2i": {
+                "query": "Encontre uma imagem que corresponda à legenda: {text}",
+                "candidate": TAG + "Represente a imagem dada",
+            }
+        },
+    }
+    path = _write(
+        tmp_path / "langs.json", {"pt": pt, "it": {"markers": {"question": "Quesito", "answer": "Risposta"}}}
+    )
     registry = load_languages(path)
     assert registry.codes == ("en", "it", "es", "fr", "de", "pt")
     assert registry["pt"].markers == ("Pergunta", "Resposta")
@@ -57,13 +69,16 @@ def test_a_language_file_adds_a_language_and_overrides_field_by_field(tmp_path: 
     assert read_language_file(tmp_path / "again.json")["pt"] == registry["pt"]
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ({"nmae": "typo"}, "unknown field"),
-    ({"instructions": {"t2i": {"query": "Encontre uma imagem"}}}, r"\{text\} appears 0 time"),
-    ({"instructions": {"i2t": {"query": "Encontre uma legenda"}}}, "image tag"),
-    ({"instructions": {"x2y": {"query": "a"}}}, "unknown task"),
-    ({"markers": {"question": "Pergunta", "answer": "Pergunta"}}, "two different"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"nmae": "typo"}, "unknown field"),
+        ({"instructions": {"t2i": {"query": "Encontre uma imagem"}}}, r"\{text\} appears 0 time"),
+        ({"instructions": {"i2t": {"query": "Encontre uma legenda"}}}, "image tag"),
+        ({"instructions": {"x2y": {"query": "a"}}}, "unknown task"),
+        ({"markers": {"question": "Pergunta", "answer": "Pergunta"}}, "two different"),
+    ],
+)
 def test_malformed_language_files_are_refused_naming_file_and_entry(tmp_path: Path, entry: dict, message: str) -> None:
     path = _write(tmp_path / "bad.json", {"pt": entry})
     with pytest.raises(ValueError, match=message) as caught:
@@ -106,7 +121,9 @@ def test_cleaning_rules_thai_has_no_final_mark() -> None:
 def test_parse_splits_on_the_entrys_markers_with_a_full_width_colon() -> None:
     fields = ["qry", "pos_text"]
     assert parse_response("質問：これは何ですか？ 回答：犬です。", JA, fields, ["qry"]) == {
-        "qry": TAG + "これは何ですか？", "pos_text": "犬です。"}
+        "qry": TAG + "これは何ですか？",
+        "pos_text": "犬です。",
+    }
     with pytest.raises(RowError) as caught:
         parse_response("これは何ですか？ 犬です。", JA, fields, [])
     assert caught.value.reason == "part_count_mismatch"
@@ -139,7 +156,9 @@ def test_markers_are_translated_once_and_cached_in_the_language_file(tmp_path: P
     assert translator.marker_calls == 1 and again["pt"].markers == ("Pergunta", "Resposta")
     rows = mmeb_train_rows("OK-VQA", 4)
     translate_subset(translator, rows, "OK-VQA", registry["pt"], tmp_path / "tr", batch_size=2)
-    records = [json.loads(line) for line in (tmp_path / "tr" / "OK-VQA" / "pt" / "part-00000.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (tmp_path / "tr" / "OK-VQA" / "pt" / "part-00000.jsonl").read_text().splitlines()
+    ]
     assert [set(r["fields"]) for r in records] == [set(translated_fields("OK-VQA"))] * 4
     assert all(r["fields"]["pos_text"].removeprefix(TAG).startswith("[pt] ") for r in records)
 
@@ -172,7 +191,8 @@ def test_translated_instructions_keep_placeholders_or_are_refused() -> None:
     assert accepted["t2i"]["query"] == "[pt] Find me an everyday image that matches the given caption: {text}"
     assert accepted["i2t"]["query"] == TAG + "[pt] Find an image caption describing the given everyday image"
     assert {(t, s) for t, sides in accepted.items() for s in sides} == {
-        (t, s) for t, sides in english.instructions.items() for s in sides}
+        (t, s) for t, sides in english.instructions.items() for s in sides
+    }
     accepted, refused = translate_instructions(PrefixTranslator(drop=True), english, "pt")
     assert sorted((r.task, r.side) for r in refused) == [("t2i", "query"), ("vg", "query"), ("vqa", "query")]
     assert all("{text} appears 0 time(s)" in str(r) for r in refused)
@@ -184,8 +204,18 @@ def test_instructions_translate_with_a_tiny_t5_refuses_lost_placeholders(tmp_pat
 
     _tiny_t5(tmp_path / "t5")
     output = tmp_path / "pt.json"
-    argv = ["instructions", "translate", "--model", str(tmp_path / "t5"), "--languages", "pt", "--output", str(output),
-            "--max-new-tokens", "6"]
+    argv = [
+        "instructions",
+        "translate",
+        "--model",
+        str(tmp_path / "t5"),
+        "--languages",
+        "pt",
+        "--output",
+        str(output),
+        "--max-new-tokens",
+        "6",
+    ]
     assert cli_main(argv) == 2
     assert not output.exists()  # nothing written
     captured = capsys.readouterr()
@@ -216,10 +246,23 @@ def test_pack_request_uses_the_english_entry() -> None:
 
 def test_languages_file_arguments_are_checked_before_anything_runs(tmp_path: Path, capsys) -> None:
     bad = _write(tmp_path / "bad.json", {"pt": {"instructions": {"t2i": {"query": "sem espaço"}}}})
-    for argv in (["instructions", "apply", "--model", str(tmp_path), "--languages-file", str(bad)],
-                 ["instructions", "apply", "--model", str(tmp_path), "--languages-file", str(tmp_path / "missing.json")],
-                 ["translate", "--model", "m", "--source", str(tmp_path), "--output-dir", str(tmp_path / "o"),
-                  "--languages", "pt", "--languages-file", str(tmp_path / "no" / "such" / "folder.json")]):
+    for argv in (
+        ["instructions", "apply", "--model", str(tmp_path), "--languages-file", str(bad)],
+        ["instructions", "apply", "--model", str(tmp_path), "--languages-file", str(tmp_path / "missing.json")],
+        [
+            "translate",
+            "--model",
+            "m",
+            "--source",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--languages",
+            "pt",
+            "--languages-file",
+            str(tmp_path / "no" / "such" / "folder.json"),
+        ],
+    ):
         with pytest.raises(SystemExit) as caught:
             cli_main(argv)
         assert caught.value.code == 2 and "--languages-file" in capsys.readouterr().err
@@ -235,6 +278,11 @@ def test_baselines_take_a_new_languages_class_template_from_its_file(tmp_path: P
     baseline = Baseline()
     with pytest.raises(ValueError, match="'sw' has no baseline_class_template"):
         candidate_input(baseline, "c", "sw", Candidate("simba", None), None)
-    baseline.languages = load_languages(_write(tmp_path / "sw.json", {"sw": {"baseline_class_template": "picha ya {text}"}}))
+    baseline.languages = load_languages(
+        _write(tmp_path / "sw.json", {"sw": {"baseline_class_template": "picha ya {text}"}})
+    )
     assert candidate_input(baseline, "c", "sw", Candidate("simba", None), None) == ("picha ya simba", None)
-    assert candidate_input(baseline, "c", "de", Candidate("Löwe", None), None) == ("Bild von Löwe", None)  # shipped kept
+    assert candidate_input(baseline, "c", "de", Candidate("Löwe", None), None) == (
+        "Bild von Löwe",
+        None,
+    )  # shipped kept

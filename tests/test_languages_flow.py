@@ -19,9 +19,11 @@ from xvlm2vec.testing.tiny_models import save_tiny_model
 TAG = "<|image_1|>\n"
 SUBSETS = "OK-VQA,MSCOCO_t2i"
 # what a person writes for the instructions the tiny random model could not translate
-BY_HAND = {"t2i": {"query": "Nipatie picha ya kila siku inayolingana na maelezo uliyopewa: {text}"},
-           "vqa": {"query": TAG + "Wakilisha picha uliyopewa kwa swali lifuatalo: {text}"},
-           "vg": {"query": TAG + "Chagua sehemu ya picha inayotenga kitu kilichoitwa \"{text}\""}}
+BY_HAND = {
+    "t2i": {"query": "Nipatie picha ya kila siku inayolingana na maelezo uliyopewa: {text}"},
+    "vqa": {"query": TAG + "Wakilisha picha uliyopewa kwa swali lifuatalo: {text}"},
+    "vg": {"query": TAG + 'Chagua sehemu ya picha inayotenga kitu kilichoitwa "{text}"'},
+}
 
 
 class SwahiliStandIn:
@@ -39,8 +41,19 @@ def test_a_language_from_a_file_flows_to_the_card(tmp_path: Path, capsys) -> Non
 
     # 1. instructions, translated by the (tiny) MT model; what it lost is refused and written by hand
     _tiny_t5(tmp_path / "t5")
-    argv = ["instructions", "translate", "--model", str(tmp_path / "t5"), "--languages", "sw",
-            "--output", str(languages_file), "--max-new-tokens", "6", "--partial"]
+    argv = [
+        "instructions",
+        "translate",
+        "--model",
+        str(tmp_path / "t5"),
+        "--languages",
+        "sw",
+        "--output",
+        str(languages_file),
+        "--max-new-tokens",
+        "6",
+        "--partial",
+    ]
     assert main(argv) == 0
     entry = read_language_file(languages_file)["sw"]
     assert entry.name == "Swahili" and entry.instructions["c"]["query"].startswith(TAG)
@@ -54,18 +67,71 @@ def test_a_language_from_a_file_flows_to_the_card(tmp_path: Path, capsys) -> Non
 
     # 2. the corpus translated by the tiny MT model: every row journalled (its random words are kept as rejects)
     mmeb = write_mmeb_train(tmp_path / "mmeb", rows_per_subset=4, subsets=tuple(SUBSETS.split(",")))
-    common = ["--languages", "sw", "--languages-file", str(languages_file), "--subsets", SUBSETS, "--rows-per-subset", "4"]
-    assert main(["translate", "--model", str(tmp_path / "t5"), "--source", str(mmeb),
-                 "--output-dir", str(tmp_path / "tiny_tr"), "--max-new-tokens", "6", *common]) == 0
-    journalled = [json.loads(line) for path in (tmp_path / "tiny_tr").rglob("part-*.jsonl") for line in path.read_text().splitlines()]
+    common = [
+        "--languages",
+        "sw",
+        "--languages-file",
+        str(languages_file),
+        "--subsets",
+        SUBSETS,
+        "--rows-per-subset",
+        "4",
+    ]
+    assert (
+        main(
+            [
+                "translate",
+                "--model",
+                str(tmp_path / "t5"),
+                "--source",
+                str(mmeb),
+                "--output-dir",
+                str(tmp_path / "tiny_tr"),
+                "--max-new-tokens",
+                "6",
+                *common,
+            ]
+        )
+        == 0
+    )
+    journalled = [
+        json.loads(line)
+        for path in (tmp_path / "tiny_tr").rglob("part-*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
     assert len(journalled) == 8 and {record["lang"] for record in journalled} == {"sw"}
 
     # 3. the corpus built from a translation that splits on the file's markers
-    translate_mmeb_train(SwahiliStandIn(), mmeb, tmp_path / "tr", ["sw"], SUBSETS.split(","), 4, revision=None,
-                         registry=registry, languages_file=languages_file)
+    translate_mmeb_train(
+        SwahiliStandIn(),
+        mmeb,
+        tmp_path / "tr",
+        ["sw"],
+        SUBSETS.split(","),
+        4,
+        revision=None,
+        registry=registry,
+        languages_file=languages_file,
+    )
     capsys.readouterr()
-    assert main(["build", "parallel", "--mmeb-train", str(mmeb), "--translations", str(tmp_path / "tr"),
-                 "--images", str(mmeb), "--output-dir", str(tmp_path / "parallel"), *common]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "parallel",
+                "--mmeb-train",
+                str(mmeb),
+                "--translations",
+                str(tmp_path / "tr"),
+                "--images",
+                str(mmeb),
+                "--output-dir",
+                str(tmp_path / "parallel"),
+                *common,
+            ]
+        )
+        == 0
+    )
     corpus = json.loads((tmp_path / "parallel" / "build_report.json").read_text())
     assert corpus["rows_out"] > 0 and any(key.startswith("sw/") for key in corpus["split_rows"])
 
@@ -78,8 +144,22 @@ def test_a_language_from_a_file_flows_to_the_card(tmp_path: Path, capsys) -> Non
 
     # 5. eval: the language file gives a model without Swahili instructions its prompts ...
     model_dir = save_tiny_model("qwen2_vl", tmp_path / "model")
-    evaluate = ["eval", "--model", str(model_dir), "--data", str(tmp_path / "mmmeb"), "--tasks", "xtd_t2i",
-                "--languages", "en", "sw", "--styles", "plain", "--no-cache", "--save-prompts"]
+    evaluate = [
+        "eval",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(tmp_path / "mmmeb"),
+        "--tasks",
+        "xtd_t2i",
+        "--languages",
+        "en",
+        "sw",
+        "--styles",
+        "plain",
+        "--no-cache",
+        "--save-prompts",
+    ]
     assert main([*evaluate, "--output-dir", str(tmp_path / "with_file"), "--languages-file", str(languages_file)]) == 0
     prompts = (tmp_path / "with_file" / "prompts.jsonl").read_text(encoding="utf-8")
     assert "Nipatie picha ya kila siku" in prompts and entry.instructions["t2i"]["candidate"].split("\n")[1] in prompts
@@ -95,11 +175,14 @@ def test_a_language_from_a_file_flows_to_the_card(tmp_path: Path, capsys) -> Non
     assert scored == {("en", 3), ("sw", 3)}
     with_file = json.loads((tmp_path / "with_file" / "results.json").read_text())
     assert [r["precision@1"] for r in document["models"][0]["scores"]] == [
-        r["precision@1"] for r in with_file["models"][0]["scores"]]  # the same prompts, the same scores
+        r["precision@1"] for r in with_file["models"][0]["scores"]
+    ]  # the same prompts, the same scores
     assert (out / "prompts.jsonl").read_text(encoding="utf-8") == prompts
 
     # 6. the card names Swahili among the evaluated languages and shows its instructions
-    card = render_model_card(model_dir, out / "results.json", mmmeb_dataset_id="you/mmmeb", languages_file=languages_file)
+    card = render_model_card(
+        model_dir, out / "results.json", mmmeb_dataset_id="you/mmmeb", languages_file=languages_file
+    )
     assert "sw" in card.data.language
     body = str(card)
     assert "**Languages evaluated (MMMEB):** English (en), Swahili (sw)" in body

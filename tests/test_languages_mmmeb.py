@@ -12,8 +12,9 @@ from PIL import Image
 from dataset_builders.mmmeb import build_mmmeb
 
 # the 36 languages of Crossmodal-3600
-XM3600_LANGUAGES = ("ar bn cs da de el en es fa fi fil fr he hi hr hu id it ja ko mi nl no pl pt quz ro ru sv sw te th "
-                    "tr uk vi zh").split()
+XM3600_LANGUAGES = (
+    "ar bn cs da de el en es fa fi fil fr he hi hr hu id it ja ko mi nl no pl pt quz ro ru sv sw te th tr uk vi zh"
+).split()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_dataset_card_lists_many_languages_as_rows(xm36) -> None:
 
     out, _ = xm36
     text = str(render_dataset_card(out))
-    table = text[text.index("## Configurations and sizes"):text.index("Load one configuration")]
+    table = text[text.index("## Configurations and sizes") : text.index("Load one configuration")]
     header = next(line for line in table.splitlines() if line.startswith("| "))
     assert header.count("|") <= 5  # language | xm_i2t | xm_t2i | total: columns per config, not per language
     assert "| `sw` | 2 | 2 | 4 |" in table and "| **total** | 72 | 72 | **144** |" in table
@@ -64,11 +65,30 @@ def _document(languages: list[str]) -> dict:
     from hub_cards.results_document import model_entry, results_document
 
     def scores(base: float) -> list[dict]:
-        return [{"dataset": "xm", "task": task, "config": f"xm_{task}", "language": lang, "style": "plain",
-                 "num_queries": 2, "skipped_queries": 0, "ties_at_top": 0, "precision@1": base + 0.01 * i, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.5,
-                 "ndcg@10": 0.5} for task in ("i2t", "t2i") for i, lang in enumerate(languages)]
+        return [
+            {
+                "dataset": "xm",
+                "task": task,
+                "config": f"xm_{task}",
+                "language": lang,
+                "style": "plain",
+                "num_queries": 2,
+                "skipped_queries": 0,
+                "ties_at_top": 0,
+                "precision@1": base + 0.01 * i,
+                "recall@5": 1.0,
+                "recall@10": 1.0,
+                "mrr": 0.5,
+                "ndcg@10": 0.5,
+            }
+            for task in ("i2t", "t2i")
+            for i, lang in enumerate(languages)
+        ]
 
-    models = [model_entry("teacher", "xvlm2vec", "f" * 64, scores(0.1)), model_entry("student", "xvlm2vec", "e" * 64, scores(0.5))]
+    models = [
+        model_entry("teacher", "xvlm2vec", "f" * 64, scores(0.1)),
+        model_entry("student", "xvlm2vec", "e" * 64, scores(0.5)),
+    ]
     return results_document(models, "data", {}, ["plain"])
 
 
@@ -100,7 +120,7 @@ def test_results_tables_give_many_languages_rows_and_average_each_language() -> 
     # a language's P@1 is base + 0.01 x its index in XM3600_LANGUAGES: sw is index 29, en index 6
     assert "| student | xm_i2t | sw | 79.0 |" in text
     assert "| teacher | sw | 39.0 | 39.0 |" in text  # mean over styles, one column per config
-    per_language = text[text.index("## Per language"):]
+    per_language = text[text.index("## Per language") :]
     assert "| language | teacher | student |" in per_language and "| sw | 39.0 | 79.0 |" in per_language
     assert len([line for line in per_language.splitlines() if line.startswith("| ") and "language" not in line]) == 36
     # English vs the rest: en 0.16; the other 35 average 0.1 + 0.01 x (630 - 6) / 35 = 0.2783; overall 0.275

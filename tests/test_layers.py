@@ -27,15 +27,20 @@ def imported_names(tree: ast.AST) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             found.append((node.lineno, node.args[0].value))
     return found
 
 
 def upward_imports(layer: str) -> list[str]:
     """``file:line imports module`` for each import in ``layer`` of a layer above it."""
-    above = set(LAYERS[LAYERS.index(layer) + 1:])
+    above = set(LAYERS[LAYERS.index(layer) + 1 :])
     problems = []
     for path in sorted((ROOT / layer).rglob("*.py")):
         for line, module in imported_names(ast.parse(path.read_text(encoding="utf-8"), str(path))):
@@ -51,14 +56,23 @@ def test_layer_imports_only_layers_below(layer: str) -> None:
 
 
 def test_model_code_imports_only_torch_transformers_and_their_requirements() -> None:
-    imported = {module.split(".")[0] for path in (ROOT / "modeling_xvlm2vec").glob("*.py")
-                for _, module in imported_names(ast.parse(path.read_text(encoding="utf-8")))}
+    imported = {
+        module.split(".")[0]
+        for path in (ROOT / "modeling_xvlm2vec").glob("*.py")
+        for _, module in imported_names(ast.parse(path.read_text(encoding="utf-8")))
+    }
     assert {"torch", "transformers"} <= imported
     assert imported - set(sys.stdlib_module_names) - MODEL_FOLDER_IMPORTS == set()
 
 
 def test_upward_import_is_found() -> None:
-    tree = ast.parse("import os\nfrom xvlm2vec.evaluation import results\n"
-                     "def f():\n    import hub_cards.staging\n    importlib.import_module('dataset_builders.atomic')\n")
-    assert imported_names(tree) == [(1, "os"), (2, "xvlm2vec.evaluation"), (4, "hub_cards.staging"),
-                                    (5, "dataset_builders.atomic")]
+    tree = ast.parse(
+        "import os\nfrom xvlm2vec.evaluation import results\n"
+        "def f():\n    import hub_cards.staging\n    importlib.import_module('dataset_builders.atomic')\n"
+    )
+    assert imported_names(tree) == [
+        (1, "os"),
+        (2, "xvlm2vec.evaluation"),
+        (4, "hub_cards.staging"),
+        (5, "dataset_builders.atomic"),
+    ]

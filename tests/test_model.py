@@ -14,7 +14,11 @@ from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
 from modeling_xvlm2vec.instructions import get_instruction
 from modeling_xvlm2vec.modeling_xvlm2vec import pool
 
-TEXTS = ["A red circle on a white background.", "Un cerchio rosso", "Ein kleines blaues Quadrat neben einem großen Dreieck"]
+TEXTS = [
+    "A red circle on a white background.",
+    "Un cerchio rosso",
+    "Ein kleines blaues Quadrat neben einem großen Dreieck",
+]
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -23,7 +27,11 @@ def test_encode_shapes_norm_and_dtype(backbone, tiny_models, images):
     width = model.config.hidden_size
     text_only = model.encode(TEXTS)
     image_only = model.encode(images=images[:2])
-    both = model.encode(["a red square", "un quadrato"], images=images[:2], instruction="<|image_1|>\nRepresent the given image with the following question: {text}")
+    both = model.encode(
+        ["a red square", "un quadrato"],
+        images=images[:2],
+        instruction="<|image_1|>\nRepresent the given image with the following question: {text}",
+    )
     for out, rows in ((text_only, 3), (image_only, 2), (both, 2)):
         assert out.shape == (rows, width) and out.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
@@ -50,8 +58,12 @@ def test_encode_returns_input_order(backbone, tiny_models, images):
 def test_padding_invariance(backbone, padding_side, tiny_models, images):
     """An input embedded alone equals the same input inside a padded batch (max abs diff <= 1e-5, float32)."""
     model, _ = tiny_models(backbone, padding_side)
-    rows = [("<|image_1|>\nA red circle on a white background with a long caption", images[0]),
-            ("short", None), ("<|image_1|>", images[1]), ("Un texte un peu plus long que les autres ici", None)]
+    rows = [
+        ("<|image_1|>\nA red circle on a white background with a long caption", images[0]),
+        ("short", None),
+        ("<|image_1|>", images[1]),
+        ("Un texte un peu plus long que les autres ici", None),
+    ]
     texts, imgs = zip(*rows)
     with torch.no_grad():
         batch = model.prepare_inputs(list(texts), list(imgs))
@@ -131,7 +143,9 @@ def test_bad_input_errors(backbone, tiny_models, images, tmp_path):
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_image_tag_is_optional(backbone, tiny_models, images):
-    """An image row without a tag gets `<|image_1|>\\n` at the start, as VLM2Vec writes it; explicit tags still work."""
+    """An image row without a tag gets `<|image_1|>\\n` at the start, as VLM2Vec writes it; explicit tags still
+    work.
+    """
     model, _ = tiny_models(backbone)
     tag = model.config.image_tag
     implicit = model.encode(["A red circle", "Un cerchio"], images=images[:2])

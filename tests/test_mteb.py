@@ -29,8 +29,11 @@ def test_mteb_precision_at_1_equals_xvlm2vec_eval(encoder, built_mmmeb) -> None:
     assert [task.metadata.main_score for task in tasks] == ["precision_at_1"] * len(CONFIGS)
     assert tasks[0].metadata.eval_langs["it"] == ["ita-Latn"]
     result = mteb.evaluate(encoder, tasks, cache=None, show_progress_bar=False)
-    ours = {(task.task_name.removeprefix("MMMEB_"), score["hf_subset"]): score["main_score"]
-            for task in result.task_results for score in task.scores["test"]}
+    ours = {
+        (task.task_name.removeprefix("MMMEB_"), score["hf_subset"]): score["main_score"]
+        for task in result.task_results
+        for score in task.scores["test"]
+    }
     records = Runner(RunConfig(tasks=CONFIGS, styles=["punct"])).evaluate(encoder.embedder, str(built_mmmeb))
     reference = {(r["config"], r["language"]): r["precision@1"] for r in records}
     assert ours == reference  # exact: the same prompts, embeddings and candidate lists

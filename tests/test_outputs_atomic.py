@@ -24,15 +24,28 @@ from dataset_builders.parallel import build_parallel
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` with the sha256 of its bytes."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def corpus(root: Path, langs: list[str], rows_per_lang: int = 3) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    lines = [{"id": i, "lang": lang, "source_dataset": "MSCOCO", "text_en": f"a dog {i}.",
-              "text_lang": f"{lang} dog {i}.", "img_en": None, "img_lang": None}
-             for lang in langs for i in range(rows_per_lang)]
+    lines = [
+        {
+            "id": i,
+            "lang": lang,
+            "source_dataset": "MSCOCO",
+            "text_en": f"a dog {i}.",
+            "text_lang": f"{lang} dog {i}.",
+            "img_en": None,
+            "img_lang": None,
+        }
+        for lang in langs
+        for i in range(rows_per_lang)
+    ]
     (root / "parallel_shuffled.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return root
 
@@ -50,8 +63,11 @@ def test_the_folder_is_replaced_as_a_whole_or_left_untouched(exchange: bool, tmp
     with pytest.raises(RuntimeError, match="crash"), atomic_output_dir(out, "done") as staging:
         (staging / "done").write_text("2")
         raise RuntimeError("crash")
-    assert snapshot(out) == {"done": hashlib.sha256(b"1").hexdigest(), "old_only": hashlib.sha256(b"x").hexdigest(),
-                             "cache/entry": hashlib.sha256(b"kept").hexdigest()}
+    assert snapshot(out) == {
+        "done": hashlib.sha256(b"1").hexdigest(),
+        "old_only": hashlib.sha256(b"x").hexdigest(),
+        "cache/entry": hashlib.sha256(b"kept").hexdigest(),
+    }
     with atomic_output_dir(out, "done", keep=("cache",)) as staging:
         (staging / "done").write_text("3")
     assert sorted(snapshot(out)) == ["cache/entry", "done"] and (out / "done").read_text() == "3"
@@ -61,12 +77,18 @@ def test_the_folder_is_replaced_as_a_whole_or_left_untouched(exchange: bool, tmp
 def test_a_folder_it_did_not_write_or_that_holds_an_input_is_refused(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / "thesis").mkdir(parents=True)
-    with pytest.raises(OutputDirError, match="not written by this command"), atomic_output_dir(home, "build_report.json"):
+    with (
+        pytest.raises(OutputDirError, match="not written by this command"),
+        atomic_output_dir(home, "build_report.json"),
+    ):
         pass
     with atomic_output_dir(home, "results.json", keep=("*",)) as staging:  # nothing of it would be lost
         (staging / "results.json").write_text("{}")
     assert sorted(p.name for p in home.iterdir()) == ["results.json", "thesis"]
-    with pytest.raises(OutputDirError, match="holds the input"), atomic_output_dir(home, "results.json", inputs=[home / "thesis"]):
+    with (
+        pytest.raises(OutputDirError, match="holds the input"),
+        atomic_output_dir(home, "results.json", inputs=[home / "thesis"]),
+    ):
         pass
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputDirError, match="is a file"), atomic_output_dir(tmp_path / "file", "x"):
@@ -128,20 +150,29 @@ def test_a_build_killed_mid_write_leaves_the_previous_folder_loadable_and_unchan
     rows_before = load_dataset(str(out), "all", split="train").num_rows
     flag = tmp_path / "writing"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(corpus(tmp_path / "two", ["fr"], 7)), str(out), str(flag)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(corpus(tmp_path / "two", ["fr"], 7)), str(out), str(flag)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not flag.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert flag.exists(), process.stderr.read().decode()[-2000:] if process.poll() is not None else "no write within 120 s"
+    assert flag.exists(), (
+        process.stderr.read().decode()[-2000:] if process.poll() is not None else "no write within 120 s"
+    )
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert snapshot(out) == before
     assert load_dataset(str(out), "all", split="train").num_rows == rows_before
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
     assert len(leftovers) == 1 and (tmp_path / leftovers[0] / "data" / "all").is_dir()  # the new shards were there
-    with caplog.at_level(logging.WARNING, logger="dataset_builders.atomic"), pytest.raises(RuntimeError, match="stop"), \
-            atomic_output_dir(out, "build_report.json"):
+    with (
+        caplog.at_level(logging.WARNING, logger="dataset_builders.atomic"),
+        pytest.raises(RuntimeError, match="stop"),
+        atomic_output_dir(out, "build_report.json"),
+    ):
         raise RuntimeError("stop")
     assert leftovers[0] in caplog.text and (tmp_path / leftovers[0]).is_dir()  # the next run names it, deletes nothing
 
@@ -149,10 +180,27 @@ def test_a_build_killed_mid_write_leaves_the_previous_folder_loadable_and_unchan
 def test_eval_outputs_are_replaced_together_and_keep_the_cache(tmp_path: Path, monkeypatch) -> None:
     import xvlm2vec.evaluation.pipeline as pipeline
 
-    record = {"dataset": "xtd", "task": "i2t", "config": "xtd_i2t", "language": "en", "style": "plain", "num_queries": 4,
-              "skipped_queries": 0, "ties_at_top": 0, "precision@1": 0.5, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.5, "ndcg@10": 0.5}
-    runner = SimpleNamespace(evaluate=lambda embedder, data: [record], data_fingerprints={"xtd_i2t/en": "abc"},
-                             config=SimpleNamespace(styles=["plain"], ties="pessimistic", save_prompts=False), state=SimpleNamespace(is_main_process=True))
+    record = {
+        "dataset": "xtd",
+        "task": "i2t",
+        "config": "xtd_i2t",
+        "language": "en",
+        "style": "plain",
+        "num_queries": 4,
+        "skipped_queries": 0,
+        "ties_at_top": 0,
+        "precision@1": 0.5,
+        "recall@5": 1.0,
+        "recall@10": 1.0,
+        "mrr": 0.5,
+        "ndcg@10": 0.5,
+    }
+    runner = SimpleNamespace(
+        evaluate=lambda embedder, data: [record],
+        data_fingerprints={"xtd_i2t/en": "abc"},
+        config=SimpleNamespace(styles=["plain"], ties="pessimistic", save_prompts=False),
+        state=SimpleNamespace(is_main_process=True),
+    )
     model = SimpleNamespace(name="m", kind="xvlm2vec", fingerprint="f" * 64)
     out = tmp_path / "out"
     pipeline.evaluate_models([model], "data", out, runner)
@@ -185,9 +233,20 @@ def test_the_build_verb_refuses_an_output_folder_holding_an_input_before_any_wor
     journal.parent.mkdir(parents=True)
     journal.write_text('{"id": "0"}\n')
     (tmp_path / "mmeb").mkdir()
-    args = build_parser("build").parse_args(["build", "parallel", "--mmeb-train", str(tmp_path / "mmeb"),
-                                             "--translations", str(out / "translations"), "--images", str(tmp_path),
-                                             "--output-dir", str(out)])
+    args = build_parser("build").parse_args(
+        [
+            "build",
+            "parallel",
+            "--mmeb-train",
+            str(tmp_path / "mmeb"),
+            "--translations",
+            str(out / "translations"),
+            "--images",
+            str(tmp_path),
+            "--output-dir",
+            str(out),
+        ]
+    )
     with pytest.raises(OutputDirError, match="holds the input"):
         run(args)
     assert journal.read_text() == '{"id": "0"}\n'

@@ -50,8 +50,12 @@ def converted_weights(folder: Path) -> dict[str, torch.Tensor]:
 def test_original_checkpoint_is_sharded_in_original_naming(original):
     index = json.loads((original / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 1
-    assert {"lm_head.weight", "model.vision_embed_tokens.wte.weight", "model.layers.0.self_attn.qkv_proj.weight",
-            "model.vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.q_proj.weight"} <= set(index["weight_map"])
+    assert {
+        "lm_head.weight",
+        "model.vision_embed_tokens.wte.weight",
+        "model.layers.0.self_attn.qkv_proj.weight",
+        "model.vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.q_proj.weight",
+    } <= set(index["weight_map"])
     assert json.loads((original / "config.json").read_text())["rope_scaling"]["type"] == "su"
 
 
@@ -68,9 +72,17 @@ def test_conversion_keeps_every_weight_and_reports(original, converted):
     assert config["pooling"] == "last" and config["normalize"] is True and config["padding_side"] == "right"
     assert config["auto_map"]["AutoModel"].endswith("XVLM2VecModel")
     assert config["backbone_config"]["text_config"]["rope_parameters"]["rope_type"] == "longrope"
-    assert {"backbone_phi3_v.py", "configuration_phi3_v.py", "processing_phi3_v.py", "image_processing_phi3_v.py",
-            "processor_config.json", "tokenizer.json", "modules.json", "config_sentence_transformers.json",
-            "sentence_xvlm2vec.py"} <= {p.name for p in converted.iterdir()}
+    assert {
+        "backbone_phi3_v.py",
+        "configuration_phi3_v.py",
+        "processing_phi3_v.py",
+        "image_processing_phi3_v.py",
+        "processor_config.json",
+        "tokenizer.json",
+        "modules.json",
+        "config_sentence_transformers.json",
+        "sentence_xvlm2vec.py",
+    } <= {p.name for p in converted.iterdir()}
     assert not list(converted.glob("*.bin"))
 
 
@@ -135,7 +147,9 @@ def test_lora_merge_equals_peft_merge_and_unload(original, tmp_path):
     base.load_state_dict(state, strict=True)
     torch.manual_seed(1)
     # init_lora_weights=False: random A and B, so the merge actually changes the weights
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS, init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS, init_lora_weights=False)
+    )
     lora_dir = tmp_path / "lora"
     peft_model.save_pretrained(lora_dir)
     expected = {k: v.detach().clone() for k, v in peft_model.merge_and_unload().state_dict().items()}
@@ -149,8 +163,10 @@ def test_lora_merge_equals_peft_merge_and_unload(original, tmp_path):
     for key, value in merged.items():
         # identical float32 arithmetic (both merges are peft's on the same weights): exact up to 1e-7
         assert torch.allclose(value, expected[key], atol=1e-7, rtol=0), key
-    for changed in ("model.layers.0.self_attn.qkv_proj.weight",
-                    "model.vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.q_proj.weight"):
+    for changed in (
+        "model.layers.0.self_attn.qkv_proj.weight",
+        "model.vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.q_proj.weight",
+    ):
         assert not torch.allclose(merged[changed], state[changed], atol=1e-4), changed
     assert torch.equal(merged["model.norm.weight"], state["model.norm.weight"])
 
@@ -201,19 +217,54 @@ def test_cli_help_lists_the_arguments(capsys):
 def phi35v_release_config() -> dict:
     """The key set and sizes of microsoft/Phi-3.5-vision-instruct's config.json (LongRoPE factor values made up)."""
     return {
-        "_name_or_path": "Phi-3.5-vision-instruct", "architectures": ["Phi3VForCausalLM"], "attention_dropout": 0.0,
-        "auto_map": {"AutoConfig": "configuration_phi3_v.Phi3VConfig", "AutoModelForCausalLM": "modeling_phi3_v.Phi3VForCausalLM"},
-        "bos_token_id": 1, "eos_token_id": 2, "embd_pdrop": 0.0, "hidden_act": "silu", "hidden_size": 3072,
-        "embd_layer": {"embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
-                       "use_hd_transform": True, "with_learnable_separator": True},
-        "img_processor": {"image_dim_out": 1024, "model_name": "openai/clip-vit-large-patch14-336",
-                          "name": "clip_vision_model", "num_img_tokens": 144},
-        "initializer_range": 0.02, "intermediate_size": 8192, "max_position_embeddings": 131072, "model_type": "phi3_v",
-        "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
-        "original_max_position_embeddings": 4096, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05,
-        "rope_scaling": {"long_factor": [1.0 + i for i in range(48)], "short_factor": [1.0 + 0.1 * i for i in range(48)], "type": "su"},
-        "rope_theta": 10000.0, "sliding_window": 262144, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
-        "transformers_version": "4.38.1", "use_cache": True, "vocab_size": 32064, "_attn_implementation": "flash_attention_2",
+        "_name_or_path": "Phi-3.5-vision-instruct",
+        "architectures": ["Phi3VForCausalLM"],
+        "attention_dropout": 0.0,
+        "auto_map": {
+            "AutoConfig": "configuration_phi3_v.Phi3VConfig",
+            "AutoModelForCausalLM": "modeling_phi3_v.Phi3VForCausalLM",
+        },
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "embd_pdrop": 0.0,
+        "hidden_act": "silu",
+        "hidden_size": 3072,
+        "embd_layer": {
+            "embedding_cls": "image",
+            "hd_transform_order": "sub_glb",
+            "projection_cls": "mlp",
+            "use_hd_transform": True,
+            "with_learnable_separator": True,
+        },
+        "img_processor": {
+            "image_dim_out": 1024,
+            "model_name": "openai/clip-vit-large-patch14-336",
+            "name": "clip_vision_model",
+            "num_img_tokens": 144,
+        },
+        "initializer_range": 0.02,
+        "intermediate_size": 8192,
+        "max_position_embeddings": 131072,
+        "model_type": "phi3_v",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 32,
+        "original_max_position_embeddings": 4096,
+        "resid_pdrop": 0.0,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": {
+            "long_factor": [1.0 + i for i in range(48)],
+            "short_factor": [1.0 + 0.1 * i for i in range(48)],
+            "type": "su",
+        },
+        "rope_theta": 10000.0,
+        "sliding_window": 262144,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.38.1",
+        "use_cache": True,
+        "vocab_size": 32064,
+        "_attn_implementation": "flash_attention_2",
     }
 
 
@@ -223,23 +274,55 @@ def test_release_config_maps_to_the_native_pieces():
 
     # ViT-L/14-336 tower shapes (meta tensors: no memory) must be read back as ViT-L/14-336
     prefix = "model.vision_embed_tokens.img_processor.vision_model."
-    state = {prefix + "embeddings.patch_embedding.weight": torch.empty(1024, 3, 14, 14, device="meta"),
-             prefix + "embeddings.position_embedding.weight": torch.empty(577, 1024, device="meta")}
-    state.update({prefix + f"encoder.layers.{i}.mlp.fc1.weight": torch.empty(4096, 1024, device="meta") for i in range(24)})
+    state = {
+        prefix + "embeddings.patch_embedding.weight": torch.empty(1024, 3, 14, 14, device="meta"),
+        prefix + "embeddings.position_embedding.weight": torch.empty(577, 1024, device="meta"),
+    }
+    state.update(
+        {prefix + f"encoder.layers.{i}.mlp.fc1.weight": torch.empty(4096, 1024, device="meta") for i in range(24)}
+    )
     vision = clip_config_from_weights(state)
-    assert (vision["hidden_size"], vision["num_hidden_layers"], vision["num_attention_heads"], vision["image_size"],
-            vision["patch_size"], vision["intermediate_size"]) == (1024, 24, 16, 336, 14, 4096)
+    assert (
+        vision["hidden_size"],
+        vision["num_hidden_layers"],
+        vision["num_attention_heads"],
+        vision["image_size"],
+        vision["patch_size"],
+        vision["intermediate_size"],
+    ) == (1024, 24, 16, 336, 14, 4096)
 
     config, ignored = phi3v_config_from_original(phi35v_release_config(), vision)
     text = config.text_config
-    assert (text.hidden_size, text.num_hidden_layers, text.num_attention_heads, text.vocab_size, text.pad_token_id) == (3072, 32, 32, 32064, 32000)
+    assert (
+        text.hidden_size,
+        text.num_hidden_layers,
+        text.num_attention_heads,
+        text.vocab_size,
+        text.pad_token_id,
+    ) == (3072, 32, 32, 32064, 32000)
     assert text.rope_parameters["rope_type"] == "longrope" and len(text.rope_parameters["short_factor"]) == 48
     assert text.original_max_position_embeddings == 4096 and text.sliding_window == 262144
-    assert config.vision_config.hidden_size == 1024 and config.merged_grid == 12 and config.img_processor["layer_idx"] == -2
+    assert (
+        config.vision_config.hidden_size == 1024
+        and config.merged_grid == 12
+        and config.img_processor["layer_idx"] == -2
+    )
     assert num_image_tokens(672, 672) == 757  # 1344x1344 VLM2Vec training images with num_crops=4
-    assert set(ignored) == {"_name_or_path", "architectures", "auto_map", "model_type", "tie_word_embeddings",
-                            "torch_dtype", "transformers_version", "use_cache", "_attn_implementation"}
+    assert set(ignored) == {
+        "_name_or_path",
+        "architectures",
+        "auto_map",
+        "model_type",
+        "tie_word_embeddings",
+        "torch_dtype",
+        "transformers_version",
+        "use_cache",
+        "_attn_implementation",
+    }
     with pytest.raises(ValueError, match="rope_scaling type 'yarn' is not supported"):
-        phi3v_config_from_original({**phi35v_release_config(), "rope_scaling": {"type": "yarn", "short_factor": [], "long_factor": []}}, vision)
+        phi3v_config_from_original(
+            {**phi35v_release_config(), "rope_scaling": {"type": "yarn", "short_factor": [], "long_factor": []}},
+            vision,
+        )
     with pytest.raises(ValueError, match="is not CLIP ViT-L/14-336"):
         phi3v_config_from_original({**phi35v_release_config(), "img_processor": {"model_name": "other/clip"}}, vision)

@@ -23,11 +23,24 @@ ORIGINAL_NAMES = {
     "vision_embed_tokens.img_projection.2.weight": lambda H, I, V, C, M: (H, H),
     "vision_embed_tokens.img_projection.2.bias": lambda H, I, V, C, M: (H,),
     "vision_embed_tokens.img_processor.vision_model.embeddings.class_embedding": lambda H, I, V, C, M: (C,),
-    "vision_embed_tokens.img_processor.vision_model.embeddings.patch_embedding.weight": lambda H, I, V, C, M: (C, 3, 14, 14),
-    "vision_embed_tokens.img_processor.vision_model.embeddings.position_embedding.weight": lambda H, I, V, C, M: (577, C),
+    "vision_embed_tokens.img_processor.vision_model.embeddings.patch_embedding.weight": lambda H, I, V, C, M: (
+        C,
+        3,
+        14,
+        14,
+    ),
+    "vision_embed_tokens.img_processor.vision_model.embeddings.position_embedding.weight": lambda H, I, V, C, M: (
+        577,
+        C,
+    ),
     "vision_embed_tokens.img_processor.vision_model.pre_layrnorm.weight": lambda H, I, V, C, M: (C,),
-    "vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.q_proj.weight": lambda H, I, V, C, M: (C, C),
-    "vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.out_proj.bias": lambda H, I, V, C, M: (C,),
+    "vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.q_proj.weight": lambda H, I, V, C, M: (
+        C,
+        C,
+    ),
+    "vision_embed_tokens.img_processor.vision_model.encoder.layers.0.self_attn.out_proj.bias": lambda H, I, V, C, M: (
+        C,
+    ),
     "vision_embed_tokens.img_processor.vision_model.encoder.layers.1.mlp.fc1.weight": lambda H, I, V, C, M: (M, C),
     "vision_embed_tokens.img_processor.vision_model.encoder.layers.1.layer_norm2.bias": lambda H, I, V, C, M: (C,),
     "vision_embed_tokens.img_processor.vision_model.post_layernorm.weight": lambda H, I, V, C, M: (C,),
@@ -67,8 +80,15 @@ def test_parameter_names_and_shapes_are_the_originals(tiny):
         assert name in state, name
         assert tuple(state[name].shape) == shape(*widths), name
     # nothing outside the original layout (rotary and CLIP position ids are non-persistent buffers)
-    prefixes = ("embed_tokens.", "vision_embed_tokens.glb_GN", "vision_embed_tokens.sub_GN", "vision_embed_tokens.img_projection.",
-                "vision_embed_tokens.img_processor.vision_model.", "layers.", "norm.")
+    prefixes = (
+        "embed_tokens.",
+        "vision_embed_tokens.glb_GN",
+        "vision_embed_tokens.sub_GN",
+        "vision_embed_tokens.img_projection.",
+        "vision_embed_tokens.img_processor.vision_model.",
+        "layers.",
+        "norm.",
+    )
     assert all(key.startswith(prefixes) for key in state)
 
 
@@ -133,7 +153,9 @@ def test_mismatch_between_processor_and_model_is_a_clear_error(tiny):
     batch = processor_for(tokenizer, 4)(text=["<|image_1|>\nRepresent"], images=[noise(500, 300)])
     with torch.no_grad():
         wrong_size = dict(batch, image_sizes=torch.tensor([[336, 672]]))  # 1 x 2 crops instead of 2 x 2
-        with pytest.raises(ValueError, match="row 0: input_ids hold 757 image placeholder tokens but images 0..0 give 457"):
+        with pytest.raises(
+            ValueError, match="row 0: input_ids hold 757 image placeholder tokens but images 0..0 give 457"
+        ):
             model(**wrong_size)
         too_many = dict(batch, image_sizes=torch.tensor([[1008, 672]]))  # 6 crops > 4
         with pytest.raises(ValueError, match="image 0: image_sizes \\(1008, 672\\) needs 6 crops"):
@@ -202,14 +224,17 @@ def test_sliding_window_admits_the_window_plus_the_query_like_the_reference(attn
             moved[0, key] += 1.0
             changed = (model(inputs_embeds=moved).last_hidden_state - base).abs().amax(-1)[0] > 1e-6
             sees[:, key] = changed.int()
-    expected = torch.tensor([
-        [1, 0, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0, 0],
-        [1, 1, 1, 0, 0, 0, 0],
-        [0, 1, 1, 1, 0, 0, 0],
-        [0, 0, 1, 1, 1, 0, 0],
-        [0, 0, 0, 1, 1, 1, 0],
-        [0, 0, 0, 0, 1, 1, 1],
-    ], dtype=torch.int)
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0, 0],
+            [1, 1, 1, 0, 0, 0, 0],
+            [0, 1, 1, 1, 0, 0, 0],
+            [0, 0, 1, 1, 1, 0, 0],
+            [0, 0, 0, 1, 1, 1, 0],
+            [0, 0, 0, 0, 1, 1, 1],
+        ],
+        dtype=torch.int,
+    )
     assert torch.equal(sees, expected)
     assert model.config.text_config.sliding_window == 2  # the saved config keeps the reference's w

@@ -64,7 +64,9 @@ def test_hd_sizes_shapes_and_token_counts(size, expected, num_crops, tokenizer):
     assert torch.count_nonzero(out["pixel_values"][0, 1 + rows * cols :]) == 0
     assert all(torch.count_nonzero(crop) > 0 for crop in used)
     # the processor writes exactly that many placeholders
-    batch = processor_for(tokenizer, num_crops)(text="<|image_1|>\nRepresent the given image", images=noise(width, height))
+    batch = processor_for(tokenizer, num_crops)(
+        text="<|image_1|>\nRepresent the given image", images=noise(width, height)
+    )
     assert int((batch["input_ids"] == 32044).sum()) == out["num_img_tokens"].item()
 
 
@@ -172,7 +174,11 @@ def test_text_pieces_tokenised_separately_like_the_original(tokenizer):
 
 def test_two_images_in_one_prompt_and_across_rows(tokenizer):
     processor = processor_for(tokenizer, 1)
-    batch = processor(text=["<|image_1|> and <|image_2|>", "<|image_1|>"], images=[noise(40, 40), noise(700, 300, 1), noise(30, 30, 2)], padding=True)
+    batch = processor(
+        text=["<|image_1|> and <|image_2|>", "<|image_1|>"],
+        images=[noise(40, 40), noise(700, 300, 1), noise(30, 30, 2)],
+        padding=True,
+    )
     counts = (batch["input_ids"] == 32044).sum(1).tolist()
     assert counts == [2 * num_image_tokens(336, 336), num_image_tokens(336, 336)]
     assert batch["pixel_values"].shape[0] == 3

@@ -31,8 +31,11 @@ def blocks(language: str) -> list[str]:
 
 def commands() -> list[str]:
     """Every command line of the README's bash blocks (comments stripped), in order."""
-    lines = [line.split("#")[0].strip() if line.lstrip().startswith("make ") else line.strip()
-             for block in blocks("bash") for line in block.splitlines()]
+    lines = [
+        line.split("#")[0].strip() if line.lstrip().startswith("make ") else line.strip()
+        for block in blocks("bash")
+        for line in block.splitlines()
+    ]
     return [line for line in lines if line and not line.startswith("#")]
 
 
@@ -40,14 +43,21 @@ def test_the_readme_has_the_two_commands_and_a_runnable_block() -> None:
     found = commands()
     assert found[:2] == ["make demo", "make test"]
     assert any(line.startswith("xvlm2vec train --config tiny_cpu") for line in found)
-    assert any(line.startswith("accelerate launch") and "train.py --config recipes/tiny_cpu.yaml" in line for line in found)
+    assert any(
+        line.startswith("accelerate launch") and "train.py --config recipes/tiny_cpu.yaml" in line for line in found
+    )
 
 
 def test_every_readme_command_runs_as_printed(tmp_path: Path) -> None:
     for name in ("train.py", "recipes", "accelerate_configs"):
         (tmp_path / name).symlink_to(ROOT / name)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     ran = []
     for command in commands():
         if command in NOT_RUN:
@@ -67,6 +77,8 @@ def test_every_readme_command_runs_as_printed(tmp_path: Path) -> None:
     example = blocks("python")[0]
     image = next((tmp_path / "runs" / "mmmeb_release").rglob("*.jpg"))
     code = example.replace("path/or/repo", str(tmp_path / "runs" / "tiny_student")).replace("cat.jpg", str(image))
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"tensor\(\[\[[-0-9.]+\]\]\)|\[\[[-0-9.e ]+\]\]", done.stdout), done.stdout

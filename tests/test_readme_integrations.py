@@ -25,8 +25,12 @@ def places(tiny_models, images, built_mmmeb, tmp_path_factory) -> dict[str, str]
     model, _ = tiny_models("qwen2_vl")
     model.save_pretrained(root / "model")
     images[0].save(root / "photo.jpg")
-    return {"path/to/model-vllm": str(root / "vllm"), "path/to/model": str(root / "model"),
-            "path/to/mmmeb": str(built_mmmeb), "photo.jpg": str(root / "photo.jpg")}
+    return {
+        "path/to/model-vllm": str(root / "vllm"),
+        "path/to/model": str(root / "model"),
+        "path/to/mmmeb": str(built_mmmeb),
+        "photo.jpg": str(root / "photo.jpg"),
+    }
 
 
 def run_block(block: str, places: dict[str, str]) -> dict:

@@ -2,10 +2,10 @@
 
 Each folder below maps (``auto_map``) to its own Python file, which writes a marker file when it
 is imported. Every verb that loads a model (eval, train student, train teacher, the demo's
-example, translate and instructions translate) refuses such a folder without the flag (exit status 2, no marker) and runs it with the
-flag (marker written, status 0). ``publish`` never runs code, and refuses to upload code that is
-not the installed project's without the flag. An xVLM2Vec folder loads with the installed
-classes: its (tampered) copy of the code does not run, flag or not.
+example, translate and instructions translate) refuses such a folder without the flag (exit status 2,
+no marker) and runs it with the flag (marker written, status 0). ``publish`` never runs code, and
+refuses to upload code that is not the installed project's without the flag. An xVLM2Vec folder loads with
+the installed classes: its (tampered) copy of the code does not run, flag or not.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from xvlm2vec.testing.tiny_models import BUILDERS, save_tiny_model
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The folder's own code: writes the marker on import, then subclasses the native classes.
-PLANTED = '''from pathlib import Path
+PLANTED = """from pathlib import Path
 
 Path({marker!r}).write_text("the folder's code ran")
 
@@ -41,7 +41,7 @@ class PlantedConfig({config}):
 
 class PlantedModel({model}):
     config_class = PlantedConfig
-'''
+"""
 
 
 def plant_code(folder: Path, config_class: str, model_class: str, auto_model: str = "AutoModel") -> Path:
@@ -71,10 +71,30 @@ def test_translators_need_the_flag_for_a_model_with_its_own_code(tmp_path, capsy
 
     source = write_mmeb_train(tmp_path / "mmeb", rows_per_subset=2, subsets=(SUBSET,))
     runs = {  # a model folder each: transformers keeps a module it imported once
-        "translate": ["translate", "--source", str(source), "--output-dir", str(tmp_path / "journal"), "--languages", "it",
-                      "--subsets", SUBSET, "--max-new-tokens", "6"],
-        "instructions": ["instructions", "translate", "--languages", "pt", "--output", str(tmp_path / "pt.json"),
-                         "--max-new-tokens", "6", "--partial"],
+        "translate": [
+            "translate",
+            "--source",
+            str(source),
+            "--output-dir",
+            str(tmp_path / "journal"),
+            "--languages",
+            "it",
+            "--subsets",
+            SUBSET,
+            "--max-new-tokens",
+            "6",
+        ],
+        "instructions": [
+            "instructions",
+            "translate",
+            "--languages",
+            "pt",
+            "--output",
+            str(tmp_path / "pt.json"),
+            "--max-new-tokens",
+            "6",
+            "--partial",
+        ],
     }
     for name, argv in runs.items():
         _tiny_t5(tmp_path / f"mt_{name}")
@@ -92,9 +112,24 @@ def test_translators_need_the_flag_for_a_model_with_its_own_code(tmp_path, capsy
 
 def test_eval_needs_the_flag_for_a_folder_with_its_own_code(built_mmmeb, tmp_path, capsys) -> None:
     marker = plant_code(save_clip(tmp_path / "clip_with_code"), "CLIPConfig", "CLIPModel")
-    argv = ["eval", "--model", str(tmp_path / "clip_with_code"), "--data", str(built_mmmeb), "--output-dir",
-            str(tmp_path / "out"), "--tasks", "xtd_t2i", "--languages", "en", "--styles", "punct", "--no-cache",
-            "--max-queries", "2"]
+    argv = [
+        "eval",
+        "--model",
+        str(tmp_path / "clip_with_code"),
+        "--data",
+        str(built_mmmeb),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--tasks",
+        "xtd_t2i",
+        "--languages",
+        "en",
+        "--styles",
+        "punct",
+        "--no-cache",
+        "--max-queries",
+        "2",
+    ]
     capsys.readouterr()
     assert cli_main(argv) == 2
     error = capsys.readouterr().err
@@ -109,8 +144,18 @@ def test_train_needs_the_flag_for_a_student_or_teacher_with_its_own_code(tmp_pat
     teacher_marker = qwen_backbone(tmp_path / "teacher_with_code")
     plain_student = save_tiny_model("qwen2_vl", tmp_path / "plain_student")
     corpus = write_parallel_corpus(tmp_path / "corpus", train=8, dev=2)
-    common = ["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--dataset_name", str(corpus), "--max_steps", "1",
-              "--disable_tqdm", "true", "--output_dir", str(tmp_path / "run")]
+    common = [
+        "--config",
+        str(ROOT / "recipes/tiny_cpu.yaml"),
+        "--dataset_name",
+        str(corpus),
+        "--max_steps",
+        "1",
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        str(tmp_path / "run"),
+    ]
     student = ["--model_name_or_path", str(tmp_path / "student_with_code")]
     teacher = ["--teacher", str(tmp_path / "teacher_with_code")]
     capsys.readouterr()
@@ -125,8 +170,16 @@ def test_train_needs_the_flag_for_a_student_or_teacher_with_its_own_code(tmp_pat
 
 def test_demo_example_needs_the_flag(built_mmmeb, tmp_path, capsys) -> None:
     marker = qwen_backbone(tmp_path / "example_with_code")
-    argv = ["--model", str(tmp_path / "example_with_code"), "--data", str(built_mmmeb), "--languages", "en",
-            "--images", "2"]
+    argv = [
+        "--model",
+        str(tmp_path / "example_with_code"),
+        "--data",
+        str(built_mmmeb),
+        "--languages",
+        "en",
+        "--images",
+        "2",
+    ]
     capsys.readouterr()
     assert report_usage_errors(example.main, argv) == 2
     assert not marker.exists() and "--trust-remote-code" in capsys.readouterr().err
@@ -141,8 +194,24 @@ def test_xvlm2vec_folder_runs_installed_code_and_publish_refuses_foreign_code(bu
     code.write_text(code.read_text() + f"\nfrom pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n")
     shutil.copy(ROOT / "README.md", folder / "README.md")  # a card, so the folder is otherwise publishable
 
-    eval_argv = ["eval", "--model", str(folder), "--data", str(built_mmmeb), "--output-dir", str(tmp_path / "out"),
-                 "--tasks", "xtd_t2i", "--languages", "en", "--styles", "punct", "--no-cache", "--max-queries", "2"]
+    eval_argv = [
+        "eval",
+        "--model",
+        str(folder),
+        "--data",
+        str(built_mmmeb),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--tasks",
+        "xtd_t2i",
+        "--languages",
+        "en",
+        "--styles",
+        "punct",
+        "--no-cache",
+        "--max-queries",
+        "2",
+    ]
     assert cli_main(eval_argv) == 0
     assert cli_main([*eval_argv, "--trust-remote-code"]) == 0
     assert not marker.exists()  # loaded with the installed classes both times

@@ -33,7 +33,9 @@ for backbone, folder in folders.items():
         "text_image": model.encode([{{"text": t, "image": i}} for t, i in zip(pair_texts, images)]).tolist(),
         "prompted": model.encode(texts[:1], prompt_name="t2i_query_it").tolist(),
         "prompted_image": model.encode(images, prompt_name="t2i_candidate_de").tolist(),
-        "mixed": model.encode([texts[0], images[0], {{"text": pair_texts[1], "image": images[1]}}], batch_size=2).tolist(),
+        "mixed": model.encode(
+            [texts[0], images[0], {{"text": pair_texts[1], "image": images[1]}}], batch_size=2
+        ).tolist(),
         "prompts": model.prompts,
         "similarity": model.similarity_fn_name,
         "dimension": model.get_sentence_embedding_dimension(),

@@ -25,8 +25,12 @@ def bad_rows() -> dict[str, dict]:
     empty = dict(good[1], id="bad-empty", text_lang="   ")
     too_long = dict(good[1], id="bad-long", text_en=" ".join(["red cat house"] * 40))
     mismatched = dict(good[2], id="bad-tags", text_lang=good[2]["text_lang"].replace(TAG, ""))
-    return {"unreadable image": unreadable, "text_lang is empty": empty, "longer than max_length": too_long,
-            "image tag mismatch": mismatched}
+    return {
+        "unreadable image": unreadable,
+        "text_lang is empty": empty,
+        "longer than max_length": too_long,
+        "image tag mismatch": mismatched,
+    }
 
 
 def test_skip_drops_counts_and_logs_each_bad_row(prepare_inputs, caplog) -> None:
@@ -71,8 +75,11 @@ def test_trainer_logs_skipped_rows(tmp_path: Path) -> None:
     folder = write_parallel_corpus(tmp_path / "corpus", train=8, dev=2)
     train, _ = corpus_splits(folder)
     train = train.map(lambda row, i: {"text_lang": "" if i in (1, 5) else row["text_lang"]}, with_indices=True)
-    trainer = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "out", max_steps=2, per_device_train_batch_size=4),
-                         train_dataset=train)
+    trainer = SKDTrainer(
+        model=lora_student(),
+        args=skd_config(tmp_path / "out", max_steps=2, per_device_train_batch_size=4),
+        train_dataset=train,
+    )
     trainer.train()
     logged = [entry["skipped_rows"] for entry in trainer.state.log_history if "skipped_rows" in entry]
     assert logged[-1] == 2  # cumulative count over the epoch: rows 1 and 5

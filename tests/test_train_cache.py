@@ -13,8 +13,9 @@ from xvlm2vec.training.teacher import teacher_fingerprint
 
 
 def _run(tmp_path: Path, train, name: str, steps: int = 4, **config) -> SKDTrainer:
-    trainer = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / name, max_steps=steps, **config),
-                         train_dataset=train)
+    trainer = SKDTrainer(
+        model=lora_student(), args=skd_config(tmp_path / name, max_steps=steps, **config), train_dataset=train
+    )
     trainer.train()
     return trainer
 
@@ -44,15 +45,19 @@ def test_changed_data_or_teacher_or_tampered_file_is_not_reused(tmp_path: Path) 
     train, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=8, dev=2))
     cache = str(tmp_path / "cache")
     first = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "a", teacher_cache=cache), train_dataset=train)
-    edited = train.map(lambda row, i: {"text_en": row["text_en"] + " dog" if i == 3 else row["text_en"]},
-                       with_indices=True)
-    second = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "b", teacher_cache=cache),
-                        train_dataset=edited)
+    edited = train.map(
+        lambda row, i: {"text_en": row["text_en"] + " dog" if i == 3 else row["text_en"]}, with_indices=True
+    )
+    second = SKDTrainer(
+        model=lora_student(), args=skd_config(tmp_path / "b", teacher_cache=cache), train_dataset=edited
+    )
     assert second.teacher_cache_path != first.teacher_cache_path
     changed_teacher = lora_student()
     with torch.no_grad():
         changed_teacher.get_base_model().model.language_model.norm.weight[0] += 1e-3
-    third = SKDTrainer(model=changed_teacher, args=skd_config(tmp_path / "c", teacher_cache=cache), train_dataset=train)
+    third = SKDTrainer(
+        model=changed_teacher, args=skd_config(tmp_path / "c", teacher_cache=cache), train_dataset=train
+    )
     assert third.teacher_cache_path not in (first.teacher_cache_path, second.teacher_cache_path)
     # row 3's teacher embedding really differs between the first two caches; the others agree
     rows_a = torch.tensor(first.train_dataset["teacher_embedding"])
@@ -61,7 +66,9 @@ def test_changed_data_or_teacher_or_tampered_file_is_not_reused(tmp_path: Path) 
     assert differs.tolist() == [i == 3 for i in range(8)]
     # the key is the file's name, so a file of another key is never read; a damaged file is recomputed, not trusted
     first.teacher_cache_path.write_bytes(first.teacher_cache_path.read_bytes()[:100])
-    fourth = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "d", teacher_cache=cache), train_dataset=train)
+    fourth = SKDTrainer(
+        model=lora_student(), args=skd_config(tmp_path / "d", teacher_cache=cache), train_dataset=train
+    )
     assert fourth.teacher_cache_path == first.teacher_cache_path
     assert torch.allclose(torch.tensor(fourth.train_dataset["teacher_embedding"]), rows_a)
 

@@ -12,7 +12,20 @@ from PIL import Image
 TAG = "<|image_1|>"
 WORDS = {
     "en": ["red", "cat", "house", "river", "blue", "dog", "tree", "car", "small", "big", "green", "bird"],
-    "it": ["rosso", "gatto", "casa", "fiume", "blu", "cane", "albero", "auto", "piccolo", "grande", "verde", "uccello"],
+    "it": [
+        "rosso",
+        "gatto",
+        "casa",
+        "fiume",
+        "blu",
+        "cane",
+        "albero",
+        "auto",
+        "piccolo",
+        "grande",
+        "verde",
+        "uccello",
+    ],
 }
 FEATURES = datasets.Features(
     {
@@ -46,8 +59,14 @@ def parallel_rows(count: int, seed: int = 0, image_every: int = 3, lang: str = "
             text_en, text_x = f"{TAG}\n{text_en}", f"{TAG}\n{text_x}"
             image = {"bytes": png((rng.randrange(256), rng.randrange(256), rng.randrange(256))), "path": None}
         rows.append(
-            {"id": f"row-{index}", "source_dataset": "synthetic", "lang": lang, "text_en": text_en,
-             "text_lang": text_x, "image": image}
+            {
+                "id": f"row-{index}",
+                "source_dataset": "synthetic",
+                "lang": lang,
+                "text_en": text_en,
+                "text_lang": text_x,
+                "image": image,
+            }
         )
     return rows
 
@@ -87,8 +106,14 @@ def lora_student(seed: int = 0):
     from xvlm2vec.training.script import add_lora
 
     model, _ = build_tiny_model("qwen2_vl", seed=seed)
-    model_args = ModelConfig(use_peft=True, lora_r=8, lora_alpha=16, lora_dropout=0.0,
-                             lora_task_type="FEATURE_EXTRACTION", lora_target_modules=LORA_TARGETS)
+    model_args = ModelConfig(
+        use_peft=True,
+        lora_r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        lora_task_type="FEATURE_EXTRACTION",
+        lora_target_modules=LORA_TARGETS,
+    )
     return add_lora(model, model_args)
 
 
@@ -97,9 +122,18 @@ def skd_config(output_dir: Path, **overrides):
     from xvlm2vec.training import SKDConfig
 
     settings = dict(
-        output_dir=str(output_dir), use_cpu=True, report_to="none", logging_steps=1, learning_rate=2e-3,
-        lr_scheduler_type="constant", per_device_train_batch_size=8, per_device_eval_batch_size=16,
-        save_strategy="no", disable_tqdm=True, seed=42, max_length=64,
+        output_dir=str(output_dir),
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        learning_rate=2e-3,
+        lr_scheduler_type="constant",
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=42,
+        max_length=64,
     )
     settings.update(overrides)
     return SKDConfig(**settings)

@@ -29,8 +29,8 @@ def run_worker(output: Path, shard: bool, lr: float = LR) -> list[float]:
     from test_train_fixtures import lora_student, parallel_rows
 
     from xvlm2vec.training import ParallelCollator, combine_terms, distillation_terms
-    from xvlm2vec.training.teacher import Teacher
     from xvlm2vec.training.step import skd_outputs
+    from xvlm2vec.training.teacher import Teacher
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if shard else (0, 1)
     model = lora_student(seed=0)
@@ -74,8 +74,20 @@ def test_two_process_fsdp2_matches_single_process(tmp_path: Path) -> None:
     single = run_worker(tmp_path / "single.json", shard=False)
     output = tmp_path / "sharded.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), __file__, "--output", str(output)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        __file__,
+        "--output",
+        str(output),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     sharded = json.loads(output.read_text())

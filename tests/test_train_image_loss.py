@@ -14,19 +14,23 @@ BOS, IMG, TXT, PAD = 1, 9, 5, 0
 def test_prefix_mean_on_a_hand_made_batch() -> None:
     # hidden state of position p in row r is [10 r + p, -p]: every mean below is worked out by hand
     hidden = torch.tensor([[[10.0 * r + p, -float(p)] for p in range(6)] for r in range(4)])
-    input_ids = torch.tensor([
-        [BOS, IMG, IMG, BOS, TXT, TXT],  # image row: BOS + 2 image tokens + BOS -> positions 0..3
-        [BOS, TXT, TXT, PAD, PAD, PAD],  # text-only row, right padded: the first BOS alone -> position 0
-        [PAD, BOS, IMG, BOS, TXT, TXT],  # image row, left padded: positions 1..3 (padding never counted)
-        [BOS, TXT, BOS, PAD, PAD, PAD],  # last BOS wins even without an image: positions 0..2
-    ])
+    input_ids = torch.tensor(
+        [
+            [BOS, IMG, IMG, BOS, TXT, TXT],  # image row: BOS + 2 image tokens + BOS -> positions 0..3
+            [BOS, TXT, TXT, PAD, PAD, PAD],  # text-only row, right padded: the first BOS alone -> position 0
+            [PAD, BOS, IMG, BOS, TXT, TXT],  # image row, left padded: positions 1..3 (padding never counted)
+            [BOS, TXT, BOS, PAD, PAD, PAD],  # last BOS wins even without an image: positions 0..2
+        ]
+    )
     attention_mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
-    expected = torch.tensor([
-        [(0 + 1 + 2 + 3) / 4, -(0 + 1 + 2 + 3) / 4],
-        [10.0, 0.0],
-        [(21 + 22 + 23) / 3, -(1 + 2 + 3) / 3],
-        [(30 + 31 + 32) / 3, -(0 + 1 + 2) / 3],
-    ])
+    expected = torch.tensor(
+        [
+            [(0 + 1 + 2 + 3) / 4, -(0 + 1 + 2 + 3) / 4],
+            [10.0, 0.0],
+            [(21 + 22 + 23) / 3, -(1 + 2 + 3) / 3],
+            [(30 + 31 + 32) / 3, -(0 + 1 + 2) / 3],
+        ]
+    )
     assert torch.equal(prefix_mean(hidden, input_ids, attention_mask, (BOS,)), expected)
 
 
@@ -66,7 +70,9 @@ def test_qwen2_vl_prefix_ends_at_the_vision_end_token(tiny_models, images) -> No
         output = model(**batch, normalize=False, return_image_embeddings=True)
     end = int((batch["input_ids"][0] == model.config.backbone_config.vision_end_token_id).nonzero()[-1])
     assert end > 1
-    torch.testing.assert_close(output.image_embeddings[0], output.last_hidden_state[0, : end + 1].mean(0), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        output.image_embeddings[0], output.last_hidden_state[0, : end + 1].mean(0), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_skd_config_refuses_an_unknown_pooling(tmp_path) -> None:

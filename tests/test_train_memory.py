@@ -23,7 +23,9 @@ def test_phi35v_decoder_layer_count_by_hand() -> None:
     counts = count_parameters(phi35v_config())
     assert counts.layer == layer == 113_252_352
     assert counts.root == counts.total - 32 * layer
-    assert counts.lora == 8 * 32 * ((hidden + 3 * hidden) + (hidden + hidden) + (hidden + 2 * inter) + (inter + hidden))
+    assert counts.lora == 8 * 32 * (
+        (hidden + 3 * hidden) + (hidden + hidden) + (hidden + 2 * inter) + (inter + hidden)
+    )
 
 
 def test_counts_match_a_materialised_model_and_peft(tiny_models) -> None:

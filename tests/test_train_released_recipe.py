@@ -19,20 +19,38 @@ FSDP = ROOT / "accelerate_configs/fsdp_released.yaml"
 
 def test_released_recipe_and_accelerate_config_state_the_released_run() -> None:
     recipe = yaml.safe_load(RECIPE.read_text())
-    expected = {"use_peft": False, "teacher": "same_checkpoint", "image_resize": [1344, 1344],
-                "fused_student_forward": False,
-                "train_sampling_strategy": "sequential", "num_train_epochs": 1, "learning_rate": 1e-5,
-                "lr_scheduler_type": "cosine", "warmup_steps": 0, "weight_decay": 0.0, "max_grad_norm": 0.3,
-                "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4, "bf16": True, "tf32": True,
-                "gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False},
-                "dtype": "bfloat16"}
+    expected = {
+        "use_peft": False,
+        "teacher": "same_checkpoint",
+        "image_resize": [1344, 1344],
+        "fused_student_forward": False,
+        "train_sampling_strategy": "sequential",
+        "num_train_epochs": 1,
+        "learning_rate": 1e-5,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "max_grad_norm": 0.3,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 4,
+        "bf16": True,
+        "tf32": True,
+        "gradient_checkpointing": True,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        "dtype": "bfloat16",
+    }
     assert {key: recipe.get(key) for key in expected} == expected
     launch = yaml.safe_load(FSDP.read_text())
     fsdp = launch["fsdp_config"]
     assert (launch["distributed_type"], launch["num_machines"], launch["num_processes"]) == ("FSDP", 4, 16)
-    assert recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"] * launch["num_processes"] == 512
+    assert (
+        recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"] * launch["num_processes"] == 512
+    )
     assert (fsdp["fsdp_version"], fsdp["fsdp_sharding_strategy"], fsdp["fsdp_backward_prefetch"]) == (
-        1, "FULL_SHARD", "BACKWARD_PRE")
+        1,
+        "FULL_SHARD",
+        "BACKWARD_PRE",
+    )
     assert fsdp["fsdp_state_dict_type"] == "SHARDED_STATE_DICT" and launch["mixed_precision"] == "bf16"
     # the separate teacher is not sharded, so every rank must load real weights (see refuse_unsynced_teacher)
     assert fsdp["fsdp_cpu_ram_efficient_loading"] is False
@@ -82,10 +100,35 @@ def test_released_recipe_trains_all_weights_and_its_separate_teacher_stays_bit_i
     monkeypatch.setattr(script, "SKDTrainer", Recording)
     # the recipe as is, but: no GPU (bf16/tf32 off), float32 weights (lr 1e-5 steps vanish in bf16 on 2 steps),
     # the fixture's config, 2 steps, no dataloader workers
-    assert script.run(["--config", str(RECIPE), "--model_name_or_path", str(model_dir), "--dataset_name", str(corpus),
-                        "--dataset_config", "it", "--output_dir", str(tmp_path / "out"), "--bf16", "false",
-                        "--tf32", "false", "--dtype", "float32", "--max_steps", "2", "--dataloader_num_workers", "0",
-                        "--disable_tqdm", "true"]) == 0
+    assert (
+        script.run(
+            [
+                "--config",
+                str(RECIPE),
+                "--model_name_or_path",
+                str(model_dir),
+                "--dataset_name",
+                str(corpus),
+                "--dataset_config",
+                "it",
+                "--output_dir",
+                str(tmp_path / "out"),
+                "--bf16",
+                "false",
+                "--tf32",
+                "false",
+                "--dtype",
+                "float32",
+                "--max_steps",
+                "2",
+                "--dataloader_num_workers",
+                "0",
+                "--disable_tqdm",
+                "true",
+            ]
+        )
+        == 0
+    )
     trainer = made[0]
     assert trainer.state.global_step == 2 and isinstance(trainer._get_train_sampler(), SequentialSampler)
     student, teacher = trainer.model, trainer.teacher.separate
@@ -101,13 +144,20 @@ def test_released_recipe_trains_all_weights_and_its_separate_teacher_stays_bit_i
     # the student trained every part: decoder, vision tower and projection all moved
     saved = load_file(str(tmp_path / "out/model.safetensors"))
     assert not (tmp_path / "out/adapter").exists()
-    for name in ("model.layers.0.self_attn.qkv_proj.weight", "model.embed_tokens.weight",
-                 "model.vision_embed_tokens.img_projection.0.weight",
-                 "model.vision_embed_tokens.img_processor.vision_model.encoder.layers.0.mlp.fc1.weight"):
+    for name in (
+        "model.layers.0.self_attn.qkv_proj.weight",
+        "model.embed_tokens.weight",
+        "model.vision_embed_tokens.img_projection.0.weight",
+        "model.vision_embed_tokens.img_processor.vision_model.encoder.layers.0.mlp.fc1.weight",
+    ):
         assert not torch.equal(saved[name], reference[name]), name
     # every image reaches the processor as 1344x1344: 2x2 crops of 336 (a 28x28 image alone would give 1 crop)
-    row = {"id": "r", "text_en": "<|image_1|>\nred cat", "text_lang": "<|image_1|>\ngatto rosso",
-           "image": Image.new("RGB", (28, 28), (200, 10, 10))}
+    row = {
+        "id": "r",
+        "text_en": "<|image_1|>\nred cat",
+        "text_lang": "<|image_1|>\ngatto rosso",
+        "image": Image.new("RGB", (28, 28), (200, 10, 10)),
+    }
     batch = trainer.data_collator([row])  # two student forwards (fused_student_forward: false), as released
     for side in ("student_en_inputs", "student_x_inputs", "teacher_inputs"):
         assert batch[side]["image_sizes"].tolist() == [[672, 672]], side

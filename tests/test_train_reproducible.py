@@ -47,10 +47,30 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
 
 def _argv(inputs: tuple[Path, Path], output_dir: Path) -> list[str]:
     model_dir, corpus = inputs
-    return ["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(model_dir),
-            "--dataset_name", str(corpus), "--output_dir", str(output_dir), "--max_steps", "6",
-            "--per_device_train_batch_size", "4", "--lr_scheduler_type", "cosine", "--save_strategy", "steps",
-            "--save_steps", "2", "--logging_steps", "1", "--disable_tqdm", "true"]
+    return [
+        "--config",
+        str(ROOT / "recipes/tiny_cpu.yaml"),
+        "--model_name_or_path",
+        str(model_dir),
+        "--dataset_name",
+        str(corpus),
+        "--output_dir",
+        str(output_dir),
+        "--max_steps",
+        "6",
+        "--per_device_train_batch_size",
+        "4",
+        "--lr_scheduler_type",
+        "cosine",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--disable_tqdm",
+        "true",
+    ]
 
 
 def _max_abs_diff(a: Path, b: Path) -> float:
@@ -72,8 +92,14 @@ def test_one_seed_bit_identical_and_killed_run_resumes_exactly(inputs, tmp_path:
     script = tmp_path / "killed_run.py"
     script.write_text(_KILLED_RUN)
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(script), *_argv(inputs, killed)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), *_argv(inputs, killed)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == -9, done.stderr[-3000:]  # SIGKILL, in the middle of the second save
     assert (killed / "checkpoint-4").is_dir() and not (killed / "checkpoint-4" / "trainer_state.json").exists()
     assert not (killed / "model.safetensors").exists()

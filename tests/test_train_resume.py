@@ -16,8 +16,14 @@ def _adapter_weights(model) -> dict[str, torch.Tensor]:
 
 def test_resume_from_step_k_matches_uninterrupted_run(tmp_path: Path) -> None:
     train, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=24, dev=2))
-    settings = dict(max_steps=6, per_device_train_batch_size=4, lr_scheduler_type="cosine", save_strategy="steps",
-                    save_steps=3, save_only_model=False)
+    settings = dict(
+        max_steps=6,
+        per_device_train_batch_size=4,
+        lr_scheduler_type="cosine",
+        save_strategy="steps",
+        save_steps=3,
+        save_only_model=False,
+    )
     full = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "full", **settings), train_dataset=train)
     full.train()
     checkpoint = tmp_path / "full" / "checkpoint-3"

@@ -31,8 +31,21 @@ def _embed(model, texts: list[str]) -> torch.Tensor:
 
 def test_recipe_fields_are_overridable() -> None:
     script_args, training_args, model_args = parse_args(
-        ["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--output_dir", "x", "--max_steps", "7", "--lora_r", "4",
-         "--teacher_cache", "cache", "--languages", "it", "es"]
+        [
+            "--config",
+            str(ROOT / "recipes/tiny_cpu.yaml"),
+            "--output_dir",
+            "x",
+            "--max_steps",
+            "7",
+            "--lora_r",
+            "4",
+            "--teacher_cache",
+            "cache",
+            "--languages",
+            "it",
+            "es",
+        ]
     )
     assert (training_args.max_steps, model_args.lora_r, training_args.teacher_cache) == (7, 4, "cache")
     assert training_args.languages == ["it", "es"] and script_args.dataset_test_split == "dev"
@@ -45,14 +58,27 @@ def test_gpu_recipes_parse_and_match_the_paper_schedule(recipe: str) -> None:
 
     path = ROOT / f"recipes/{recipe}.yaml"
     values = yaml.safe_load(path.read_text())
-    expected = {"num_train_epochs": 1, "learning_rate": 1e-5, "lr_scheduler_type": "cosine", "warmup_steps": 0,
-                "weight_decay": 0.0, "max_grad_norm": 0.3, "per_device_train_batch_size": 8,
-                "gradient_accumulation_steps": 4, "bf16": True, "tf32": True, "gradient_checkpointing": True,
-                "gradient_checkpointing_kwargs": {"use_reentrant": False},
-                "train_sampling_strategy": "group_by_length", "use_peft": True}
+    expected = {
+        "num_train_epochs": 1,
+        "learning_rate": 1e-5,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "max_grad_norm": 0.3,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 4,
+        "bf16": True,
+        "tf32": True,
+        "gradient_checkpointing": True,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+        "train_sampling_strategy": "group_by_length",
+        "use_peft": True,
+    }
     assert {key: values.get(key) for key in expected} == expected
     # every key is a field of the three dataclasses (bf16/tf32 need a GPU to validate, so they are switched off)
-    _, args, model_args = parse_args(["--config", str(path), "--output_dir", "x", "--bf16", "false", "--tf32", "false"])
+    _, args, model_args = parse_args(
+        ["--config", str(path), "--output_dir", "x", "--bf16", "false", "--tf32", "false"]
+    )
     assert args.teacher is None and model_args.lora_task_type == "FEATURE_EXTRACTION"
 
 
@@ -61,14 +87,30 @@ def test_accelerate_launch_trains_and_saves_a_loadable_merged_model(inputs, tmp_
 
     model_dir, corpus = inputs
     output = tmp_path / "run"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(ROOT / "accelerate_configs/cpu.yaml"), str(ROOT / "train.py"), "--config",
-               str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(model_dir), "--dataset_name",
-               str(corpus), "--output_dir", str(output), "--max_steps", "3", "--disable_tqdm", "true"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "accelerate_configs/cpu.yaml"),
+        str(ROOT / "train.py"),
+        "--config",
+        str(ROOT / "recipes/tiny_cpu.yaml"),
+        "--model_name_or_path",
+        str(model_dir),
+        "--dataset_name",
+        str(corpus),
+        "--output_dir",
+        str(output),
+        "--max_steps",
+        "3",
+        "--disable_tqdm",
+        "true",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-4000:]
-    summary = json.loads(done.stdout[done.stdout.rindex("{\n  \"saved\""):])
+    summary = json.loads(done.stdout[done.stdout.rindex('{\n  "saved"') :])
     assert summary["saved"] == str(output) and summary["train_loss"] > 0
     files = [path for path in output.rglob("*") if path.is_file()]
     assert not [path for path in files if path.suffix in PICKLE_SUFFIXES]  # safetensors and JSON only
@@ -78,8 +120,9 @@ def test_accelerate_launch_trains_and_saves_a_loadable_merged_model(inputs, tmp_
     assert merged.config.model_type == "xvlm2vec"
     from peft import PeftModel
 
-    adapted = PeftModel.from_pretrained(AutoModel.from_pretrained(str(model_dir), trust_remote_code=True),
-                                        str(output / "adapter")).get_base_model()
+    adapted = PeftModel.from_pretrained(
+        AutoModel.from_pretrained(str(model_dir), trust_remote_code=True), str(output / "adapter")
+    ).get_base_model()
     base = AutoModel.from_pretrained(str(model_dir), trust_remote_code=True)
     texts = ["red cat house", "gatto rosso casa"]
     with torch.no_grad():
@@ -93,8 +136,18 @@ def test_accelerate_launch_trains_and_saves_a_loadable_merged_model(inputs, tmp_
 
 def test_adapter_only_and_bad_task_type(inputs, tmp_path: Path) -> None:
     model_dir, corpus = inputs
-    common = ["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(model_dir),
-              "--dataset_name", str(corpus), "--max_steps", "1", "--disable_tqdm", "true"]
+    common = [
+        "--config",
+        str(ROOT / "recipes/tiny_cpu.yaml"),
+        "--model_name_or_path",
+        str(model_dir),
+        "--dataset_name",
+        str(corpus),
+        "--max_steps",
+        "1",
+        "--disable_tqdm",
+        "true",
+    ]
     assert run(common + ["--output_dir", str(tmp_path / "a"), "--save_adapter_only", "true"]) == 0
     assert (tmp_path / "a/adapter/adapter_model.safetensors").is_file()
     assert not (tmp_path / "a/model.safetensors").exists()
@@ -114,9 +167,25 @@ def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(inputs, tmp_path: 
     backbone = tmp_path / "backbone"
     Qwen2VLForConditionalGeneration(config).save_pretrained(str(backbone))
     processor.save_pretrained(str(backbone))
-    assert run(["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(backbone),
-                 "--dataset_name", str(corpus), "--max_steps", "1", "--disable_tqdm", "true",
-                 "--output_dir", str(tmp_path / "out")]) == 0
+    assert (
+        run(
+            [
+                "--config",
+                str(ROOT / "recipes/tiny_cpu.yaml"),
+                "--model_name_or_path",
+                str(backbone),
+                "--dataset_name",
+                str(corpus),
+                "--max_steps",
+                "1",
+                "--disable_tqdm",
+                "true",
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     model = AutoModel.from_pretrained(str(tmp_path / "out"), trust_remote_code=True)
     assert model.config.model_type == "xvlm2vec" and model.config.backbone_config.model_type == "qwen2_vl"
     assert model.encode(["gatto rosso"]).shape == (1, 64)

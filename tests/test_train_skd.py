@@ -9,8 +9,8 @@ from test_train_fixtures import corpus_splits, lora_student, skd_config, write_p
 
 from xvlm2vec.testing.tiny_models import build_tiny_model
 from xvlm2vec.training import ParallelCollator, SKDTrainer
-from xvlm2vec.training.teacher import Teacher, base_parameter_name
 from xvlm2vec.training.step import student_outputs
+from xvlm2vec.training.teacher import Teacher, base_parameter_name
 
 
 def _losses(trainer: SKDTrainer) -> list[float]:
@@ -19,8 +19,9 @@ def _losses(trainer: SKDTrainer) -> list[float]:
 
 def test_distillation_pulls_x_onto_teacher_english(tmp_path: Path) -> None:
     train, dev = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=32, dev=16))
-    trainer = SKDTrainer(model=lora_student(), args=skd_config(tmp_path / "out", max_steps=12), train_dataset=train,
-                         eval_dataset=dev)
+    trainer = SKDTrainer(
+        model=lora_student(), args=skd_config(tmp_path / "out", max_steps=12), train_dataset=train, eval_dataset=dev
+    )
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
@@ -57,19 +58,26 @@ def test_self_teacher_equals_frozen_copy_and_stays_fixed(tmp_path: Path) -> None
 
     own, other = teacher_points()
     assert (own - other).abs().max() <= 1e-6
-    base_before = {base_parameter_name(n): p.detach().clone() for n, p in student.named_parameters()
-                   if base_parameter_name(n) is not None}
+    base_before = {
+        base_parameter_name(n): p.detach().clone()
+        for n, p in student.named_parameters()
+        if base_parameter_name(n) is not None
+    }
     trainer = SKDTrainer(model=student, args=skd_config(tmp_path / "out", max_steps=4), train_dataset=train)
     trainer.train()
-    base_after = {base_parameter_name(n): p.detach() for n, p in student.named_parameters()
-                  if base_parameter_name(n) is not None}
+    base_after = {
+        base_parameter_name(n): p.detach() for n, p in student.named_parameters() if base_parameter_name(n) is not None
+    }
     assert base_after.keys() == base_before.keys() and len(base_after) > 0
     assert all(torch.equal(base_before[name], base_after[name]) for name in base_before)  # bit-identical
     own, other = teacher_points()
     assert (own - other).abs().max() <= 1e-6
     with torch.no_grad():
-        moved = student_outputs(student.eval(), {"student_en_inputs": batch["teacher_inputs"],
-                                                 "student_x_inputs": batch["teacher_inputs"]}, image_loss=False)
+        moved = student_outputs(
+            student.eval(),
+            {"student_en_inputs": batch["teacher_inputs"], "student_x_inputs": batch["teacher_inputs"]},
+            image_loss=False,
+        )
     assert (moved["student_en"] - own).abs().max() > 1e-4  # the student itself did change
 
 
@@ -78,8 +86,12 @@ def test_separate_teacher_full_finetuning_keeps_teacher_bit_identical(tmp_path: 
     student, _ = build_tiny_model("qwen2_vl", seed=0)
     teacher, _ = build_tiny_model("qwen2_vl", seed=0)
     snapshot = {name: tensor.clone() for name, tensor in teacher.state_dict().items()}
-    trainer = SKDTrainer(model=student, args=skd_config(tmp_path / "out", max_steps=3, learning_rate=1e-3),
-                         train_dataset=train, teacher_model=teacher)
+    trainer = SKDTrainer(
+        model=student,
+        args=skd_config(tmp_path / "out", max_steps=3, learning_rate=1e-3),
+        train_dataset=train,
+        teacher_model=teacher,
+    )
     trainer.train()
     assert all(torch.equal(snapshot[name], tensor) for name, tensor in teacher.state_dict().items())
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())

@@ -25,12 +25,18 @@ from xvlm2vec.progress import configure_progress
 PASSTHROUGH = {"train"}  # verbs whose module parses its own arguments: run(argv)
 
 VERBS: dict[str, tuple[str, str]] = {
-    "train": ("xvlm2vec.training.script", "distil a multilingual student from a recipe (= accelerate launch train.py)"),
+    "train": (
+        "xvlm2vec.training.script",
+        "distil a multilingual student from a recipe (= accelerate launch train.py)",
+    ),
     "tiny-model": ("xvlm2vec.testing.tiny_models", "build a tiny random model folder (tests, demo)"),
     "fixtures": ("xvlm2vec.testing.release", "write small data sets in the released formats"),
     "build": ("dataset_builders.build_cli", "build MMMEB or the parallel corpus as a Hub-layout dataset folder"),
     "translate": ("dataset_builders.translate", "translate MMEB-train rows with a seq2seq or chat model"),
-    "instructions": ("xvlm2vec.instructions_cli", "translate the instruction table into new languages; apply it to a model"),
+    "instructions": (
+        "xvlm2vec.instructions_cli",
+        "translate the instruction table into new languages; apply it to a model",
+    ),
     "eval": ("xvlm2vec.evaluation.cli", "evaluate embedding models on MMMEB"),
     "convert": ("xvlm2vec.convert_phi3v", "convert an original Phi-3.5-V / VLM2Vec checkpoint"),
     "export": ("xvlm2vec.export", "export a model folder for vLLM (native layout) or sentence-transformers"),
@@ -60,8 +66,11 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """Return the top-level parser; only ``verb``'s module is imported to fill its arguments."""
     parser = OneLineErrorParser(prog="xvlm2vec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--progress", action="store_true",
-                        help="show progress bars even when stderr is not a terminal (default: bars on a terminal only)")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress bars even when stderr is not a terminal (default: bars on a terminal only)",
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name, (module, help_text) in VERBS.items():
         verb_parser = sub.add_parser(name, help=help_text, description=help_text, add_help=name not in PASSTHROUGH)
@@ -77,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(verb if verb in VERBS else None)
     if verb in PASSTHROUGH:
         position = argv.index(verb)
-        args = parser.parse_args(argv[:position + 1])  # the global options (--version, --progress) only
+        args = parser.parse_args(argv[: position + 1])  # the global options (--version, --progress) only
         configure_progress(args.progress)
-        return report_usage_errors(importlib.import_module(VERBS[verb][0]).run, argv[position + 1:])
+        return report_usage_errors(importlib.import_module(VERBS[verb][0]).run, argv[position + 1 :])
     args = parser.parse_args(argv)  # --help and parse errors exit here (status 0 / 2)
     configure_progress(args.progress)
     module = importlib.import_module(VERBS[args.verb][0])

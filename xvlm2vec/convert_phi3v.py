@@ -37,16 +37,41 @@ from xvlm2vec.progress import bar_disabled
 
 #: Decoder fields of the original flat config that go to ``text_config``.
 TEXT_CONFIG_KEYS = (
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "resid_pdrop", "embd_pdrop", "attention_dropout", "hidden_act",
-    "max_position_embeddings", "original_max_position_embeddings", "initializer_range", "rms_norm_eps",
-    "sliding_window", "bos_token_id", "eos_token_id", "pad_token_id",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attention_dropout",
+    "hidden_act",
+    "max_position_embeddings",
+    "original_max_position_embeddings",
+    "initializer_range",
+    "rms_norm_eps",
+    "sliding_window",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
 )
 #: Keys of the original config that carry nothing for the embedding model (loading and generation settings).
-IGNORED_CONFIG_KEYS = frozenset({
-    "_name_or_path", "architectures", "auto_map", "model_type", "torch_dtype", "dtype", "transformers_version",
-    "use_cache", "_attn_implementation", "tie_word_embeddings", "quantization_config",
-})
+IGNORED_CONFIG_KEYS = frozenset(
+    {
+        "_name_or_path",
+        "architectures",
+        "auto_map",
+        "model_type",
+        "torch_dtype",
+        "dtype",
+        "transformers_version",
+        "use_cache",
+        "_attn_implementation",
+        "tie_word_embeddings",
+        "quantization_config",
+    }
+)
 #: Dropped parameters: the LM head and the vision embedding's alias of the token table.
 LM_HEAD_PREFIX = "lm_head."
 WTE_ALIAS = "model.vision_embed_tokens.wte.weight"
@@ -114,7 +139,11 @@ def clip_config_from_weights(state: dict[str, torch.Tensor]) -> dict:
         fc1 = state[prefix + "encoder.layers.0.mlp.fc1.weight"]
     except KeyError as error:
         raise ValueError(f"the checkpoint has no CLIP vision tower weight {error.args[0]!r}") from error
-    layers = {key[len(prefix + "encoder.layers."):].split(".")[0] for key in state if key.startswith(prefix + "encoder.layers.")}
+    layers = {
+        key[len(prefix + "encoder.layers.") :].split(".")[0]
+        for key in state
+        if key.startswith(prefix + "encoder.layers.")
+    }
     grid = round((positions - 1) ** 0.5)
     width = patch.shape[0]
     return {
@@ -144,8 +173,13 @@ def rope_parameters_from_original(original: dict) -> dict:
         raise ValueError(f"config.json: rope_scaling type {kind!r} is not supported (Phi-3.5-V uses 'su')")
     # the scaling factor the original derives from the two lengths, stated explicitly as transformers asks
     factor = original["max_position_embeddings"] / original["original_max_position_embeddings"]
-    return {"rope_type": "longrope", "rope_theta": theta, "short_factor": list(scaling["short_factor"]),
-            "long_factor": list(scaling["long_factor"]), "factor": factor}
+    return {
+        "rope_type": "longrope",
+        "rope_theta": theta,
+        "short_factor": list(scaling["short_factor"]),
+        "long_factor": list(scaling["long_factor"]),
+        "factor": factor,
+    }
 
 
 def phi3v_config_from_original(
@@ -162,7 +196,9 @@ def phi3v_config_from_original(
         raise ValueError(f"config.json: model_type is {original.get('model_type')!r}, expected 'phi3_v'")
     img_processor = dict(original.get("img_processor") or {})
     if img_processor.get("model_name", "openai/clip-vit-large-patch14-336") != "openai/clip-vit-large-patch14-336":
-        raise ValueError(f"config.json: img_processor.model_name {img_processor['model_name']!r} is not CLIP ViT-L/14-336")
+        raise ValueError(
+            f"config.json: img_processor.model_name {img_processor['model_name']!r} is not CLIP ViT-L/14-336"
+        )
     embd_layer = dict(original.get("embd_layer") or {})
     known = set(TEXT_CONFIG_KEYS) | {"img_processor", "embd_layer", "rope_theta", "rope_scaling"}
     unknown = sorted(set(original) - known - IGNORED_CONFIG_KEYS)
@@ -195,8 +231,11 @@ def original_config_from_phi3v(config: Phi3VConfig) -> dict:
     original.update({key: getattr(text, key) for key in TEXT_CONFIG_KEYS if getattr(text, key, None) is not None})
     original["rope_theta"] = rope.get("rope_theta", 10000.0)
     if rope.get("rope_type") == "longrope":
-        original["rope_scaling"] = {"type": "su", "short_factor": list(rope["short_factor"]),
-                                    "long_factor": list(rope["long_factor"])}
+        original["rope_scaling"] = {
+            "type": "su",
+            "short_factor": list(rope["short_factor"]),
+            "long_factor": list(rope["long_factor"]),
+        }
     original["embd_layer"] = dict(config.embd_layer)
     original["img_processor"] = dict(config.img_processor)
     return original
@@ -308,7 +347,9 @@ def convert(config: ConvertConfig) -> ConversionReport:
     state = read_state_dict(folder)
     tensors_read = len(state)
     state, dropped = to_xvlm2vec_state_dict(state)
-    backbone_config, ignored = phi3v_config_from_original(original, clip_config_from_weights(state), processor.image_token_id)
+    backbone_config, ignored = phi3v_config_from_original(
+        original, clip_config_from_weights(state), processor.image_token_id
+    )
     if config.dtype == "auto":
         dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
     elif config.dtype in DTYPES:
@@ -320,9 +361,14 @@ def convert(config: ConvertConfig) -> ConversionReport:
         None, config=xconfig, state_dict=state, dtype=dtype, output_loading_info=True
     )
     report = ConversionReport(
-        input=str(folder), output_dir=str(config.output_dir), tensors_read=tensors_read, dropped=dropped,
-        ignored_config_keys=ignored, missing_keys=sorted(info["missing_keys"]),
-        unexpected_keys=sorted(info["unexpected_keys"]), dtype=str(dtype).removeprefix("torch."),
+        input=str(folder),
+        output_dir=str(config.output_dir),
+        tensors_read=tensors_read,
+        dropped=dropped,
+        ignored_config_keys=ignored,
+        missing_keys=sorted(info["missing_keys"]),
+        unexpected_keys=sorted(info["unexpected_keys"]),
+        dtype=str(dtype).removeprefix("torch."),
         num_crops=processor.image_processor.num_crops,
     )
     if report.missing_keys or report.unexpected_keys or info.get("mismatched_keys"):
@@ -344,11 +390,16 @@ def convert(config: ConvertConfig) -> ConversionReport:
 def format_report(report: ConversionReport) -> str:
     """A readable two-column table of the report."""
     rows: list[tuple[str, Any]] = [
-        ("input", report.input), ("output", report.output_dir), ("tensors read", report.tensors_read),
-        ("dropped", ", ".join(report.dropped) or "-"), ("ignored config keys", ", ".join(report.ignored_config_keys) or "-"),
-        ("missing keys", len(report.missing_keys)), ("unexpected keys", len(report.unexpected_keys)),
+        ("input", report.input),
+        ("output", report.output_dir),
+        ("tensors read", report.tensors_read),
+        ("dropped", ", ".join(report.dropped) or "-"),
+        ("ignored config keys", ", ".join(report.ignored_config_keys) or "-"),
+        ("missing keys", len(report.missing_keys)),
+        ("unexpected keys", len(report.unexpected_keys)),
         ("LoRA merged", f"{report.lora_merged} ({report.lora_modules} modules)" if report.lora_merged else "-"),
-        ("dtype", report.dtype), ("num_crops", report.num_crops),
+        ("dtype", report.dtype),
+        ("num_crops", report.num_crops),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
@@ -358,16 +409,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec convert``."""
     parser.add_argument("source", choices=["phi3v"], help="checkpoint family to convert (Phi-3.5-V / VLM2Vec)")
     parser.add_argument("--input", required=True, type=Path, help="original checkpoint folder")
-    parser.add_argument("--lora", type=Path, default=None, help="peft LoRA adapter folder to merge (VLM2Vec's LoRA release)")
+    parser.add_argument(
+        "--lora", type=Path, default=None, help="peft LoRA adapter folder to merge (VLM2Vec's LoRA release)"
+    )
     parser.add_argument("--output-dir", required=True, type=Path, help="folder to write the XVLM2Vec model to")
-    parser.add_argument("--num-crops", type=positive_int, default=None, help="HD crops of the processor (default: the input's, else 4)")
+    parser.add_argument(
+        "--num-crops", type=positive_int, default=None, help="HD crops of the processor (default: the input's, else 4)"
+    )
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES], help="dtype of the saved weights")
 
 
 def run(args: argparse.Namespace) -> int:
     """Convert and print the report as a table and as JSON."""
-    report = convert(ConvertConfig(input=args.input, output_dir=args.output_dir, lora=args.lora,
-                                   num_crops=args.num_crops, dtype=args.dtype))
+    report = convert(
+        ConvertConfig(
+            input=args.input, output_dir=args.output_dir, lora=args.lora, num_crops=args.num_crops, dtype=args.dtype
+        )
+    )
     print(format_report(report))
     print(json.dumps(asdict(report)))
     return 0

@@ -34,8 +34,11 @@ def export_sentence_transformers(folder: str | Path, output_dir: str | Path) -> 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec export``."""
-    parser.add_argument("target", choices=TARGETS,
-                        help="vllm: the backbone's native layout; sentence-transformers: re-save with its files")
+    parser.add_argument(
+        "target",
+        choices=TARGETS,
+        help="vllm: the backbone's native layout; sentence-transformers: re-save with its files",
+    )
     parser.add_argument("folder", type=Path, help="saved xVLM2Vec model folder")
     parser.add_argument("--output-dir", required=True, type=Path, help="folder to write the export to")
 
@@ -46,7 +49,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(export_vllm(args.folder, args.output_dir)), indent=2))
     else:
         output = export_sentence_transformers(args.folder, args.output_dir)
-        print(json.dumps({"output_dir": str(output), "load_with": f"SentenceTransformer({str(output)!r}, trust_remote_code=True)"}))
+        print(
+            json.dumps(
+                {
+                    "output_dir": str(output),
+                    "load_with": f"SentenceTransformer({str(output)!r}, trust_remote_code=True)",
+                }
+            )
+        )
     return 0
 
 

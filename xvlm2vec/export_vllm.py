@@ -1,4 +1,5 @@
-"""``xvlm2vec export vllm`` (see :mod:`xvlm2vec.export`): an xVLM2Vec folder -> the backbone's native layout, which vLLM serves as a pooling model.
+"""``xvlm2vec export vllm`` (see :mod:`xvlm2vec.export`): an xVLM2Vec folder -> the backbone's native layout, which
+vLLM serves as a pooling model.
 
 - Qwen2-VL, Qwen2.5-VL, LLaVA-Next: transformers' own ``*ForConditionalGeneration`` layout (its
   ``config.json`` with ``architectures``, weights under the same ``model.*`` names, the processor),
@@ -41,9 +42,13 @@ VLLM_ARCHITECTURES = {
 }
 #: Those vLLM lists among its embedding (pooling) models; the others are generative there and are
 #: served as pooling models with ``--convert embed``.
-VLLM_POOLING_ARCHITECTURES = frozenset({
-    "Qwen2VLForConditionalGeneration", "LlavaNextForConditionalGeneration", "Phi3VForCausalLM",
-})
+VLLM_POOLING_ARCHITECTURES = frozenset(
+    {
+        "Qwen2VLForConditionalGeneration",
+        "LlavaNextForConditionalGeneration",
+        "Phi3VForCausalLM",
+    }
+)
 #: sentence-transformers pooling flags vLLM maps to its pooling types (``LAST``, ``MEAN``).
 POOLING_FLAGS = {"last": "pooling_mode_lasttoken", "mean": "pooling_mode_mean_tokens"}
 REPORT_NAME = "vllm_export.json"
@@ -87,7 +92,9 @@ def write_pooling_files(folder: Path, hidden_size: int, pooling: str, normalize:
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
     if normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        modules.append(
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        )
         (folder / "2_Normalize").mkdir()
     (folder / "1_Pooling").mkdir()
     flags = {flag: name == pooling for name, flag in POOLING_FLAGS.items()}
@@ -129,9 +136,12 @@ def save_phi3v_layout(model: XVLM2VecModel, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     image_processor = model.processor.image_processor
     preprocessor = {
-        "image_processor_type": "Phi3VImageProcessor", "processor_class": "Phi3VProcessor",
-        "num_crops": image_processor.num_crops, "num_img_tokens": config["img_processor"]["num_img_tokens"],
-        "image_mean": image_processor.image_mean, "image_std": image_processor.image_std,
+        "image_processor_type": "Phi3VImageProcessor",
+        "processor_class": "Phi3VProcessor",
+        "num_crops": image_processor.num_crops,
+        "num_img_tokens": config["img_processor"]["num_img_tokens"],
+        "image_mean": image_processor.image_mean,
+        "image_std": image_processor.image_std,
     }
     (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n", encoding="utf-8")
 
@@ -146,7 +156,9 @@ def load_model(folder: Path) -> XVLM2VecModel:
     model = XVLM2VecModel.from_pretrained(folder)
     if model.config.backbone_config.model_type == "phi3_v":
         image_processor = Phi3VImageProcessor.from_pretrained(folder)
-        model.set_processor(Phi3VProcessor(image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(folder)))
+        model.set_processor(
+            Phi3VProcessor(image_processor=image_processor, tokenizer=AutoTokenizer.from_pretrained(folder))
+        )
     else:
         model.set_processor(AutoProcessor.from_pretrained(folder))
     return model
@@ -159,8 +171,13 @@ def export_vllm(folder: str | Path, output_dir: str | Path) -> VLLMExport:
     backbone = model.config.backbone_config.model_type
     architecture = VLLM_ARCHITECTURES[backbone]
     report = VLLMExport(
-        input=str(folder), output_dir=str(output_dir), backbone=backbone, architecture=architecture,
-        pooling=model.config.pooling, normalize=bool(model.config.normalize), image_tag=model.config.image_tag,
+        input=str(folder),
+        output_dir=str(output_dir),
+        backbone=backbone,
+        architecture=architecture,
+        pooling=model.config.pooling,
+        normalize=bool(model.config.normalize),
+        image_tag=model.config.image_tag,
         serve_command=serve_command(output_dir, architecture),
     )
     with atomic_output_dir(output_dir, REPORT_NAME, inputs=(folder,)) as staging:
@@ -169,10 +186,19 @@ def export_vllm(folder: str | Path, output_dir: str | Path) -> VLLMExport:
             save_phi3v_layout(model, staging)
         else:
             save_transformers_layout(model, staging)
-        (staging / "chat_template.jinja").write_text(CHAT_TEMPLATE.replace("IMAGE_TAG", model.config.image_tag), encoding="utf-8")
+        (staging / "chat_template.jinja").write_text(
+            CHAT_TEMPLATE.replace("IMAGE_TAG", model.config.image_tag), encoding="utf-8"
+        )
         write_pooling_files(staging, model.config.hidden_size, model.config.pooling, model.config.normalize)
         (staging / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
     return report
 
 
-__all__ = ["VLLM_ARCHITECTURES", "VLLM_POOLING_ARCHITECTURES", "VLLMExport", "export_vllm", "load_model", "serve_command"]
+__all__ = [
+    "VLLM_ARCHITECTURES",
+    "VLLM_POOLING_ARCHITECTURES",
+    "VLLMExport",
+    "export_vllm",
+    "load_model",
+    "serve_command",
+]

@@ -20,9 +20,18 @@ from pathlib import Path
 from dataset_builders.atomic import write_text_atomic
 from dataset_builders.cli_args import UsageError, language_file, language_file_or_new
 from dataset_builders.translate import add_trust_argument, load_translator, output_text, translator_source
-from modeling_xvlm2vec.languages import (IMAGE_TAG, Language, LanguageRegistry, check_code, load_languages, merge_entries,
-                                         placeholder_problems, read_language_file, table_with_entries,
-                                         write_language_file)
+from modeling_xvlm2vec.languages import (
+    IMAGE_TAG,
+    Language,
+    LanguageRegistry,
+    check_code,
+    load_languages,
+    merge_entries,
+    placeholder_problems,
+    read_language_file,
+    table_with_entries,
+    write_language_file,
+)
 
 TAG_LINE = IMAGE_TAG + "\n"
 
@@ -41,10 +50,12 @@ class Refusal:
         return f"{self.lang} {self.task}/{self.side}: {'; '.join(self.problems)} in {self.output!r}"
 
 
-def translate_instructions(translator, english: Language, lang: str) -> tuple[dict[str, dict[str, str]], list[Refusal]]:
+def translate_instructions(
+    translator, english: Language, lang: str
+) -> tuple[dict[str, dict[str, str]], list[Refusal]]:
     """Translate every instruction of ``english`` into ``lang``; return the accepted table and the refusals."""
     slots = [(task, side, text) for task, sides in english.instructions.items() for side, text in sides.items()]
-    requests = [text[len(TAG_LINE):] if text.startswith(TAG_LINE) else text for _, _, text in slots]
+    requests = [text[len(TAG_LINE) :] if text.startswith(TAG_LINE) else text for _, _, text in slots]
     outputs = [output_text(output) for output in translator.translate(requests, lang)]
     if len(outputs) != len(slots):
         raise RuntimeError(f"translator returned {len(outputs)} outputs for {len(slots)} instructions")
@@ -81,8 +92,9 @@ def run_translate(args: argparse.Namespace) -> int:
         raise UsageError("--languages: give target language codes other than en")
     model, trust = translator_source(args.model, args.trust_remote_code)
     registry = load_languages(args.languages_file)
-    translator = load_translator(model, device=args.device, max_new_tokens=args.max_new_tokens, registry=registry,
-                                 trust_remote_code=trust)
+    translator = load_translator(
+        model, device=args.device, max_new_tokens=args.max_new_tokens, registry=registry, trust_remote_code=trust
+    )
     entries = read_language_file(args.output) if args.output.is_file() else {}
     refusals: list[Refusal] = []
     for lang in languages:
@@ -93,10 +105,14 @@ def run_translate(args: argparse.Namespace) -> int:
     for refusal in refusals:
         print(f"refused: {refusal}")
     if refusals and not args.partial:
-        raise UsageError(f"{len(refusals)} translated instruction(s) refused (lost a placeholder or image tag, empty, or "
-                         f"cut by the token limit); nothing written to {args.output} (use --partial to write the others and add these by hand)")
-    write_language_file(args.output, entries.values(),
-                        about=f"Instructions translated by {args.model}; review before use.")
+        raise UsageError(
+            f"{len(refusals)} translated instruction(s) refused (lost a placeholder or image tag, empty, or "
+            f"cut by the token limit); nothing written to {args.output} "
+            "(use --partial to write the others and add these by hand)"
+        )
+    write_language_file(
+        args.output, entries.values(), about=f"Instructions translated by {args.model}; review before use."
+    )
     print(f"wrote {args.output}: {', '.join(languages)} ({len(refusals)} refused)")
     return 0
 
@@ -137,23 +153,39 @@ def run_apply(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec instructions {translate,apply}``."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    translate = sub.add_parser("translate", help="translate the English instructions into a reviewable language file",
-                               description="translate the English instructions into a reviewable language file")
-    translate.add_argument("--model", required=True, help="MT model (Hub id or folder), the one that translates the corpus")
+    translate = sub.add_parser(
+        "translate",
+        help="translate the English instructions into a reviewable language file",
+        description="translate the English instructions into a reviewable language file",
+    )
+    translate.add_argument(
+        "--model", required=True, help="MT model (Hub id or folder), the one that translates the corpus"
+    )
     translate.add_argument("--languages", required=True, help="comma-separated target language codes, e.g. pt,ja")
-    translate.add_argument("--output", required=True, type=language_file_or_new,
-                           help="language file to write (merged when it exists)")
-    translate.add_argument("--languages-file", type=language_file, default=None,
-                           help="extra languages (names, an English override)")
-    translate.add_argument("--partial", action="store_true", help="write the accepted instructions even when some are refused")
+    translate.add_argument(
+        "--output", required=True, type=language_file_or_new, help="language file to write (merged when it exists)"
+    )
+    translate.add_argument(
+        "--languages-file", type=language_file, default=None, help="extra languages (names, an English override)"
+    )
+    translate.add_argument(
+        "--partial", action="store_true", help="write the accepted instructions even when some are refused"
+    )
     translate.add_argument("--max-new-tokens", type=int, default=128, help="generation length limit")
     translate.add_argument("--device", default=None, help="torch device (default cpu)")
     add_trust_argument(translate)
-    apply = sub.add_parser("apply", help="write a language file's instructions into a saved model's config.json",
-                           description="write a language file's instructions into a saved model's config.json")
+    apply = sub.add_parser(
+        "apply",
+        help="write a language file's instructions into a saved model's config.json",
+        description="write a language file's instructions into a saved model's config.json",
+    )
     apply.add_argument("--model", required=True, type=Path, help="saved xVLM2Vec model folder")
-    apply.add_argument("--languages-file", required=True, type=language_file, help="language file with the instructions")
-    apply.add_argument("--languages", default=None, help="only these codes of the file (default: all with instructions)")
+    apply.add_argument(
+        "--languages-file", required=True, type=language_file, help="language file with the instructions"
+    )
+    apply.add_argument(
+        "--languages", default=None, help="only these codes of the file (default: all with instructions)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,8 +30,9 @@ def trust_for(value: str, config: dict[str, Any], argument: str, trust_remote_co
     return check_remote_code(value, config, argument, trust_remote_code)
 
 
-def check_xvlm2vec_source(value: str, argument: str, trust_remote_code: bool = False,
-                          revision: str | None = None) -> tuple[str, str, bool]:
+def check_xvlm2vec_source(
+    value: str, argument: str, trust_remote_code: bool = False, revision: str | None = None
+) -> tuple[str, str, bool]:
     """(source, model type, trust_remote_code) of an xVLM2Vec folder/repo or supported backbone checkpoint.
 
     Reads ``config.json`` only: nothing is imported from the folder. A missing path, another model

@@ -26,7 +26,9 @@ def _named(kind: str, name_or_path: str | Path) -> Path:
     shipped = SHIPPED / kind / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
     if path.parent == Path(".") and shipped.is_file():
         return shipped
-    raise ValueError(f"{name_or_path} is neither a file nor a shipped {kind[:-1]} name; shipped: {', '.join(shipped_names(kind))}")
+    raise ValueError(
+        f"{name_or_path} is neither a file nor a shipped {kind[:-1]} name; shipped: {', '.join(shipped_names(kind))}"
+    )
 
 
 def shipped_names(kind: str) -> list[str]:

@@ -68,7 +68,8 @@ NDCG_CUTOFF = 10
 
 
 def positive_rank(scores: np.ndarray, positive_index: int, query_position: int = 0, ties: str = "pessimistic") -> int:
-    """Return the 1-based rank of the positive; ``ties`` says whether tied candidates rank above it (pessimistic) or below.
+    """Return the 1-based rank of the positive; ``ties`` says whether tied candidates rank above it (pessimistic) or
+    below.
 
     ``query_position`` only names the query in error messages.
     """

@@ -20,11 +20,19 @@ from dataset_builders.cli_args import positive_int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec demo``."""
-    parser.add_argument("--output-dir", type=Path, default=Path("demo_output"), help="where everything goes (default demo_output)")
+    parser.add_argument(
+        "--output-dir", type=Path, default=Path("demo_output"), help="where everything goes (default demo_output)"
+    )
     parser.add_argument("--quick", action="store_true", help="reduced run (smaller world, fewer steps, one style)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the world, the weights and the training (default 0)")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="torch threads (default 2, 1 with --quick); use 1 on a CPU other jobs share (docs/demo.md)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the world, the weights and the training (default 0)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch threads (default 2, 1 with --quick); use 1 on a CPU other jobs share (docs/demo.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

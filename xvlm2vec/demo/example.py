@@ -15,7 +15,6 @@ import sys
 import datasets
 
 from dataset_builders.hub_layout import load_split
-
 from modeling_xvlm2vec.instructions import compose_prompt, get_instruction
 from xvlm2vec.model_source import load_xvlm2vec_model
 
@@ -48,17 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model folder or Hub repo")
     parser.add_argument("--data", required=True, help="built MMMEB folder (needs the xtd_t2i config)")
-    parser.add_argument("--languages", nargs="+", default=None, help="query languages (default: every split of xtd_t2i)")
+    parser.add_argument(
+        "--languages", nargs="+", default=None, help="query languages (default: every split of xtd_t2i)"
+    )
     parser.add_argument("--images", type=int, default=6, help="gallery size (first rows of xtd_t2i)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow a backbone checkpoint that maps to its own code (auto_map) to run it; "
-                        "xVLM2Vec folders never need it")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a backbone checkpoint that maps to its own code (auto_map) to run it; "
+        "xVLM2Vec folders never need it",
+    )
     args = parser.parse_args(argv)
     if args.images < 2:
         parser.error(f"--images must be >= 2, got {args.images}")
     model = load_xvlm2vec_model(args.model, "--model", args.trust_remote_code).eval()
     print(f"loaded {type(model).__name__} from {args.model} with AutoModel")
-    languages = args.languages or sorted(datasets.get_dataset_split_names(args.data, CONFIG), key=lambda l: (l != "en", l))
+    languages = args.languages or sorted(
+        datasets.get_dataset_split_names(args.data, CONFIG), key=lambda lang: (lang != "en", lang)
+    )
     print("\n".join(retrieve(model, args.data, languages, args.images)))
     return 0
 

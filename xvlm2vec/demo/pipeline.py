@@ -60,7 +60,8 @@ class DemoConfig:
     skd_modules_to_save: tuple[str, ...] = ("embed_tokens",)
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
-    # the two cores of the machine the demo is sized for (1.45x faster per teacher step than one, measured); on a CPU other jobs
+    # the two cores of the machine the demo is sized for (1.45x faster per teacher step than one, measured); on a
+    # CPU other jobs
     # share, one thread avoids OpenMP oversubscription (docs/demo.md, benchmarks/bench_demo_threads.py)
     threads: int = 2
 
@@ -72,9 +73,17 @@ class DemoConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
         """A reduced demo for the test suite: a smaller world, fewer steps, one formatting style."""
-        return cls(seed=seed, world=WorldConfig(seed=seed, image_size=56, train_renders=1, vg_train_images=80, vg_test_images=24),
-                   teacher_epochs=10.0, teacher_learning_rate=3e-4, teacher_batch_size=32, skd_epochs=1.0, skd_rows=4000, eval_styles=("plain",),
-                   threads=1)  # the test suite runs two workers on two cores
+        return cls(
+            seed=seed,
+            world=WorldConfig(seed=seed, image_size=56, train_renders=1, vg_train_images=80, vg_test_images=24),
+            teacher_epochs=10.0,
+            teacher_learning_rate=3e-4,
+            teacher_batch_size=32,
+            skd_epochs=1.0,
+            skd_rows=4000,
+            eval_styles=("plain",),
+            threads=1,
+        )  # the test suite runs two workers on two cores
 
 
 @contextmanager
@@ -89,7 +98,9 @@ def step(name: str, timings: dict[str, float]) -> Iterator[None]:
 
 @contextmanager
 def seeded(seed: int, threads: int) -> Iterator[None]:
-    """Seed Python, NumPy and torch, fix the thread count and use deterministic kernels; restore torch's settings after."""
+    """Seed Python, NumPy and torch, fix the thread count and use deterministic kernels; restore torch's settings
+    after.
+    """
     previous = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     random.seed(seed)
     np.random.seed(seed)
@@ -107,7 +118,6 @@ def build_data(config: DemoConfig, output_dir: Path):
     """Render the world, write it in the released formats, and build both Hub-layout dataset folders."""
     from dataset_builders.mmmeb import build_mmmeb
     from dataset_builders.parallel import build_parallel
-
     from xvlm2vec.testing.release import write_mmmeb_release, write_parallel_release
     from xvlm2vec.testing.world import build_world
 
@@ -133,11 +143,22 @@ def train_english_teacher(config: DemoConfig, world, output_dir: Path) -> Path:
     pairs = teacher_pairs(world, config.seed, lang="en")
     logger.info("   %d English training pairs", len(pairs))
     args = ContrastiveConfig(
-        output_dir=str(output_dir / TEACHER_NAME), num_train_epochs=config.teacher_epochs,
-        learning_rate=config.teacher_learning_rate, per_device_train_batch_size=config.teacher_batch_size,
-        lr_scheduler_type="cosine", warmup_steps=10, weight_decay=0.0, temperature=config.temperature,
-        seed=config.seed, data_seed=config.seed, use_cpu=True, dataloader_num_workers=0, save_strategy="no",
-        report_to="none", logging_steps=20, disable_tqdm=not progress_enabled(),
+        output_dir=str(output_dir / TEACHER_NAME),
+        num_train_epochs=config.teacher_epochs,
+        learning_rate=config.teacher_learning_rate,
+        per_device_train_batch_size=config.teacher_batch_size,
+        lr_scheduler_type="cosine",
+        warmup_steps=10,
+        weight_decay=0.0,
+        temperature=config.temperature,
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=20,
+        disable_tqdm=not progress_enabled(),
     )
     return train_teacher(model, pairs, args)
 
@@ -149,9 +170,16 @@ def distil_student(config: DemoConfig, teacher: Path, parallel: Path, output_dir
 
     student = output_dir / STUDENT_NAME
     overrides: dict[str, Any] = dict(
-        model_name_or_path=str(teacher), dataset_name=str(parallel), dataset_config="all", output_dir=str(student),
-        seed=config.seed, num_train_epochs=config.skd_epochs, learning_rate=config.skd_learning_rate,
-        per_device_train_batch_size=config.skd_batch_size, logging_steps=20, disable_tqdm=not progress_enabled(),
+        model_name_or_path=str(teacher),
+        dataset_name=str(parallel),
+        dataset_config="all",
+        output_dir=str(student),
+        seed=config.seed,
+        num_train_epochs=config.skd_epochs,
+        learning_rate=config.skd_learning_rate,
+        per_device_train_batch_size=config.skd_batch_size,
+        logging_steps=20,
+        disable_tqdm=not progress_enabled(),
     )
     if config.skd_modules_to_save:
         overrides["lora_modules_to_save"] = list(config.skd_modules_to_save)
@@ -178,8 +206,13 @@ def write_card(student: Path, output_dir: Path) -> Path:
     """Render the student's model card with its MMMEB numbers into the student folder."""
     from hub_cards.model_card import render_model_card
 
-    card = render_model_card(student, output_dir / "results.json", recipe_path(RECIPE), results_model=STUDENT_NAME,
-                             mmmeb_dataset_id="xvlm2vec-demo/synthetic-mmmeb")
+    card = render_model_card(
+        student,
+        output_dir / "results.json",
+        recipe_path(RECIPE),
+        results_model=STUDENT_NAME,
+        mmmeb_dataset_id="xvlm2vec-demo/synthetic-mmmeb",
+    )
     path = student / "README.md"
     card.save(path)
     return path
@@ -205,11 +238,18 @@ def check_targets(document: dict[str, Any]) -> dict[str, Any]:
     teacher, student = averages[TEACHER_NAME], averages[STUDENT_NAME]
     checks = {
         "teacher_en >= 0.8": (teacher["english"], teacher["english"] >= 0.8),
-        "student_non_en >= 0.8 * teacher_en": (student["non_english"], student["non_english"] >= 0.8 * teacher["english"]),
-        "student_non_en >= teacher_non_en + 0.3": (student["non_english"] - teacher["non_english"],
-                                                   student["non_english"] >= teacher["non_english"] + 0.3),
-        "student_en >= teacher_en - 0.02": (student["english"] - teacher["english"],
-                                            student["english"] >= teacher["english"] - 0.02),
+        "student_non_en >= 0.8 * teacher_en": (
+            student["non_english"],
+            student["non_english"] >= 0.8 * teacher["english"],
+        ),
+        "student_non_en >= teacher_non_en + 0.3": (
+            student["non_english"] - teacher["non_english"],
+            student["non_english"] >= teacher["non_english"] + 0.3,
+        ),
+        "student_en >= teacher_en - 0.02": (
+            student["english"] - teacher["english"],
+            student["english"] >= teacher["english"] - 0.02,
+        ),
     }
     for lang in NEW_LANGUAGES:
         mine, before = student["per_language"].get(lang), teacher["per_language"].get(lang)
@@ -242,12 +282,19 @@ def run_demo(config: DemoConfig, output_dir: str | Path) -> dict[str, Any]:
     timings["total"] = round(time.perf_counter() - start, 2)
     summary = {
         "config": asdict(config),
-        "p@1": {m["name"]: {k: m["averages"][k] for k in ("english", "non_english", "per_task", "per_language")}
-                for m in document["models"]},
+        "p@1": {
+            m["name"]: {k: m["averages"][k] for k in ("english", "non_english", "per_task", "per_language")}
+            for m in document["models"]
+        },
         "targets": check_targets(document),
         "timings_s": timings,
-        "outputs": {"results": str(output_dir / "results.json"), "table": str(output_dir / "results.md"),
-                    "plot": str(output_dir / "results.png"), "student": str(student), "card": str(card)},
+        "outputs": {
+            "results": str(output_dir / "results.json"),
+            "table": str(output_dir / "results.md"),
+            "plot": str(output_dir / "results.png"),
+            "student": str(student),
+            "card": str(card),
+        },
         "example": example,
     }
     (output_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -6,9 +6,8 @@ import random
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES
-from xvlm2vec.training.contrastive import ContrastiveCollator, ContrastiveConfig, ContrastivePair, ContrastiveTrainer
-
 from xvlm2vec.testing.world import RELEASE_TASKS, World, candidate_prompt, query_prompt, task_examples
+from xvlm2vec.training.contrastive import ContrastiveCollator, ContrastiveConfig, ContrastivePair, ContrastiveTrainer
 
 
 def teacher_pairs(world: World, seed: int, lang: str = "en") -> list[ContrastivePair]:
@@ -25,19 +24,37 @@ def teacher_pairs(world: World, seed: int, lang: str = "en") -> list[Contrastive
             query_image = None if example.query_image is None else example.query_image.image
             if example.candidate_texts:
                 positive = example.candidate_texts[0]
-                pairs.append(ContrastivePair(query_prompt(example, style=style), query_image,
-                                             candidate_prompt(task, lang, positive, style), None, f"text:{positive}"))
+                pairs.append(
+                    ContrastivePair(
+                        query_prompt(example, style=style),
+                        query_image,
+                        candidate_prompt(task, lang, positive, style),
+                        None,
+                        f"text:{positive}",
+                    )
+                )
             else:
                 picture = example.candidate_images[0]
-                pairs.append(ContrastivePair(query_prompt(example, style=style), query_image,
-                                             candidate_prompt(task, lang, None, style), picture.image, f"image:{picture.name}"))
+                pairs.append(
+                    ContrastivePair(
+                        query_prompt(example, style=style),
+                        query_image,
+                        candidate_prompt(task, lang, None, style),
+                        picture.image,
+                        f"image:{picture.name}",
+                    )
+                )
     return pairs
 
 
 def train_teacher(model, pairs: list[ContrastivePair], args: ContrastiveConfig) -> Path:
-    """Train ``model`` contrastively on ``pairs`` with the Trainer; save it (weights + processor) to ``args.output_dir``."""
+    """Train ``model`` contrastively on ``pairs`` with the Trainer; save it (weights + processor) to
+    ``args.output_dir``.
+    """
     trainer = ContrastiveTrainer(
-        model=model, args=args, train_dataset=pairs,
+        model=model,
+        args=args,
+        train_dataset=pairs,
         data_collator=ContrastiveCollator(model.prepare_inputs, max_length=args.max_length),
     )
     trainer.train()

@@ -68,7 +68,9 @@ class TransformersDualEncoder(DualEncoderEmbedder):
     def __init__(self, model: Any, processor: Any, name: str) -> None:
         model_type = model.config.model_type
         if model_type not in DUAL_ENCODER_MODEL_TYPES:
-            raise ValueError(f"{name}: model type {model_type!r} is not a supported dual encoder {DUAL_ENCODER_MODEL_TYPES}")
+            raise ValueError(
+                f"{name}: model type {model_type!r} is not a supported dual encoder {DUAL_ENCODER_MODEL_TYPES}"
+            )
         self.model = model.eval()
         self.processor = processor
         self.name = name
@@ -85,14 +87,19 @@ class TransformersDualEncoder(DualEncoderEmbedder):
         model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         if device is not None:
             model = model.to(device)
-        return cls(model, AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code), name_or_path)
+        return cls(
+            model, AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code), name_or_path
+        )
 
     @property
     def fingerprint(self) -> str:
         """Digest of the weights, configuration, processor and library code (computed once)."""
         if self._fingerprint is None:
-            extra = {"config": self.model.config.to_dict(), "processor": processor_state(self.processor),
-                     "code": code_state(self.model, self.processor)}
+            extra = {
+                "config": self.model.config.to_dict(),
+                "processor": processor_state(self.processor),
+                "code": code_state(self.model, self.processor),
+            }
             self._fingerprint = weights_fingerprint({"model": self.model}, extra)
         return self._fingerprint
 
@@ -128,7 +135,10 @@ class TransformersDualEncoder(DualEncoderEmbedder):
             [
                 self._features(
                     "get_image_features",
-                    self.processor(images=[image.convert("RGB") for image in images[start : start + batch_size]], return_tensors="pt"),
+                    self.processor(
+                        images=[image.convert("RGB") for image in images[start : start + batch_size]],
+                        return_tensors="pt",
+                    ),
                 )
                 for start in range(0, len(images), batch_size)
             ]
@@ -161,7 +171,9 @@ class SentenceTransformerEmbedder(DualEncoderEmbedder):
         device = str(device) if device is not None else None
         text_model = SentenceTransformer(text_name, device=device, trust_remote_code=trust_remote_code)
         image_model = (
-            SentenceTransformer(image_name, device=device, trust_remote_code=trust_remote_code) if image_name else text_model
+            SentenceTransformer(image_name, device=device, trust_remote_code=trust_remote_code)
+            if image_name
+            else text_model
         )
         return cls(text_model, image_model, spec)
 
@@ -169,9 +181,12 @@ class SentenceTransformerEmbedder(DualEncoderEmbedder):
     def fingerprint(self) -> str:
         """Digest of both encoders' weights, module layouts, tokenizers and library code (computed once)."""
         if self._fingerprint is None:
-            layout = {"text": repr(self.text_model), "image": repr(self.image_model),
-                      "tokenizers": [processor_state(m.tokenizer) for m in (self.text_model, self.image_model)],
-                      "code": code_state(distributions=("sentence-transformers", "transformers", "torch"))}
+            layout = {
+                "text": repr(self.text_model),
+                "image": repr(self.image_model),
+                "tokenizers": [processor_state(m.tokenizer) for m in (self.text_model, self.image_model)],
+                "code": code_state(distributions=("sentence-transformers", "transformers", "torch")),
+            }
             self._fingerprint = weights_fingerprint({"text": self.text_model, "image": self.image_model}, layout)
         return self._fingerprint
 
@@ -183,5 +198,7 @@ class SentenceTransformerEmbedder(DualEncoderEmbedder):
     def embed_images(self, images: list[Image.Image], batch_size: int) -> np.ndarray:
         """Image embeddings from the image encoder, normalised."""
         images = [image.convert("RGB") for image in images]
-        vectors = self.image_model.encode(images, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
+        vectors = self.image_model.encode(
+            images, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
         return l2_normalize(vectors)

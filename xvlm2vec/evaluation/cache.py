@@ -66,7 +66,9 @@ class EmbeddingCache:
         except Exception as error:  # safetensors raises several types for damaged files
             return self._discard(path, f"unreadable ({type(error).__name__}: {error})")
         if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != KEY_BYTES:
-            return self._discard(path, f"keys of shape {keys.shape} and type {keys.dtype}, expected [N, {KEY_BYTES}] uint8")
+            return self._discard(
+                path, f"keys of shape {keys.shape} and type {keys.dtype}, expected [N, {KEY_BYTES}] uint8"
+            )
         if embeddings.ndim != 2 or len(keys) != len(embeddings):
             return self._discard(path, f"{len(keys)} keys for embeddings of shape {embeddings.shape}")
         if width is not None and embeddings.shape[1] != width:

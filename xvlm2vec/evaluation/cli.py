@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modeling_xvlm2vec.instructions import STYLES, TIES
 from dataset_builders.cli_args import UsageError, language_file, local_or_hub, positive_int
 from dataset_builders.model_folder import TRUST_HINT
+from modeling_xvlm2vec.instructions import STYLES, TIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,11 +25,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "SigLIP / SigLIP2 one, a sentence-transformers one, or TEXT+IMAGE for two sentence-transformers encoders",
     )
     parser.add_argument("--data", required=True, metavar="DIR_OR_REPO", help="MMMEB dataset folder or Hub repo")
-    parser.add_argument("--output-dir", required=True, type=Path, help="where results.json, results.md, results.png go")
-    parser.add_argument("--tasks", nargs="+", default=[], metavar="TASK", help="tasks (i2t t2i c vg vqa) or configs (xtd_i2t); default all")
-    parser.add_argument("--languages", nargs="+", default=[], metavar="LANG", help="language splits (any codes the data holds, e.g. en it pt); default all")
     parser.add_argument(
-        "--styles", nargs="+", default=list(STYLES), choices=STYLES,
+        "--output-dir", required=True, type=Path, help="where results.json, results.md, results.png go"
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        default=[],
+        metavar="TASK",
+        help="tasks (i2t t2i c vg vqa) or configs (xtd_i2t); default all",
+    )
+    parser.add_argument(
+        "--languages",
+        nargs="+",
+        default=[],
+        metavar="LANG",
+        help="language splits (any codes the data holds, e.g. en it pt); default all",
+    )
+    parser.add_argument(
+        "--styles",
+        nargs="+",
+        default=list(STYLES),
+        choices=STYLES,
         help="formatting styles, each scored on its own (default all three); baselines run without styles",
     )
     parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per embedding batch (default 16)")
@@ -37,27 +54,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-dir", type=Path, default=None, help="candidate-embedding cache (default OUTPUT_DIR/embedding_cache)"
     )
     parser.add_argument("--no-cache", action="store_true", help="keep candidate embeddings in memory only")
-    parser.add_argument("--max-queries", type=positive_int, default=None, help="score only the first N queries of each split")
     parser.add_argument(
-        "--ties", choices=TIES, default="pessimistic",
+        "--max-queries", type=positive_int, default=None, help="score only the first N queries of each split"
+    )
+    parser.add_argument(
+        "--ties",
+        choices=TIES,
+        default="pessimistic",
         help="tie rule: pessimistic (default; a candidate tied with the positive ranks above it, as trec_eval) or "
         "optimistic (the tied positive wins, as in the released GPU runs)",
     )
     parser.add_argument(
-        "--save-prompts", action="store_true",
+        "--save-prompts",
+        action="store_true",
         help="also write OUTPUT_DIR/prompts.jsonl: every embedded query and candidate prompt with its config, "
         "language, style, side, row id and image",
     )
     parser.add_argument(
-        "--languages-file", type=language_file, default=None,
+        "--languages-file",
+        type=language_file,
+        default=None,
         help="language file: its instructions are added to each instruction model's table (a language the model's "
         "config lacks) and its baseline_class_template serves the baselines",
     )
-    parser.add_argument("--metric", default=None, help="evaluate metric module path or Hub id (default: the shipped MMMEB metric, xvlm2vec.metric_path()); "
-                        "its Python code runs, so another module needs --trust-remote-code")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow code that comes with a --model folder/repo (its auto_map) or a --metric module to run; "
-                        "only for code you have read or trust. xVLM2Vec folders never need it: the installed classes load them")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="evaluate metric module path or Hub id (default: the shipped MMMEB metric, xvlm2vec.metric_path()); "
+        "its Python code runs, so another module needs --trust-remote-code",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow code that comes with a --model folder/repo (its auto_map) or a --metric module to run; "
+        "only for code you have read or trust. xVLM2Vec folders never need it: the installed classes load them",
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> list:
@@ -69,13 +100,17 @@ def check_arguments(args: argparse.Namespace) -> list:
     from xvlm2vec.evaluation.runner import select_splits
 
     if args.metric is not None and not args.trust_remote_code:
-        raise UsageError(f"--metric {args.metric}: a metric module is Python code that runs when it loads; {TRUST_HINT}")
+        raise UsageError(
+            f"--metric {args.metric}: a metric module is Python code that runs when it loads; {TRUST_HINT}"
+        )
     sources = [check_embedder_source(spec, args.trust_remote_code) for spec in args.model]
     data = local_or_hub(args.data, "--data")
     try:
         select_splits(data, args.tasks, args.languages)
     except FileNotFoundError as error:
-        raise UsageError(f"--data {args.data}: not an MMMEB dataset folder or Hub repo ({first_line(error)})") from error
+        raise UsageError(
+            f"--data {args.data}: not an MMMEB dataset folder or Hub repo ({first_line(error)})"
+        ) from error
     except ValueError as error:  # unknown task or language, empty selection
         raise UsageError(first_line(error)) from error
     return sources
@@ -97,7 +132,9 @@ def first_line(error: BaseException) -> str:
 
 
 def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
-    """The entry of ``output_dir`` holding the cache, which a rerun keeps (``*`` when the cache is the folder itself)."""
+    """The entry of ``output_dir`` holding the cache, which a rerun keeps (``*`` when the cache is the folder
+    itself).
+    """
     if cache_dir is None or not cache_dir.resolve().is_relative_to(output_dir.resolve()):
         return ()
     parts = cache_dir.resolve().relative_to(output_dir.resolve()).parts
@@ -106,8 +143,8 @@ def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the models and data, score them, write the outputs and print the table."""
-    from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME, evaluate_models
     from hub_cards.results_document import markdown_table
+    from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME, evaluate_models
     from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
 
     sources = check_arguments(args)
@@ -128,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     if args.languages_file is not None:
         for embedder in embedders:
             add_languages(embedder, args.languages_file)
-    document = evaluate_models(embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir))
+    document = evaluate_models(
+        embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir)
+    )
     if runner.state.is_main_process:
         print(markdown_table(document))
         extra = ", prompts.jsonl" if args.save_prompts else ""

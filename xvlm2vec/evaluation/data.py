@@ -27,7 +27,9 @@ def parse_config(config: str) -> tuple[str, str]:
     """Split a config name ``{dataset}_{task}`` (e.g. ``xtd_i2t``) into dataset and task."""
     dataset, _, task = config.rpartition("_")
     if not dataset or task not in INSTRUCTIONS:
-        raise ValueError(f"config {config!r} is not of the form {{dataset}}_{{task}} with task in {sorted(INSTRUCTIONS)}")
+        raise ValueError(
+            f"config {config!r} is not of the form {{dataset}}_{{task}} with task in {sorted(INSTRUCTIONS)}"
+        )
     return dataset, task
 
 
@@ -114,7 +116,10 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
                 images.setdefault(query_image, record["query_image"])
             texts, stored_images = record["candidate_texts"] or [], record["candidate_images"] or []
             if bool(texts) == bool(stored_images):
-                raise ValueError(f"{where}: needs either candidate texts or candidate images (got {len(texts)} and {len(stored_images)})")
+                raise ValueError(
+                    f"{where}: needs either candidate texts or candidate images "
+                    f"(got {len(texts)} and {len(stored_images)})"
+                )
             if texts:
                 candidates = [Candidate(text, None) for text in texts]
             else:

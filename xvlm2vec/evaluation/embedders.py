@@ -88,8 +88,11 @@ class XVLM2VecEmbedder(Embedder):
         """Digest of the weights, configuration, processor (tokenizer included) and model code (computed once)."""
         if self._fingerprint is None:
             processor = self.model.processor
-            extra = {"config": self.model.config.to_dict(), "processor": processor_state(processor),
-                     "code": code_state(self.model, processor)}
+            extra = {
+                "config": self.model.config.to_dict(),
+                "processor": processor_state(processor),
+                "code": code_state(self.model, processor),
+            }
             self._fingerprint = weights_fingerprint({"model": self.model}, extra)
         return self._fingerprint
 

@@ -9,18 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from dataset_builders.atomic import atomic_output_dir
+from hub_cards.results_document import markdown_table, model_entry, results_document
 from xvlm2vec.evaluation.embedders import Embedder
 from xvlm2vec.evaluation.plot import plot_results
-from hub_cards.results_document import markdown_table, model_entry, results_document
 from xvlm2vec.evaluation.runner import Runner
-
 
 RESULTS_FILENAME = "results.json"
 CACHE_DIRNAME = "embedding_cache"
 
 
 def evaluate_models(
-    embedders: list[Embedder], data: str, output_dir: str | Path, runner: Runner, keep: Collection[str] = (CACHE_DIRNAME,)
+    embedders: list[Embedder],
+    data: str,
+    output_dir: str | Path,
+    runner: Runner,
+    keep: Collection[str] = (CACHE_DIRNAME,),
 ) -> dict[str, Any]:
     """Score every embedder with ``runner`` on ``data``; the main process writes the outputs.
 

@@ -23,18 +23,22 @@ ROW_INCHES = 0.26  # height of one language row in the many-language layout
 
 
 def _languages(by_lang_dicts: list[dict[str, float]]) -> list[str]:
-    return sorted({lang for by_lang in by_lang_dicts for lang in by_lang}, key=lambda l: (l != "en", l))
+    return sorted({lang for by_lang in by_lang_dicts for lang in by_lang}, key=lambda lang: (lang != "en", lang))
 
 
 def _panels_figure(models: list[dict[str, Any]]) -> plt.Figure:
     """One panel per config plus the per-language average, four to a row (x: language, bars: models)."""
-    panels = {config: [m["averages"]["per_config"].get(config, {}) for m in models]
-              for config in sorted({config for m in models for config in m["averages"]["per_config"]})}
+    panels = {
+        config: [m["averages"]["per_config"].get(config, {}) for m in models]
+        for config in sorted({config for m in models for config in m["averages"]["per_config"]})
+    }
     panels["average over configs"] = [m["averages"]["per_language"] for m in models]
     titles = list(panels)
     columns = min(len(titles), 4)
     rows = -(-len(titles) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.6, 3.0 * rows + 0.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.4 * columns + 0.6, 3.0 * rows + 0.6), squeeze=False, sharey=True
+    )
     width = 0.8 / len(models)
     for ax in axes.flat[len(titles) :]:
         ax.set_visible(False)
@@ -62,16 +66,21 @@ def _many_languages_figure(models: list[dict[str, Any]]) -> plt.Figure:
     languages = _languages([m["averages"]["per_language"] for m in models])
     configs = sorted({config for m in models for config in m["averages"]["per_config"]})
     height = max(4.0, ROW_INCHES * len(languages) * max(1, len(models) / 2) + 1.6)
-    fig, axes = plt.subplots(1, 1 + len(models), figsize=(4.5 + 0.55 * len(configs) * len(models) + 1.2, height),
-                             gridspec_kw={"width_ratios": [4.5] + [0.55 * len(configs) + 0.6] * len(models)})
+    fig, axes = plt.subplots(
+        1,
+        1 + len(models),
+        figsize=(4.5 + 0.55 * len(configs) * len(models) + 1.2, height),
+        gridspec_kw={"width_ratios": [4.5] + [0.55 * len(configs) + 0.6] * len(models)},
+    )
     bars = axes[0]
     positions = np.arange(len(languages))[::-1]  # English at the top
     height_per_bar = 0.8 / len(models)
     for index, model in enumerate(models):
         per_language = model["averages"]["per_language"]
         values = [100 * per_language.get(lang, np.nan) for lang in languages]
-        drawn = bars.barh(positions + ((len(models) - 1) / 2 - index) * height_per_bar, values, height_per_bar,
-                          label=model["name"])
+        drawn = bars.barh(
+            positions + ((len(models) - 1) / 2 - index) * height_per_bar, values, height_per_bar, label=model["name"]
+        )
         if "en" in per_language:
             bars.axvline(100 * per_language["en"], color=drawn.patches[0].get_facecolor(), linestyle="--", linewidth=1)
     bars.set_yticks(positions, languages)
@@ -85,7 +94,9 @@ def _many_languages_figure(models: list[dict[str, Any]]) -> plt.Figure:
     image = None
     for ax, model in zip(axes[1:], models):
         per_config = model["averages"]["per_config"]
-        grid = np.array([[100 * per_config.get(config, {}).get(lang, np.nan) for config in configs] for lang in languages])
+        grid = np.array(
+            [[100 * per_config.get(config, {}).get(lang, np.nan) for config in configs] for lang in languages]
+        )
         image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", vmin=0, vmax=100, cmap="viridis")
         ax.set_xticks(np.arange(len(configs)), configs, rotation=60, ha="right", fontsize="small")
         ax.set_yticks(np.arange(len(languages)), languages, fontsize="small")

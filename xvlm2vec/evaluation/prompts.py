@@ -23,7 +23,9 @@ Input = tuple[str | None, str | None]
 
 
 def embedder_styles(embedder: Embedder, styles: list[str]) -> list[str | None]:
-    """The styles an embedder is scored under: ``styles`` for instruction models, ``[None]`` (no style) for baselines."""
+    """The styles an embedder is scored under: ``styles`` for instruction models, ``[None]`` (no style) for
+    baselines.
+    """
     return list(styles) if embedder.uses_instructions else [None]
 
 

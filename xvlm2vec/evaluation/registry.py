@@ -12,7 +12,11 @@ import torch
 
 from dataset_builders.cli_args import UsageError
 from dataset_builders.model_folder import model_location, read_config
-from xvlm2vec.evaluation.baselines import DUAL_ENCODER_MODEL_TYPES, SentenceTransformerEmbedder, TransformersDualEncoder
+from xvlm2vec.evaluation.baselines import (
+    DUAL_ENCODER_MODEL_TYPES,
+    SentenceTransformerEmbedder,
+    TransformersDualEncoder,
+)
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
 from xvlm2vec.model_source import XVLM2VEC_MODEL_TYPE, trust_for
 

@@ -18,9 +18,9 @@ from modeling_xvlm2vec.instructions import STYLES, TIES
 from xvlm2vec.evaluation.cache import EmbeddingCache, candidate_key
 from xvlm2vec.evaluation.data import QueryRow, SplitData, config_names, load_split, parse_config, split_names
 from xvlm2vec.evaluation.embedders import Embedder
+from xvlm2vec.evaluation.prompts import Input, candidate_input, embedder_styles, query_input
 from xvlm2vec.progress import bar_disabled
 from xvlm2vec.resources import metric_path
-from xvlm2vec.evaluation.prompts import Input, candidate_input, embedder_styles, query_input
 
 DEFAULT_METRIC = metric_path()
 MetricFn = Callable[..., dict]
@@ -129,13 +129,17 @@ class Runner:
         self.data_fingerprints: dict[str, str] = {}
         self.prompt_log: list[dict[str, Any]] = []
 
-    def _embed(self, embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], kind: str) -> np.ndarray:
+    def _embed(
+        self, embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], kind: str
+    ) -> np.ndarray:
         """Embed (prompt, image id) rows, split across processes, in batches; rows return in input order."""
         size = self.config.batch_size
         desc = f"{split.config}/{split.language} {kind}"
         chunks: list[np.ndarray] = []
         with self.state.split_between_processes(items) as mine:
-            for start in tqdm(range(0, len(mine), size), desc=desc, leave=False, disable=bar_disabled(self.state.is_main_process)):
+            for start in tqdm(
+                range(0, len(mine), size), desc=desc, leave=False, disable=bar_disabled(self.state.is_main_process)
+            ):
                 batch = mine[start : start + size]
                 texts = [prompt for prompt, _ in batch]
                 images = [split.image(image_id) for _, image_id in batch]
@@ -208,7 +212,9 @@ class Runner:
         query_store: dict[bytes, np.ndarray],
         inputs: SplitInputs | None = None,
     ) -> list[np.ndarray]:
-        """Each kept query's scores over its own candidate list under ``style`` (cosine of normalised vectors, float32)."""
+        """Each kept query's scores over its own candidate list under ``style`` (cosine of normalised vectors,
+        float32).
+        """
         inputs = inputs if inputs is not None else self.split_inputs(embedder, split, style)
         if not inputs.rows:
             return []
@@ -220,11 +226,29 @@ class Runner:
         """Add one prompt-log line per kept query and per distinct candidate of the split."""
         common = {"model": embedder.name, "config": split.config, "language": split.language, "style": style}
         for row, (prompt, image_id) in zip(inputs.rows, inputs.queries):
-            self.prompt_log.append({**common, "side": "query", "row_id": row.id, "candidate_index": None,
-                                    "prompt": prompt, "image_id": image_id, "image_name": split.image_name(image_id)})
+            self.prompt_log.append(
+                {
+                    **common,
+                    "side": "query",
+                    "row_id": row.id,
+                    "candidate_index": None,
+                    "prompt": prompt,
+                    "image_id": image_id,
+                    "image_name": split.image_name(image_id),
+                }
+            )
         for (prompt, image_id), (row_id, position) in inputs.first_seen.items():
-            self.prompt_log.append({**common, "side": "candidate", "row_id": row_id, "candidate_index": position,
-                                    "prompt": prompt, "image_id": image_id, "image_name": split.image_name(image_id)})
+            self.prompt_log.append(
+                {
+                    **common,
+                    "side": "candidate",
+                    "row_id": row_id,
+                    "candidate_index": position,
+                    "prompt": prompt,
+                    "image_id": image_id,
+                    "image_name": split.image_name(image_id),
+                }
+            )
 
     def evaluate(self, embedder: Embedder, data: str) -> list[dict[str, Any]]:
         """Score ``embedder`` on every selected split of ``data``: one record per (config, language, style).
@@ -234,7 +258,9 @@ class Runner:
         cfg = self.config
         records = []
         pairs = select_splits(data, cfg.tasks, cfg.languages)
-        for config, lang in tqdm(pairs, desc=f"MMMEB {embedder.name}", disable=bar_disabled(self.state.is_main_process)):
+        for config, lang in tqdm(
+            pairs, desc=f"MMMEB {embedder.name}", disable=bar_disabled(self.state.is_main_process)
+        ):
             split = load_split(data, config, lang, cfg.max_queries)
             self.data_fingerprints[f"{config}/{lang}"] = split.fingerprint
             path = self.cache.path(embedder.fingerprint, split.fingerprint, config, lang)
@@ -249,10 +275,21 @@ class Runner:
                     self._log_prompts(embedder, split, style, inputs)
                 scores = self.score_split(embedder, split, style, candidate_store, query_store, inputs)
                 result = self.metric(
-                    predictions=[s.tolist() for s in scores], references=[r.positive_index for r in inputs.rows], ties=cfg.ties
+                    predictions=[s.tolist() for s in scores],
+                    references=[r.positive_index for r in inputs.rows],
+                    ties=cfg.ties,
                 )
-                records.append({"dataset": split.dataset, "task": split.task, "config": config, "language": lang,
-                                "style": style, "skipped_queries": inputs.skipped, **result})
+                records.append(
+                    {
+                        "dataset": split.dataset,
+                        "task": split.task,
+                        "config": config,
+                        "language": lang,
+                        "style": style,
+                        "skipped_queries": inputs.skipped,
+                        **result,
+                    }
+                )
             if self.state.is_main_process and len(candidate_store) > stored:
                 self.cache.save(path, candidate_store)
             self.state.wait_for_everyone()

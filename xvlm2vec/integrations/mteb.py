@@ -54,7 +54,7 @@ MAIN_SCORE = "precision_at_1"
 
 def mmmeb_config(task_name: str) -> str | None:
     """The MMMEB config an MTEB task name stands for (``MMMEB_xtd_t2i`` -> ``xtd_t2i``), else None."""
-    return task_name[len(TASK_PREFIX):] if task_name.startswith(TASK_PREFIX) else None
+    return task_name[len(TASK_PREFIX) :] if task_name.startswith(TASK_PREFIX) else None
 
 
 def _model_name(name_or_path: str) -> str:
@@ -72,8 +72,15 @@ class XVLM2VecEncoder(AbsEncoder):
         style: the protocol's formatting style for MMMEB prompts (``plain``, ``punct``, ``newline``).
     """
 
-    def __init__(self, model_name: str, revision: str | None = None, *, device: str | None = None,
-                 style: str = "plain", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        revision: str | None = None,
+        *,
+        device: str | None = None,
+        style: str = "plain",
+        **kwargs: Any,
+    ) -> None:
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         self.style = style
@@ -81,15 +88,30 @@ class XVLM2VecEncoder(AbsEncoder):
         self.model = self.embedder.model
         config = self.model.config
         self.mteb_model_meta = ModelMeta(
-            loader=None, name=_model_name(model_name), revision=revision, release_date=None,
-            languages=None, n_parameters=sum(p.numel() for p in self.model.parameters()), memory_usage_mb=None,
-            max_tokens=None, embed_dim=config.hidden_size, license=None, open_weights=True,
-            public_training_code=None, public_training_data=None, framework=["PyTorch"],
-            similarity_fn_name="cosine", use_instructions=True, training_datasets=None,
-            modalities=["text", "image"], citation=citation(),
+            loader=None,
+            name=_model_name(model_name),
+            revision=revision,
+            release_date=None,
+            languages=None,
+            n_parameters=sum(p.numel() for p in self.model.parameters()),
+            memory_usage_mb=None,
+            max_tokens=None,
+            embed_dim=config.hidden_size,
+            license=None,
+            open_weights=True,
+            public_training_code=None,
+            public_training_data=None,
+            framework=["PyTorch"],
+            similarity_fn_name="cosine",
+            use_instructions=True,
+            training_datasets=None,
+            modalities=["text", "image"],
+            citation=citation(),
         )
 
-    def prompts(self, texts: list[str | None], task_name: str, prompt_type: PromptType | None, language: str) -> list[str | None]:
+    def prompts(
+        self, texts: list[str | None], task_name: str, prompt_type: PromptType | None, language: str
+    ) -> list[str | None]:
         """The texts the model embeds: the MMMEB protocol's prompts on MMMEB tasks, else the inputs unchanged."""
         config = mmmeb_config(task_name)
         if config is None:
@@ -99,8 +121,16 @@ class XVLM2VecEncoder(AbsEncoder):
         prompts = [build(task, language, text, self.style, table=self.embedder.instructions) for text in texts]
         return [None if prompt is None else to_image_tag(prompt, self.embedder.image_tag) for prompt in prompts]
 
-    def encode(self, inputs: Iterable[dict[str, Any]], *, task_metadata: TaskMetadata, hf_split: str,
-               hf_subset: str, prompt_type: PromptType | None = None, **kwargs: Any) -> np.ndarray:
+    def encode(
+        self,
+        inputs: Iterable[dict[str, Any]],
+        *,
+        task_metadata: TaskMetadata,
+        hf_split: str,
+        hf_subset: str,
+        prompt_type: PromptType | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
         """Embed MTEB batches (``text`` and/or ``image`` columns) as L2-normalised float32 vectors."""
         texts: list[str | None] = []
         images: list[Any] = []
@@ -157,7 +187,8 @@ def mmmeb_task(source: str, config: str, revision: str | None = None) -> AbsTask
         eval_langs[lang] = [iso]
     metadata = TaskMetadata(
         name=f"{TASK_PREFIX}{config}",
-        description=f"MMMEB {dataset} {task}: rank each query's own candidate list (first candidate positive in the release).",
+        description=f"MMMEB {dataset} {task}: rank each query's own candidate list "
+        "(first candidate positive in the release).",
         reference="https://arxiv.org/abs/2503.09313",
         dataset={"path": source, "revision": revision or "local"},
         type="Any2AnyMultilingualRetrieval",
@@ -183,12 +214,15 @@ def mmmeb_task(source: str, config: str, revision: str | None = None) -> AbsTask
         self.dataset = {lang: {"test": _split_data(source, config, lang, category)} for lang in self.hf_subsets}
         self.data_loaded = True
 
-    cls = type(f"MMMEB_{config}", (AbsTaskRetrieval,), {"metadata": metadata, "load_data": load_data,
-                                                         "k_values": (1, 5, 10)})
+    cls = type(
+        f"MMMEB_{config}", (AbsTaskRetrieval,), {"metadata": metadata, "load_data": load_data, "k_values": (1, 5, 10)}
+    )
     return cls()
 
 
-def mmmeb_tasks(source: str, configs: Iterable[str] | None = None, revision: str | None = None) -> list[AbsTaskRetrieval]:
+def mmmeb_tasks(
+    source: str, configs: Iterable[str] | None = None, revision: str | None = None
+) -> list[AbsTaskRetrieval]:
     """One MTEB task per MMMEB config of ``source`` (all configs, or the ``configs`` named)."""
     available = config_names(source)
     chosen = list(configs) if configs is not None else available

@@ -26,33 +26,87 @@ COUNTS = (1, 2, 3)
 
 # noun: (singular, plural, gender); gender matters for German endings only (all are masculine elsewhere)
 _NOUNS: dict[str, dict[str, tuple[str, str, str]]] = {
-    "en": {"circle": ("circle", "circles", "-"), "square": ("square", "squares", "-"),
-           "triangle": ("triangle", "triangles", "-"), "diamond": ("diamond", "diamonds", "-")},
-    "it": {"circle": ("cerchio", "cerchi", "m"), "square": ("quadrato", "quadrati", "m"),
-           "triangle": ("triangolo", "triangoli", "m"), "diamond": ("rombo", "rombi", "m")},
-    "es": {"circle": ("círculo", "círculos", "m"), "square": ("cuadrado", "cuadrados", "m"),
-           "triangle": ("triángulo", "triángulos", "m"), "diamond": ("rombo", "rombos", "m")},
-    "fr": {"circle": ("cercle", "cercles", "m"), "square": ("carré", "carrés", "m"),
-           "triangle": ("triangle", "triangles", "m"), "diamond": ("losange", "losanges", "m")},
-    "de": {"circle": ("Kreis", "Kreise", "m"), "square": ("Quadrat", "Quadrate", "n"),
-           "triangle": ("Dreieck", "Dreiecke", "n"), "diamond": ("Raute", "Rauten", "f")},
-    "pt": {"circle": ("círculo", "círculos", "m"), "square": ("quadrado", "quadrados", "m"),
-           "triangle": ("triângulo", "triângulos", "m"), "diamond": ("losango", "losangos", "m")},
+    "en": {
+        "circle": ("circle", "circles", "-"),
+        "square": ("square", "squares", "-"),
+        "triangle": ("triangle", "triangles", "-"),
+        "diamond": ("diamond", "diamonds", "-"),
+    },
+    "it": {
+        "circle": ("cerchio", "cerchi", "m"),
+        "square": ("quadrato", "quadrati", "m"),
+        "triangle": ("triangolo", "triangoli", "m"),
+        "diamond": ("rombo", "rombi", "m"),
+    },
+    "es": {
+        "circle": ("círculo", "círculos", "m"),
+        "square": ("cuadrado", "cuadrados", "m"),
+        "triangle": ("triángulo", "triángulos", "m"),
+        "diamond": ("rombo", "rombos", "m"),
+    },
+    "fr": {
+        "circle": ("cercle", "cercles", "m"),
+        "square": ("carré", "carrés", "m"),
+        "triangle": ("triangle", "triangles", "m"),
+        "diamond": ("losange", "losanges", "m"),
+    },
+    "de": {
+        "circle": ("Kreis", "Kreise", "m"),
+        "square": ("Quadrat", "Quadrate", "n"),
+        "triangle": ("Dreieck", "Dreiecke", "n"),
+        "diamond": ("Raute", "Rauten", "f"),
+    },
+    "pt": {
+        "circle": ("círculo", "círculos", "m"),
+        "square": ("quadrado", "quadrados", "m"),
+        "triangle": ("triângulo", "triângulos", "m"),
+        "diamond": ("losango", "losangos", "m"),
+    },
 }
 
 # adjective: (singular, plural) for en/it/es/fr; German gets its stem and declines it below
 _COLOURS: dict[str, dict[str, tuple[str, str]]] = {
     "en": {c: (c, c) for c in COLOURS},
-    "it": {"red": ("rosso", "rossi"), "green": ("verde", "verdi"), "blue": ("blu", "blu"),
-           "yellow": ("giallo", "gialli"), "purple": ("viola", "viola"), "orange": ("arancione", "arancioni")},
-    "es": {"red": ("rojo", "rojos"), "green": ("verde", "verdes"), "blue": ("azul", "azules"),
-           "yellow": ("amarillo", "amarillos"), "purple": ("morado", "morados"), "orange": ("naranja", "naranjas")},
-    "fr": {"red": ("rouge", "rouges"), "green": ("vert", "verts"), "blue": ("bleu", "bleus"),
-           "yellow": ("jaune", "jaunes"), "purple": ("violet", "violets"), "orange": ("orange", "orange")},
-    "de": {"red": ("rot", ""), "green": ("grün", ""), "blue": ("blau", ""), "yellow": ("gelb", ""),
-           "purple": ("lila", "invariable"), "orange": ("orange", "invariable")},
-    "pt": {"red": ("vermelho", "vermelhos"), "green": ("verde", "verdes"), "blue": ("azul", "azuis"),
-           "yellow": ("amarelo", "amarelos"), "purple": ("roxo", "roxos"), "orange": ("laranja", "laranja")},
+    "it": {
+        "red": ("rosso", "rossi"),
+        "green": ("verde", "verdi"),
+        "blue": ("blu", "blu"),
+        "yellow": ("giallo", "gialli"),
+        "purple": ("viola", "viola"),
+        "orange": ("arancione", "arancioni"),
+    },
+    "es": {
+        "red": ("rojo", "rojos"),
+        "green": ("verde", "verdes"),
+        "blue": ("azul", "azules"),
+        "yellow": ("amarillo", "amarillos"),
+        "purple": ("morado", "morados"),
+        "orange": ("naranja", "naranjas"),
+    },
+    "fr": {
+        "red": ("rouge", "rouges"),
+        "green": ("vert", "verts"),
+        "blue": ("bleu", "bleus"),
+        "yellow": ("jaune", "jaunes"),
+        "purple": ("violet", "violets"),
+        "orange": ("orange", "orange"),
+    },
+    "de": {
+        "red": ("rot", ""),
+        "green": ("grün", ""),
+        "blue": ("blau", ""),
+        "yellow": ("gelb", ""),
+        "purple": ("lila", "invariable"),
+        "orange": ("orange", "invariable"),
+    },
+    "pt": {
+        "red": ("vermelho", "vermelhos"),
+        "green": ("verde", "verdes"),
+        "blue": ("azul", "azuis"),
+        "yellow": ("amarelo", "amarelos"),
+        "purple": ("roxo", "roxos"),
+        "orange": ("laranja", "laranja"),
+    },
 }
 _SIZES: dict[str, dict[str, tuple[str, str]]] = {
     "en": {"small": ("small", "small"), "large": ("large", "large")},
@@ -63,8 +117,12 @@ _SIZES: dict[str, dict[str, tuple[str, str]]] = {
     "pt": {"small": ("pequeno", "pequenos"), "large": ("grande", "grandes")},
 }
 _NUMBERS = {
-    "en": ("one", "two", "three"), "it": ("un", "due", "tre"), "es": ("un", "dos", "tres"),
-    "fr": ("un", "deux", "trois"), "de": ("ein", "zwei", "drei"), "pt": ("um", "dois", "três"),
+    "en": ("one", "two", "three"),
+    "it": ("un", "due", "tre"),
+    "es": ("un", "dos", "tres"),
+    "fr": ("un", "deux", "trois"),
+    "de": ("ein", "zwei", "drei"),
+    "pt": ("um", "dois", "três"),
 }
 _SIDE_PHRASES = {
     "en": {"left": "on the left", "right": "on the right"},
@@ -75,32 +133,59 @@ _SIDE_PHRASES = {
     "pt": {"left": "à esquerda", "right": "à direita"},
 }
 _SIDE_WORDS = {
-    "en": {"left": "left", "right": "right"}, "it": {"left": "sinistra", "right": "destra"},
-    "es": {"left": "izquierda", "right": "derecha"}, "fr": {"left": "gauche", "right": "droite"},
-    "de": {"left": "links", "right": "rechts"}, "pt": {"left": "esquerda", "right": "direita"},
+    "en": {"left": "left", "right": "right"},
+    "it": {"left": "sinistra", "right": "destra"},
+    "es": {"left": "izquierda", "right": "derecha"},
+    "fr": {"left": "gauche", "right": "droite"},
+    "de": {"left": "links", "right": "rechts"},
+    "pt": {"left": "esquerda", "right": "direita"},
 }
 _GERMAN_ENDINGS = {"m": "er", "n": "es", "f": "e", "pl": "e"}  # strong declension (no article / after ein)
 
 QUESTION_KINDS = ("colour", "shape", "count", "side", "size")
 _QUESTIONS = {
-    "en": {"colour": "What colour are the shapes?", "shape": "What shape are the objects?",
-           "count": "How many objects are there?", "side": "On which side are the objects?",
-           "size": "How big are the objects?"},
-    "it": {"colour": "Di che colore sono le forme?", "shape": "Che forma hanno gli oggetti?",
-           "count": "Quanti oggetti ci sono?", "side": "Da che lato sono gli oggetti?",
-           "size": "Quanto sono grandi gli oggetti?"},
-    "es": {"colour": "¿De qué color son las formas?", "shape": "¿Qué forma tienen los objetos?",
-           "count": "¿Cuántos objetos hay?", "side": "¿En qué lado están los objetos?",
-           "size": "¿Qué tamaño tienen los objetos?"},
-    "fr": {"colour": "De quelle couleur sont les formes ?", "shape": "Quelle est la forme des objets ?",
-           "count": "Combien d'objets y a-t-il ?", "side": "De quel côté sont les objets ?",
-           "size": "Quelle est la taille des objets ?"},
-    "de": {"colour": "Welche Farbe haben die Formen?", "shape": "Welche Form haben die Objekte?",
-           "count": "Wie viele Objekte gibt es?", "side": "Auf welcher Seite sind die Objekte?",
-           "size": "Wie groß sind die Objekte?"},
-    "pt": {"colour": "De que cor são as formas?", "shape": "Que forma têm os objetos?",
-           "count": "Quantos objetos há?", "side": "De que lado estão os objetos?",
-           "size": "Qual é o tamanho dos objetos?"},
+    "en": {
+        "colour": "What colour are the shapes?",
+        "shape": "What shape are the objects?",
+        "count": "How many objects are there?",
+        "side": "On which side are the objects?",
+        "size": "How big are the objects?",
+    },
+    "it": {
+        "colour": "Di che colore sono le forme?",
+        "shape": "Che forma hanno gli oggetti?",
+        "count": "Quanti oggetti ci sono?",
+        "side": "Da che lato sono gli oggetti?",
+        "size": "Quanto sono grandi gli oggetti?",
+    },
+    "es": {
+        "colour": "¿De qué color son las formas?",
+        "shape": "¿Qué forma tienen los objetos?",
+        "count": "¿Cuántos objetos hay?",
+        "side": "¿En qué lado están los objetos?",
+        "size": "¿Qué tamaño tienen los objetos?",
+    },
+    "fr": {
+        "colour": "De quelle couleur sont les formes ?",
+        "shape": "Quelle est la forme des objets ?",
+        "count": "Combien d'objets y a-t-il ?",
+        "side": "De quel côté sont les objets ?",
+        "size": "Quelle est la taille des objets ?",
+    },
+    "de": {
+        "colour": "Welche Farbe haben die Formen?",
+        "shape": "Welche Form haben die Objekte?",
+        "count": "Wie viele Objekte gibt es?",
+        "side": "Auf welcher Seite sind die Objekte?",
+        "size": "Wie groß sind die Objekte?",
+    },
+    "pt": {
+        "colour": "De que cor são as formas?",
+        "shape": "Que forma têm os objetos?",
+        "count": "Quantos objetos há?",
+        "side": "De que lado estão os objetos?",
+        "size": "Qual é o tamanho dos objetos?",
+    },
 }
 
 
@@ -206,8 +291,13 @@ def answer_options(kind: str, lang: str) -> dict[str, str]:
 
 def answer_key(scene: Scene, kind: str) -> str:
     """The attribute value that answers a question of ``kind`` about ``scene``."""
-    values = {"colour": scene.colour, "shape": scene.shape, "count": str(scene.count), "side": scene.side,
-              "size": scene.size}
+    values = {
+        "colour": scene.colour,
+        "shape": scene.shape,
+        "count": str(scene.count),
+        "side": scene.side,
+        "size": scene.size,
+    }
     if kind not in values:
         raise ValueError(f"unknown question kind {kind!r}; expected one of {QUESTION_KINDS}")
     return values[kind]
@@ -219,6 +309,12 @@ def vocabulary(lang: str) -> list[str]:
     phrases = [question(kind, lang) for kind in QUESTION_KINDS]
     phrases += [answer for kind in QUESTION_KINDS for answer in answer_options(kind, lang).values()]
     phrases += [class_name(shape, colour, lang) for shape in SHAPES for colour in COLOURS]
-    phrases += [caption(Scene(shape, colour, size, side, count), lang)
-                for shape in SHAPES for colour in COLOURS for size in SIZES for side in SIDES for count in COUNTS]
+    phrases += [
+        caption(Scene(shape, colour, size, side, count), lang)
+        for shape in SHAPES
+        for colour in COLOURS
+        for size in SIZES
+        for side in SIDES
+        for count in COUNTS
+    ]
     return phrases

@@ -34,8 +34,19 @@ from modeling_xvlm2vec.instructions import LANGUAGES, STYLES, style_query
 
 from .lexicon import LANGUAGES as WORLD_LANGUAGES
 from .lexicon import Scene, caption, class_name, world_instructions
-from .world import (RELEASE_TASKS, RGB, Example, Picture, World, all_scenes, candidate_prompt, query_prompt, task_languages,
-                    render_scene, task_examples)
+from .world import (
+    RELEASE_TASKS,
+    RGB,
+    Example,
+    Picture,
+    World,
+    all_scenes,
+    candidate_prompt,
+    query_prompt,
+    render_scene,
+    task_examples,
+    task_languages,
+)
 
 FIXTURE_IMAGE_SIZE = 16
 
@@ -83,8 +94,13 @@ def write_mmmeb(output_dir: str | Path, rows_per_file: int = 4, num_candidates: 
     root = Path(output_dir)
     rng = random.Random(seed)
     written = []
-    id_style = {"xtd": "{k}", "xm": "{k}", "imagenet-1k-val": "val/{k}",
-                "flickr30k_entities": "flickr30k_entities_crops/{k}.png", "maxm_v1": "{k}.png"}
+    id_style = {
+        "xtd": "{k}",
+        "xm": "{k}",
+        "imagenet-1k-val": "val/{k}",
+        "flickr30k_entities": "flickr30k_entities_crops/{k}.png",
+        "maxm_v1": "{k}.png",
+    }
     for spec in TASKS:
         scenes = _scenes(rng, rows_per_file + num_candidates)
         image_ids = []
@@ -101,8 +117,11 @@ def write_mmmeb(output_dir: str | Path, rows_per_file: int = 4, num_candidates: 
                 if spec.query_image_field:
                     row[spec.query_image_field] = image_ids[q]
                 if spec.query_text_field:
-                    row[spec.query_text_field] = class_name(scenes[q].shape, scenes[q].colour, lang) if spec.task == "vg" else (
-                        texts[0] + ("?" if spec.task == "vqa" else ""))
+                    row[spec.query_text_field] = (
+                        class_name(scenes[q].shape, scenes[q].colour, lang)
+                        if spec.task == "vg"
+                        else (texts[0] + ("?" if spec.task == "vqa" else ""))
+                    )
                 row[spec.candidate_field] = [image_ids[j] for j in order] if spec.image_candidates else texts
                 rows.append(row)
             written.append(_write_jsonl(root / spec.filename(lang), rows))
@@ -118,15 +137,20 @@ def mmeb_train_rows(subset: str, n: int, seed: int = 0) -> list[dict]:
         text_query = i % 3 == 2  # every third row is a text query with an image target
         image = f"images/{subset}/{i:05d}.jpg"
         other = _scenes(rng, 1)[0]
-        rows.append({
-            "qry": f"Find a caption for the image: {caption(scene, 'en')}" if text_query
-            else f"{tag}Represent the given image with the following question: what colour is the {scene.shape}?",
-            "qry_image_path": "" if text_query else image,
-            "pos_text": f"{tag}Represent the given image." if text_query else f"The {scene.shape} is {scene.colour}.",
-            "pos_image_path": image if text_query else "",
-            "neg_text": f"The {other.shape} is {other.colour}.",
-            "neg_image_path": "",
-        })
+        rows.append(
+            {
+                "qry": f"Find a caption for the image: {caption(scene, 'en')}"
+                if text_query
+                else f"{tag}Represent the given image with the following question: what colour is the {scene.shape}?",
+                "qry_image_path": "" if text_query else image,
+                "pos_text": f"{tag}Represent the given image."
+                if text_query
+                else f"The {scene.shape} is {scene.colour}.",
+                "pos_image_path": image if text_query else "",
+                "neg_text": f"The {other.shape} is {other.colour}.",
+                "neg_image_path": "",
+            }
+        )
     return rows
 
 
@@ -144,13 +168,18 @@ def write_mmeb_train(
                 if row[key] and not (root / row[key]).exists():
                     write_scene(root / row[key], scenes[i], seed=seed + i)
         Dataset.from_list(rows).to_parquet(str(root / "data" / subset / "train-00000-of-00001.parquet"))
-        configs.append(f"- config_name: {subset}\n  data_files:\n  - split: train\n    path: data/{subset}/train-*.parquet")
-    (root / "README.md").write_text("---\nconfigs:\n" + "\n".join(configs) + "\n---\n\n# MMEB-train (synthetic)\n",
-                                    encoding="utf-8")
+        configs.append(
+            f"- config_name: {subset}\n  data_files:\n  - split: train\n    path: data/{subset}/train-*.parquet"
+        )
+    (root / "README.md").write_text(
+        "---\nconfigs:\n" + "\n".join(configs) + "\n---\n\n# MMEB-train (synthetic)\n", encoding="utf-8"
+    )
     return root
 
 
-def write_parallel(output_dir: str | Path, rows: int = 40, seed: int = 0, languages: tuple[str, ...] = LANGUAGES[1:]) -> Path:
+def write_parallel(
+    output_dir: str | Path, rows: int = 40, seed: int = 0, languages: tuple[str, ...] = LANGUAGES[1:]
+) -> Path:
     """Write ``parallel_shuffled.jsonl`` in the release format (and its images); return its path."""
     root = Path(output_dir)
     rng = random.Random(seed)
@@ -163,8 +192,15 @@ def write_parallel(output_dir: str | Path, rows: int = 40, seed: int = 0, langua
         if image:
             write_scene(root / image, scene, seed=seed + i)
         prefix = tag if with_image else ""
-        lines.append({"id": i // 2, "text_en": prefix + caption(scene, "en") + ".",
-                      "text_lang": prefix + caption(scene, lang) + ".", "img_en": image, "img_lang": image})
+        lines.append(
+            {
+                "id": i // 2,
+                "text_en": prefix + caption(scene, "en") + ".",
+                "text_lang": prefix + caption(scene, lang) + ".",
+                "img_en": image,
+                "img_lang": image,
+            }
+        )
     rng.shuffle(lines)
     return _write_jsonl(root / "parallel_shuffled.jsonl", lines)
 
@@ -216,8 +252,11 @@ def _has_instruction(task: str, side: str, lang: str) -> bool:
     return lang in world_instructions()[task].get(side, {})
 
 
-def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterator[tuple[str, str, str, Picture | None]]:
-    """(task, English text, ``lang`` text, image) pairs of the training split: queries, text positives, image candidates.
+def parallel_pairs(
+    world: World, lang: str, style_rng: random.Random
+) -> Iterator[tuple[str, str, str, Picture | None]]:
+    """(task, English text, ``lang`` text, image) pairs of the training split: queries, text positives, image
+    candidates.
 
     Queries keep their instruction (as the released corpus does, translated with the text) where
     the protocol has one in ``lang``; the query text and the text positive also come alone.
@@ -231,15 +270,31 @@ def parallel_pairs(world: World, lang: str, style_rng: random.Random) -> Iterato
                 yield task, query_prompt(en, style=style), query_prompt(xx, style=style), en.query_image
             if en.query_text is not None:
                 question = task == "vqa"
-                yield task, style_query(en.query_text, style, question), style_query(xx.query_text, style, question), None
+                yield (
+                    task,
+                    style_query(en.query_text, style, question),
+                    style_query(xx.query_text, style, question),
+                    None,
+                )
             if en.candidate_texts:
-                yield (task, candidate_prompt(task, "en", en.candidate_texts[0], style),
-                       candidate_prompt(task, lang, xx.candidate_texts[0], style), None)
+                yield (
+                    task,
+                    candidate_prompt(task, "en", en.candidate_texts[0], style),
+                    candidate_prompt(task, lang, xx.candidate_texts[0], style),
+                    None,
+                )
             elif _has_instruction(task, "candidate", lang):
-                yield task, candidate_prompt(task, "en", None), candidate_prompt(task, lang, None), en.candidate_images[0]
+                yield (
+                    task,
+                    candidate_prompt(task, "en", None),
+                    candidate_prompt(task, lang, None),
+                    en.candidate_images[0],
+                )
 
 
-def write_parallel_release(world: World, output_dir: str | Path, languages: tuple[str, ...] = WORLD_LANGUAGES[1:]) -> Path:
+def write_parallel_release(
+    world: World, output_dir: str | Path, languages: tuple[str, ...] = WORLD_LANGUAGES[1:]
+) -> Path:
     """Write the training split as ``parallel_shuffled.jsonl`` (+ images), shuffled with the seed.
 
     Lines have the released keys plus ``lang`` and ``source_dataset``, as the project's corpus
@@ -251,7 +306,9 @@ def write_parallel_release(world: World, output_dir: str | Path, languages: tupl
     rows = []
     for lang in languages:
         seen = set()
-        for task, text_en, text_lang, picture in parallel_pairs(world, lang, random.Random(f"{world.config.seed}-{lang}")):
+        for task, text_en, text_lang, picture in parallel_pairs(
+            world, lang, random.Random(f"{world.config.seed}-{lang}")
+        ):
             key = (text_en, text_lang, None if picture is None else picture.name)
             if key in seen:
                 continue
@@ -260,8 +317,17 @@ def write_parallel_release(world: World, output_dir: str | Path, languages: tupl
             if picture is not None:
                 _save(picture, images)
                 path = f"images/{picture.name}.png"
-            rows.append({"id": f"{lang}-{len(seen):06d}", "text_en": text_en, "text_lang": text_lang,
-                         "img_en": path, "img_lang": path, "lang": lang, "source_dataset": f"world-{task}"})
+            rows.append(
+                {
+                    "id": f"{lang}-{len(seen):06d}",
+                    "text_en": text_en,
+                    "text_lang": text_lang,
+                    "img_en": path,
+                    "img_lang": path,
+                    "lang": lang,
+                    "source_dataset": f"world-{task}",
+                }
+            )
     random.Random(world.config.seed).shuffle(rows)
     path = output_dir / "parallel_shuffled.jsonl"
     with path.open("w", encoding="utf-8") as handle:

@@ -22,39 +22,83 @@ from .tiny_phi3_v import tiny_phi3_v_config_and_processor
 from .tokenizer_training import train_tokenizer
 
 
-def _qwen_family(backbone: str, vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int) -> tuple[Any, Any]:
+def _qwen_family(
+    backbone: str, vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int
+) -> tuple[Any, Any]:
     """Tiny Qwen2-VL / Qwen2.5-VL config and processor."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    special = [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|image_pad|>",
+        "<|video_pad|>",
+    ]
     tokenizer = train_tokenizer(special, vocab_size, pad_token="<|endoftext|>", eos_token="<|im_end|>")
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in special}
     text = dict(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [hidden // 16, hidden // 32, hidden // 32]},
-        pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [hidden // 16, hidden // 32, hidden // 32],
+        },
+        pad_token_id=ids["<|endoftext|>"],
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
     )
     common = dict(
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
     )
     if backbone == "qwen2_vl":
         from transformers import Qwen2VLConfig
 
-        vision = dict(depth=layers, embed_dim=hidden, hidden_size=hidden, num_heads=4, mlp_ratio=2, patch_size=14,
-                      spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
+        vision = dict(
+            depth=layers,
+            embed_dim=hidden,
+            hidden_size=hidden,
+            num_heads=4,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            in_channels=3,
+        )
         config = Qwen2VLConfig(text_config=text, vision_config=vision, **common)
     else:
         from transformers import Qwen2_5_VLConfig
 
-        vision = dict(depth=layers, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_heads=4, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                      fullatt_block_indexes=[layers - 1], in_channels=3)
+        vision = dict(
+            depth=layers,
+            hidden_size=hidden,
+            out_hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_heads=4,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[layers - 1],
+            in_channels=3,
+        )
         config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
     pixels = image_size * image_size
     image_processor = Qwen2VLImageProcessor(min_pixels=pixels // 4, max_pixels=pixels, patch_size=14, merge_size=2)
-    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor())
+    processor = Qwen2VLProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor()
+    )
     return config, processor
 
 
@@ -64,29 +108,62 @@ def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int, inte
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
     special = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
-    tokenizer = train_tokenizer(special, vocab_size, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    patch = 8
-    text = dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
-                num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id)
-    vision = dict(model_type="clip_vision_model", hidden_size=hidden, intermediate_size=2 * hidden,
-                  num_hidden_layers=layers, num_attention_heads=4, image_size=image_size, patch_size=patch,
-                  projection_dim=hidden)
-    pinpoints = [[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]]
-    config = LlavaNextConfig(text_config=text, vision_config=vision, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-                             image_grid_pinpoints=pinpoints, vision_feature_layer=-1, image_seq_length=(image_size // patch) ** 2)
-    image_processor = LlavaNextImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}, image_grid_pinpoints=pinpoints
+    tokenizer = train_tokenizer(
+        special, vocab_size, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
-    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
-                                   vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    patch = 8
+    text = dict(
+        model_type="llama",
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    vision = dict(
+        model_type="clip_vision_model",
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        image_size=image_size,
+        patch_size=patch,
+        projection_dim=hidden,
+    )
+    pinpoints = [[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]]
+    config = LlavaNextConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=pinpoints,
+        vision_feature_layer=-1,
+        image_seq_length=(image_size // patch) ** 2,
+    )
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        image_grid_pinpoints=pinpoints,
+    )
+    processor = LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
     return config, processor
 
 
 def _phi3_v(vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int) -> tuple[Any, Any]:
     """Tiny Phi-3.5-V config and processor (see :mod:`xvlm2vec.testing.tiny_phi3_v`)."""
-    return tiny_phi3_v_config_and_processor(vocab_size=vocab_size, hidden=hidden, layers=layers, intermediate=intermediate)
+    return tiny_phi3_v_config_and_processor(
+        vocab_size=vocab_size, hidden=hidden, layers=layers, intermediate=intermediate
+    )
 
 
 BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
@@ -116,9 +193,15 @@ def build_tiny_model(
     if backbone not in BUILDERS:
         raise ValueError(f"unsupported backbone type {backbone!r}; supported: {sorted(BUILDERS)}")
     backbone_config, processor = BUILDERS[backbone](
-        vocab_size=vocab_size, hidden=hidden, layers=layers, image_size=image_size, intermediate=intermediate or 2 * hidden
+        vocab_size=vocab_size,
+        hidden=hidden,
+        layers=layers,
+        image_size=image_size,
+        intermediate=intermediate or 2 * hidden,
     )
-    config = XVLM2VecConfig(backbone_config=backbone_config, pooling=pooling, padding_side=padding_side, normalize=normalize)
+    config = XVLM2VecConfig(
+        backbone_config=backbone_config, pooling=pooling, padding_side=padding_side, normalize=normalize
+    )
     torch.manual_seed(seed)
     model = XVLM2VecModel(config).eval()
     model.set_processor(processor)
@@ -146,7 +229,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the tiny model folder and print where it is."""
-    path = save_tiny_model(args.backbone, args.output_dir, seed=args.seed, hidden=args.hidden, layers=args.layers,
-                           image_size=args.image_size, pooling=args.pooling)
+    path = save_tiny_model(
+        args.backbone,
+        args.output_dir,
+        seed=args.seed,
+        hidden=args.hidden,
+        layers=args.layers,
+        image_size=args.image_size,
+        pooling=args.pooling,
+    )
     print(f"tiny {args.backbone} model written to {path}")
     return 0

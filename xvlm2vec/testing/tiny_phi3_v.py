@@ -140,10 +140,14 @@ def tiny_phi3_v_config(hidden: int = 64, layers: int = 2, vision_hidden: int = 6
 
 def tiny_phi3_v_processor(num_crops: int = 4, num_pieces: int = 600) -> Phi3VProcessor:
     """The Phi-3.5-V processor with the offline tiny tokenizer."""
-    return Phi3VProcessor(image_processor=Phi3VImageProcessor(num_crops=num_crops), tokenizer=build_tiny_phi3_tokenizer(num_pieces))
+    return Phi3VProcessor(
+        image_processor=Phi3VImageProcessor(num_crops=num_crops), tokenizer=build_tiny_phi3_tokenizer(num_pieces)
+    )
 
 
-def tiny_phi3_v_config_and_processor(vocab_size: int = 600, hidden: int = 64, layers: int = 2, **_: Any) -> tuple[Phi3VConfig, Phi3VProcessor]:
+def tiny_phi3_v_config_and_processor(
+    vocab_size: int = 600, hidden: int = 64, layers: int = 2, **_: Any
+) -> tuple[Phi3VConfig, Phi3VProcessor]:
     """Hook of :func:`xvlm2vec.testing.tiny_models.build_tiny_model`: tiny config and processor.
 
     ``vocab_size`` is the number of trained BPE pieces (the id layout stays Phi-3.5's); other keywords of
@@ -156,16 +160,23 @@ def original_config_dict(config: Phi3VConfig) -> dict:
     """``config`` in the original flat ``config.json`` layout of Phi-3.5-vision-instruct (``rope_scaling`` "su")."""
     return {
         "_name_or_path": "tiny-Phi-3.5-vision-instruct",
-        "auto_map": {"AutoConfig": "configuration_phi3_v.Phi3VConfig", "AutoModelForCausalLM": "modeling_phi3_v.Phi3VForCausalLM"},
+        "auto_map": {
+            "AutoConfig": "configuration_phi3_v.Phi3VConfig",
+            "AutoModelForCausalLM": "modeling_phi3_v.Phi3VForCausalLM",
+        },
         **original_config_from_phi3v(config),
         "tie_word_embeddings": False,
         "use_cache": True,
         "torch_dtype": "float32",
-        "img_processor": {key: config.img_processor[key] for key in ("image_dim_out", "model_name", "name", "num_img_tokens")},
+        "img_processor": {
+            key: config.img_processor[key] for key in ("image_dim_out", "model_name", "name", "num_img_tokens")
+        },
     }
 
 
-def save_tiny_original_checkpoint(folder: str | Path, seed: int = 0, max_shard_size: str = "4MB", wte_alias: bool = True) -> Path:
+def save_tiny_original_checkpoint(
+    folder: str | Path, seed: int = 0, max_shard_size: str = "4MB", wte_alias: bool = True
+) -> Path:
     """Write a tiny Phi-3.5-V checkpoint as the originals are released: flat config, sharded safetensors.
 
     Parameter names are the original ``Phi3VForCausalLM``'s (``model.*`` and ``lm_head.weight``; with
@@ -183,14 +194,24 @@ def save_tiny_original_checkpoint(folder: str | Path, seed: int = 0, max_shard_s
     state["lm_head.weight"] = torch.randn(config.text_config.vocab_size, config.text_config.hidden_size) * 0.02
     if wte_alias:
         state["model.vision_embed_tokens.wte.weight"] = state["model.embed_tokens.weight"].clone()
-    split = split_torch_state_dict_into_shards(state, filename_pattern="model{suffix}.safetensors", max_shard_size=max_shard_size)
+    split = split_torch_state_dict_into_shards(
+        state, filename_pattern="model{suffix}.safetensors", max_shard_size=max_shard_size
+    )
     for filename, keys in split.filename_to_tensors.items():
         save_file({key: state[key] for key in keys}, str(folder / filename), metadata={"format": "pt"})
     if split.is_sharded:
-        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}, "weight_map": split.tensor_to_filename}
+        index = {
+            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+            "weight_map": split.tensor_to_filename,
+        }
         (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
     (folder / "config.json").write_text(json.dumps(original_config_dict(config), indent=2), encoding="utf-8")
-    preprocessor = {"image_processor_type": "Phi3VImageProcessor", "num_crops": 4, "num_img_tokens": 144, "processor_class": "Phi3VProcessor"}
+    preprocessor = {
+        "image_processor_type": "Phi3VImageProcessor",
+        "num_crops": 4,
+        "num_img_tokens": 144,
+        "processor_class": "Phi3VProcessor",
+    }
     (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2), encoding="utf-8")
     build_tiny_phi3_tokenizer().save_pretrained(folder)
     return folder

@@ -19,14 +19,34 @@ from PIL import Image, ImageDraw
 
 from dataset_builders.mmmeb import TASKS as MMMEB_TASKS
 from dataset_builders.mmmeb import TaskSpec
-
 from modeling_xvlm2vec import instructions as protocol
 
-from .lexicon import (COLOURS, COUNTS, LANGUAGES, PAPER_LANGUAGES, QUESTION_KINDS, SHAPES, SIDES, SIZES, Scene, answer_key,
-                      answer_options, caption, class_name, question, world_instructions)
+from .lexicon import (
+    COLOURS,
+    COUNTS,
+    LANGUAGES,
+    PAPER_LANGUAGES,
+    QUESTION_KINDS,
+    SHAPES,
+    SIDES,
+    SIZES,
+    Scene,
+    answer_key,
+    answer_options,
+    caption,
+    class_name,
+    question,
+    world_instructions,
+)
 
-RGB = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 60, 220), "yellow": (235, 215, 20),
-       "purple": (140, 40, 170), "orange": (245, 140, 20)}
+RGB = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 40),
+    "blue": (30, 60, 220),
+    "yellow": (235, 215, 20),
+    "purple": (140, 40, 170),
+    "orange": (245, 140, 20),
+}
 # the MMMEB release file of each task shape (dataset tag, languages, field names) as the builder reads it
 RELEASE_TASKS: dict[str, TaskSpec] = {spec.task: spec for spec in MMMEB_TASKS if spec.dataset != "xm"}
 
@@ -153,8 +173,12 @@ def render_grounding(objects: list[tuple[str, str]], size: int, rng: random.Rand
         box = (cx - extent / 2, cy - extent / 2, cx + extent / 2, cy + extent / 2)
         _draw_shape(draw, shape, box, _colour(colour, rng))
         margin = 2
-        pixel_box = (max(0, int(box[0]) - margin), max(0, int(box[1]) - margin),
-                     min(size, int(box[2]) + margin + 1), min(size, int(box[3]) + margin + 1))
+        pixel_box = (
+            max(0, int(box[0]) - margin),
+            max(0, int(box[1]) - margin),
+            min(size, int(box[2]) + margin + 1),
+            min(size, int(box[3]) + margin + 1),
+        )
         placed.append((shape, colour, pixel_box))
     return image, placed
 
@@ -178,10 +202,16 @@ def build_world(config: WorldConfig) -> World:
     """Render the whole world for ``config`` (deterministic in ``config.seed``)."""
     rng = random.Random(config.seed)
     train_scenes, test_scenes = split_scenes(config.seed, config.test_fraction)
-    train = [Picture(f"train_{scene.key()}_{r}", render_scene(scene, config.image_size, rng), scene)
-             for scene in train_scenes for r in range(config.train_renders)]
-    test = [Picture(f"test_{scene.key()}_{r}", render_scene(scene, config.image_size, rng), scene)
-            for scene in test_scenes for r in range(config.test_renders)]
+    train = [
+        Picture(f"train_{scene.key()}_{r}", render_scene(scene, config.image_size, rng), scene)
+        for scene in train_scenes
+        for r in range(config.train_renders)
+    ]
+    test = [
+        Picture(f"test_{scene.key()}_{r}", render_scene(scene, config.image_size, rng), scene)
+        for scene in test_scenes
+        for r in range(config.test_renders)
+    ]
     seen: set = set()
     vg_test = _grounding_pictures("vgtest_", config.vg_test_images, seen, config.image_size, rng)
     vg_train = _grounding_pictures("vgtrain_", config.vg_train_images, seen, config.image_size, rng)
@@ -217,9 +247,13 @@ def _vg_label_crops(world: World, picture: Picture, target: int, k: int, rng: ra
     shape, colour, _ = picture.objects[target]
     own = [world.crops[f"{picture.name}_crop{i}"] for i in range(len(picture.objects))]
     positive, others = own[target], [c for i, c in enumerate(own) if i != target]
-    pool = [c for c in world.crops.values()
-            if not c.name.startswith(picture.name + "_") and c.objects[0][:2] != (shape, colour)
-            and c.name.startswith(picture.name.split("_")[0])]
+    pool = [
+        c
+        for c in world.crops.values()
+        if not c.name.startswith(picture.name + "_")
+        and c.objects[0][:2] != (shape, colour)
+        and c.name.startswith(picture.name.split("_")[0])
+    ]
     return [positive, *others, *rng.sample(pool, k - 1 - len(others))]
 
 

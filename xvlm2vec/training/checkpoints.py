@@ -53,9 +53,7 @@ def resolve_resume(value: str | None, output_dir: str | Path) -> str | None:
     if value.lower() in LAST:
         found = last_complete_checkpoint(output_dir)
         if found is None:
-            raise UsageError(
-                f"--resume_from_checkpoint {value}: no complete checkpoint in --output_dir {output_dir}"
-            )
+            raise UsageError(f"--resume_from_checkpoint {value}: no complete checkpoint in --output_dir {output_dir}")
         return str(found)
     if not Path(value).is_dir():
         raise UsageError(f"--resume_from_checkpoint {value}: no such folder")

@@ -144,7 +144,9 @@ class ParallelCollator:
         return self.prepare_inputs(texts, images, max_length=self.max_length)
 
     def prepare(self, rows: list[ParallelRow], sides: Sequence[str]) -> tuple[BatchFeature, list[ParallelRow], int]:
-        """Build the batch of `sides`, dropping rows that do not fit; return it, the rows kept and the count dropped."""
+        """Build the batch of `sides`, dropping rows that do not fit; return it, the rows kept and the count
+        dropped.
+        """
         try:
             return self.build(rows, sides), rows, 0
         except ValueError:
@@ -186,12 +188,17 @@ class ParallelCollator:
     def cached_teacher(examples: Sequence[dict[str, Any]], rows: list[ParallelRow]) -> dict[str, torch.Tensor]:
         """The kept rows' teacher embeddings from their teacher-cache columns."""
         found = {}
-        for column, key in ((TEACHER_EMBEDDING, "teacher_embeddings"), (TEACHER_IMAGE_EMBEDDING, "teacher_image_embeddings")):
+        for column, key in (
+            (TEACHER_EMBEDDING, "teacher_embeddings"),
+            (TEACHER_IMAGE_EMBEDDING, "teacher_image_embeddings"),
+        ):
             if column not in examples[0]:
                 continue
             values = [examples[row.position][column] for row in rows]
             missing = [row.row_id for row, value in zip(rows, values) if value is None]
             if missing:
-                raise ValueError(f"the teacher cache has no embedding for rows {missing}; delete the cache file to rebuild it")
+                raise ValueError(
+                    f"the teacher cache has no embedding for rows {missing}; delete the cache file to rebuild it"
+                )
             found[key] = torch.tensor(values, dtype=torch.float32)
         return found

@@ -77,7 +77,9 @@ class SKDConfig(TrainingArguments):
             "--model_name_or_path. A path/Hub id: a separate frozen teacher."
         },
     )
-    image_loss: bool = field(default=False, metadata={"help": "Add the two image-prefix MSE terms (paper's ablation)."})
+    image_loss: bool = field(
+        default=False, metadata={"help": "Add the two image-prefix MSE terms (paper's ablation)."}
+    )
     image_loss_pooling: str = field(
         default="prefix",
         metadata={"help": "Image-term pooling: 'prefix' (as released) or 'image_tokens'.", "choices": IMAGE_POOLINGS},
@@ -94,7 +96,8 @@ class SKDConfig(TrainingArguments):
         default=None, metadata={"help": "Longest tokenised row; longer rows are bad rows (never truncated)."}
     )
     bad_rows: str = field(
-        default="skip", metadata={"help": "Bad parallel rows: 'skip' (counted, logged) or 'error'.", "choices": BAD_ROW_POLICIES}
+        default="skip",
+        metadata={"help": "Bad parallel rows: 'skip' (counted, logged) or 'error'.", "choices": BAD_ROW_POLICIES},
     )
     fused_student_forward: bool = field(
         default=True, metadata={"help": "One concatenated student forward for the English and x sides."}
@@ -119,7 +122,8 @@ class SKDConfig(TrainingArguments):
             raise ValueError(f"bad_rows must be one of {BAD_ROW_POLICIES}, got {self.bad_rows!r}")
         if self.en_loss_weight < 0 or self.x_loss_weight < 0 or self.en_loss_weight + self.x_loss_weight == 0:
             raise ValueError(
-                f"en_loss_weight and x_loss_weight must be >= 0 and not both 0, got {self.en_loss_weight}, {self.x_loss_weight}"
+                f"en_loss_weight and x_loss_weight must be >= 0 and not both 0, "
+                f"got {self.en_loss_weight}, {self.x_loss_weight}"
             )
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}")

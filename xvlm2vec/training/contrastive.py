@@ -67,7 +67,9 @@ class ContrastiveCollator:
         self.max_length = max_length
 
     def __call__(self, pairs: Sequence[ContrastivePair]) -> dict[str, Any]:
-        query = self.prepare_inputs([p.query_text for p in pairs], [p.query_image for p in pairs], max_length=self.max_length)
+        query = self.prepare_inputs(
+            [p.query_text for p in pairs], [p.query_image for p in pairs], max_length=self.max_length
+        )
         positive = self.prepare_inputs(
             [p.positive_text for p in pairs], [p.positive_image for p in pairs], max_length=self.max_length
         )
@@ -76,7 +78,9 @@ class ContrastiveCollator:
         return {"query": query, "positive": positive, "same_positive": same}
 
 
-def info_nce(query: torch.Tensor, positive: torch.Tensor, temperature: float, same_positive: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(
+    query: torch.Tensor, positive: torch.Tensor, temperature: float, same_positive: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean InfoNCE loss of L2-normalised `query` [B, D] against `positive` [B, D] (row i matches row i).
 
     `same_positive[i, j]` true for i != j masks positive j out of query i's negatives.

@@ -31,9 +31,17 @@ PHI3_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
 def phi35v_config() -> Phi3VConfig:
     """Phi-3.5-vision-instruct's shapes (decoder 3072 wide, 32 layers, vocabulary 32064; CLIP ViT-L/14-336)."""
     text = {
-        "vocab_size": 32064, "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 131072,
-        "sliding_window": 262144, "pad_token_id": 32000, "bos_token_id": 1, "eos_token_id": 2,
+        "vocab_size": 32064,
+        "hidden_size": 3072,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "max_position_embeddings": 131072,
+        "sliding_window": 262144,
+        "pad_token_id": 32000,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
     }
     return Phi3VConfig(text_config=text)
 
@@ -54,8 +62,12 @@ class ParameterCounts:
     lora: int
 
 
-def count_parameters(config: Phi3VConfig, wrap: Sequence[str] = RELEASED_WRAP, lora_r: int = 8,
-                     lora_targets: Sequence[str] = PHI3_LORA_TARGETS) -> ParameterCounts:
+def count_parameters(
+    config: Phi3VConfig,
+    wrap: Sequence[str] = RELEASED_WRAP,
+    lora_r: int = 8,
+    lora_targets: Sequence[str] = PHI3_LORA_TARGETS,
+) -> ParameterCounts:
     """Count the parameters of an XVLM2Vec model over `config`, built on the meta device.
 
     `wrap` names the FSDP wrap classes (the root unit holds every parameter outside them); `lora` is what LoRA
@@ -139,7 +151,9 @@ def table(gpus: int = 16) -> str:
     ]
     for name, estimate in rows:
         g = estimate.gib()
-        cells = " | ".join(f"{g[key]:.2f}" for key in ("weights", "gradients", "optimizer", "teacher", "gathered", "total"))
+        cells = " | ".join(
+            f"{g[key]:.2f}" for key in ("weights", "gradients", "optimizer", "teacher", "gathered", "total")
+        )
         lines.append(f"| {name} | {cells} |")
     return "\n".join(lines)
 

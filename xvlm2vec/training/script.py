@@ -62,8 +62,10 @@ class SKDScriptArguments(ScriptArguments):
     )
     trust_remote_code: bool = field(
         default=False,
-        metadata={"help": "Run the code a student/teacher checkpoint maps to in its auto_map (only code you trust); "
-                          "xVLM2Vec folders load with the installed classes and never need it."},
+        metadata={
+            "help": "Run the code a student/teacher checkpoint maps to in its auto_map (only code you trust); "
+            "xVLM2Vec folders load with the installed classes and never need it."
+        },
     )
     build_tiny_inputs: bool = field(
         default=False,
@@ -100,7 +102,9 @@ class SKDParser(TrlParser):
 
 
 def make_parser() -> TrlParser:
-    """TRL's parser over the three dataclasses: script (data, export), SKDConfig (training), ModelConfig (model, LoRA)."""
+    """TRL's parser over the three dataclasses: script (data, export), SKDConfig (training), ModelConfig (model,
+    LoRA).
+    """
     return SKDParser((SKDScriptArguments, SKDConfig, ModelConfig))
 
 
@@ -141,7 +145,9 @@ def fill_tiny_inputs(script_args: SKDScriptArguments, training_args: SKDConfig, 
         return
     from xvlm2vec.testing.training_inputs import tiny_training_inputs
 
-    model_dir, corpus_dir = tiny_training_inputs(Path(training_args.output_dir) / "tiny_inputs", seed=training_args.seed)
+    model_dir, corpus_dir = tiny_training_inputs(
+        Path(training_args.output_dir) / "tiny_inputs", seed=training_args.seed
+    )
     if not model_args.model_name_or_path:
         model_args.model_name_or_path = str(model_dir)
         logger.info("no --model_name_or_path: training the tiny model %s", model_dir)
@@ -180,8 +186,9 @@ def check_arguments(script_args: SKDScriptArguments, training_args: SKDConfig, m
     """
     if not model_args.model_name_or_path:
         raise UsageError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
-    check_xvlm2vec_source(model_args.model_name_or_path, "--model_name_or_path", script_args.trust_remote_code,
-                          model_args.model_revision)
+    check_xvlm2vec_source(
+        model_args.model_name_or_path, "--model_name_or_path", script_args.trust_remote_code, model_args.model_revision
+    )
     if training_args.teacher not in (None, TEACHER_SAME_CHECKPOINT):
         check_xvlm2vec_source(training_args.teacher, "--teacher", script_args.trust_remote_code)
     if not script_args.dataset_name:
@@ -194,8 +201,9 @@ def load_student(model_args: ModelConfig, trust_remote_code: bool = False) -> to
     """Load an XVLM2Vec folder/repo, or wrap a backbone checkpoint (``from_backbone``); see ``load_xvlm2vec_model``."""
     if not model_args.model_name_or_path:
         raise UsageError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
-    return load_xvlm2vec_model(model_args.model_name_or_path, "--model_name_or_path", trust_remote_code,
-                               **load_kwargs(model_args))
+    return load_xvlm2vec_model(
+        model_args.model_name_or_path, "--model_name_or_path", trust_remote_code, **load_kwargs(model_args)
+    )
 
 
 def load_kwargs(model_args: ModelConfig) -> dict:
@@ -248,7 +256,9 @@ def add_lora(model: torch.nn.Module, model_args: ModelConfig) -> torch.nn.Module
 
 
 def lora_config(model_args: ModelConfig) -> Any:
-    """TRL's LoRA config of ``model_args`` (None without ``--use_peft``); a task type other than feature extraction is a UsageError."""
+    """TRL's LoRA config of ``model_args`` (None without ``--use_peft``); a task type other than feature extraction is
+    a UsageError.
+    """
     peft_config = get_peft_config(model_args)
     if peft_config is not None and peft_config.task_type not in PEFT_TASK_TYPES:
         raise UsageError(
@@ -278,7 +288,9 @@ def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: Model
     export_training_args(trainer, target)
     if target == output_dir or script_args.save_adapter_only:
         return target
-    merged = PeftModel.from_pretrained(load_student(model_args, script_args.trust_remote_code), str(target)).merge_and_unload()
+    merged = PeftModel.from_pretrained(
+        load_student(model_args, script_args.trust_remote_code), str(target)
+    ).merge_and_unload()
     merged.set_processor(model.get_base_model().processor)
     merged.save_pretrained(str(output_dir))
     export_training_args(trainer, output_dir)
@@ -286,7 +298,9 @@ def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: Model
 
 
 def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> Path:
-    """Train as the three parsed dataclasses say, save the student, print the final metrics as JSON; return the folder."""
+    """Train as the three parsed dataclasses say, save the student, print the final metrics as JSON; return the
+    folder.
+    """
     fill_tiny_inputs(script_args, training_args, model_args)
     check_arguments(script_args, training_args, model_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
@@ -303,7 +317,9 @@ def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: 
         teacher = load_student(model_args, script_args.trust_remote_code)
     elif training_args.teacher is not None:
         core = model.get_base_model() if isinstance(model, PeftModel) else model
-        teacher = load_xvlm2vec_model(training_args.teacher, "--teacher", script_args.trust_remote_code, dtype=core.dtype)
+        teacher = load_xvlm2vec_model(
+            training_args.teacher, "--teacher", script_args.trust_remote_code, dtype=core.dtype
+        )
     trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev, teacher_model=teacher)
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)

@@ -87,7 +87,9 @@ class Teacher:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher embeddings (un-normalised) and, with `with_images`, the image-loss pooling (`image_pooling`)."""
         with self.active(runner) as teacher:
-            output = teacher(**inputs, normalize=False, return_image_embeddings=with_images, image_pooling=image_pooling)
+            output = teacher(
+                **inputs, normalize=False, return_image_embeddings=with_images, image_pooling=image_pooling
+            )
         return output.embeddings.detach(), (output.image_embeddings.detach() if with_images else None)
 
     def fingerprint(self) -> str:

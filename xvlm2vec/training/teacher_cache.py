@@ -92,9 +92,17 @@ def teacher_columns(
     if path.is_file() and not _readable(path):
         logger.warning("teacher cache %s cannot be read; recomputing", path)
         path.unlink()
-    columns = source.map(embed, batched=True, batch_size=batch_size, features=features,
-                         remove_columns=source.column_names, new_fingerprint=fingerprint, cache_file_name=str(path),
-                         load_from_cache_file=True, desc="teacher cache")
+    columns = source.map(
+        embed,
+        batched=True,
+        batch_size=batch_size,
+        features=features,
+        remove_columns=source.column_names,
+        new_fingerprint=fingerprint,
+        cache_file_name=str(path),
+        load_from_cache_file=True,
+        desc="teacher cache",
+    )
     if columns.data.column(TEACHER_EMBEDDING).null_count == len(columns):
         raise ValueError("the teacher cache is empty: every training row is bad")
     return datasets.concatenate_datasets([dataset, columns], axis=1), path

@@ -14,7 +14,9 @@ def parameter_dtype(module: nn.Module) -> torch.dtype:
 
 
 def to_dtype(inputs: dict[str, Any], dtype: torch.dtype, device: torch.device | None = None) -> dict[str, Any]:
-    """Move a processor batch to `device` (when given) and cast its floating-point tensors (pixel values) to `dtype`."""
+    """Move a processor batch to `device` (when given) and cast its floating-point tensors (pixel values) to
+    `dtype`.
+    """
     moved = {}
     for key, value in inputs.items():
         if isinstance(value, torch.Tensor):

@@ -63,7 +63,10 @@ class SKDTrainer(Trainer):
         self.teacher = Teacher(model, teacher_model)
         if data_collator is None:
             data_collator = ParallelCollator(
-                core.prepare_inputs, args.max_length, args.bad_rows, fused=args.fused_student_forward,
+                core.prepare_inputs,
+                args.max_length,
+                args.bad_rows,
+                fused=args.fused_student_forward,
                 image_resize=args.image_resize,
             )
         super().__init__(
@@ -99,8 +102,14 @@ class SKDTrainer(Trainer):
         runner = self.model if self.teacher.separate is None else self.teacher.separate
         with self.args.main_process_first(desc="teacher cache"):
             self.train_dataset, self.teacher_cache_path = teacher_columns(
-                self.train_dataset, self.teacher, runner, collator, settings, self.args.teacher_cache,
-                self.args.teacher_cache_batch_size, self.args.image_loss_pooling,
+                self.train_dataset,
+                self.teacher,
+                runner,
+                collator,
+                settings,
+                self.args.teacher_cache,
+                self.args.teacher_cache_batch_size,
+                self.args.image_loss_pooling,
             )
 
     def compute_loss(
@@ -112,7 +121,12 @@ class SKDTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Distillation loss of one batch; records its terms for logging while training."""
         loss, terms, outputs = skd_loss(
-            model, self.teacher, inputs, self.args.image_loss, self.args.en_loss_weight, self.args.x_loss_weight,
+            model,
+            self.teacher,
+            inputs,
+            self.args.image_loss,
+            self.args.en_loss_weight,
+            self.args.x_loss_weight,
             self.args.image_loss_pooling,
         )
         skipped = inputs.get("skipped_rows", 0)

@@ -60,9 +60,9 @@ class DemoConfig:
     skd_modules_to_save: tuple[str, ...] = ("embed_tokens",)
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
-    # the two cores of the machine the demo is sized for (1.45x faster per teacher step than one, measured); on a
-    # CPU other jobs
-    # share, one thread avoids OpenMP oversubscription (docs/demo.md, benchmarks/bench_demo_threads.py)
+    # the two cores of the machine the demo is sized for (1.45x faster per teacher step than one, measured);
+    # on a CPU other jobs share, one thread avoids OpenMP oversubscription (docs/demo.md,
+    # benchmarks/bench_demo_threads.py)
     threads: int = 2
 
     @classmethod

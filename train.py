@@ -5,8 +5,8 @@ See docs/training.md; any recipe field can be overridden on the command line (`-
 
 import sys
 
-from xvlm2vec.cli import report_usage_errors
 from xvlm2vec.training.script import run
+from xvlm2vec_common.cli_errors import report_usage_errors
 
 if __name__ == "__main__":
     sys.exit(report_usage_errors(run))

@@ -19,7 +19,7 @@ from datasets.utils.logging import disable_progress_bar
 from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 from dataset_builders.parallel import build_parallel
-from xvlm2vec.testing.release import write_parallel
+from xvlm2vec.testing.fixtures import write_parallel
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
-from xvlm2vec.testing.tiny_models import build_tiny_model
+from xvlm2vec.testing.tiny_model import build_tiny_model
 
 WORDS = (
     "the a red blue green small large circle square triangle on next to under above picture image caption "

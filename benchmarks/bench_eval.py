@@ -32,8 +32,8 @@ from xvlm2vec.evaluation.data import SplitData, load_split
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
 from xvlm2vec.evaluation.prompts import candidate_input, query_input
 from xvlm2vec.evaluation.runner import RunConfig, Runner, select_splits
-from xvlm2vec.testing.release import write_mmmeb
-from xvlm2vec.testing.tiny_models import build_tiny_model
+from xvlm2vec.testing.fixtures import write_mmmeb
+from xvlm2vec.testing.tiny_model import build_tiny_model
 
 #: Candidate batch size of the released embedding script.
 RELEASED_BATCH_SIZE = 4

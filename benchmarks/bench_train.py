@@ -49,7 +49,7 @@ def peak_rss_mib() -> float:
 def build_corpus(folder: Path, rows: int, seed: int) -> Path:
     """A parallel corpus folder in the project layout: fixture release file -> `build_parallel`."""
     from dataset_builders.parallel import build_parallel
-    from xvlm2vec.testing.release import write_parallel
+    from xvlm2vec.testing.fixtures import write_parallel
 
     source = folder / "release"
     write_parallel(source, rows=rows, seed=seed)
@@ -63,7 +63,7 @@ def run_strategy(name: str, args: argparse.Namespace) -> dict:
     from transformers import TrainerCallback
     from trl import ModelConfig
 
-    from xvlm2vec.testing.tiny_models import build_tiny_model
+    from xvlm2vec.testing.tiny_model import build_tiny_model
     from xvlm2vec.training import SKDConfig, SKDTrainer
     from xvlm2vec.training.script import SKDScriptArguments, add_lora, load_split
 

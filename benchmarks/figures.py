@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dataset_builders.atomic import write_text_atomic
+from xvlm2vec_common.safe_outputs import write_text_atomic
 
 
 def save_figures(figures: dict, output: Path | None) -> dict:

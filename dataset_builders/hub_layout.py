@@ -60,7 +60,7 @@ def materialise(
     """Run every builder from ``make_builders(cache_dir)`` and write the Hub-layout folder.
 
     ``output_dir`` is a fresh folder (the staging folder of
-    :func:`dataset_builders.atomic.atomic_output_dir`): nothing in it is deleted. Config and split
+    :func:`xvlm2vec_common.safe_outputs.atomic_output_dir`): nothing in it is deleted. Config and split
     names are checked with :func:`dataset_builders.names.check_name` before they become paths.
     Splits without rows are not declared, and a config whose splits are all empty is left out.
 

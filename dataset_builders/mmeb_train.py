@@ -20,12 +20,13 @@ from pathlib import Path
 
 from datasets import load_dataset
 
-from dataset_builders.cli_args import UsageError, language_file_or_new, positive_int
 from dataset_builders.report import ReportFragment
-from dataset_builders.safe_io import JsonlLine, RowError, iter_jsonl
 from dataset_builders.source import resolve_source
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
 from modeling_xvlm2vec.languages import Language, LanguageRegistry, load_languages
+from xvlm2vec_common.cli_arguments import language_file_or_new, positive_int
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.safe_inputs import JsonlLine, RowError, iter_jsonl
 
 IMAGE_TAG = CANONICAL_IMAGE_TAG + "\n"
 ROWS_PER_SUBSET = 10_000

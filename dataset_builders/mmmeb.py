@@ -17,12 +17,12 @@ from datasets import Features, List, Value
 from datasets import Image as ImageFeature
 from datasets.builder import Key
 
-from dataset_builders.atomic import atomic_output_dir
 from dataset_builders.hub_layout import materialise
 from dataset_builders.report import REPORT_FILENAME, BuildReport, ReportFragment
-from dataset_builders.safe_io import ImageStore, JsonlLine, RowError, check_relative_path, iter_jsonl
 from dataset_builders.source import resolve_source
 from modeling_xvlm2vec.languages import check_code
+from xvlm2vec_common.safe_inputs import ImageStore, JsonlLine, RowError, check_relative_path, iter_jsonl
+from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ def build_mmmeb(
 
     ``images`` is the image root (a folder or a zip archive; default: the source folder).
     Returns the build report, also saved as ``output_dir/build_report.json``. The folder is
-    written atomically (:func:`~dataset_builders.atomic.atomic_output_dir`): a failed build
+    written atomically (:func:`~xvlm2vec_common.safe_outputs.atomic_output_dir`): a failed build
     leaves an earlier one untouched. ``*.jsonl`` files of the source that are not release files,
     and empty release files, are listed in the report.
     """

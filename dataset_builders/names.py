@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from dataset_builders.safe_io import RowError
 from modeling_xvlm2vec.languages import check_code
+from xvlm2vec_common.safe_inputs import RowError
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 ALL_LANGUAGES = "all"

@@ -24,13 +24,13 @@ from datasets import Features, Value
 from datasets import Image as ImageFeature
 from datasets.builder import Key
 
-from dataset_builders.atomic import atomic_output_dir
 from dataset_builders.hub_layout import materialise
 from dataset_builders.mmeb_train import IMAGE_TAG
 from dataset_builders.names import check_language
 from dataset_builders.report import REPORT_FILENAME, BuildReport, ReportFragment
-from dataset_builders.safe_io import ImageStore, RowError, check_relative_path, iter_jsonl
 from dataset_builders.source import resolve_source
+from xvlm2vec_common.safe_inputs import ImageStore, RowError, check_relative_path, iter_jsonl
+from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 RELEASE_FILENAME = "parallel_shuffled.jsonl"
 UNDETERMINED = "und"
@@ -200,7 +200,7 @@ def build_parallel(
     as the MMEB-train revision) is added to the dataset card. ``keep_release`` copies
     ``parallel_shuffled.jsonl`` into the output (a reproduced corpus is kept next to the build).
 
-    The folder is written atomically (:func:`~dataset_builders.atomic.atomic_output_dir`): a
+    The folder is written atomically (:func:`~xvlm2vec_common.safe_outputs.atomic_output_dir`): a
     failed build leaves an earlier one untouched, and a rebuild never keeps old configs. A line
     repeating an earlier line's content (same id, language, texts and image) is a ``duplicate_id``.
     """

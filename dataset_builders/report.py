@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dataset_builders.safe_io import RowError, is_blank
+from xvlm2vec_common.safe_inputs import RowError, is_blank
 
 MAX_EXAMPLES = 50
 REPORT_FILENAME = "build_report.json"

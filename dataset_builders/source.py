@@ -8,7 +8,8 @@ from pathlib import Path
 
 from huggingface_hub import snapshot_download
 
-from dataset_builders.cli_args import UsageError, looks_local
+from xvlm2vec_common.cli_arguments import looks_local
+from xvlm2vec_common.cli_errors import UsageError
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

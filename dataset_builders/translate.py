@@ -34,7 +34,6 @@ from typing import NamedTuple, Protocol
 from accelerate import PartialState
 from tqdm.auto import tqdm
 
-from dataset_builders.cli_args import UsageError, local_or_hub, positive_int
 from dataset_builders.mmeb_train import (
     MMEB_TRAIN_REVISION,
     ROWS_PER_SUBSET,
@@ -51,8 +50,6 @@ from dataset_builders.mmeb_train import (
     selected_subsets,
     translated_fields,
 )
-from dataset_builders.model_folder import check_remote_code, read_config
-from dataset_builders.safe_io import JsonlLine, RowError
 from dataset_builders.source import check_source, resolve_source
 from modeling_xvlm2vec.languages import (
     Language,
@@ -62,6 +59,10 @@ from modeling_xvlm2vec.languages import (
     read_language_file,
     write_language_file,
 )
+from xvlm2vec_common.cli_arguments import local_or_hub, positive_int
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.model_folder import check_remote_code, read_config
+from xvlm2vec_common.safe_inputs import JsonlLine, RowError
 
 MADLAD_PREFIX = "<2{lang}> "
 #: Generation limit of the release (MADLAD-400 3B, greedy).

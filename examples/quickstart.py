@@ -11,7 +11,7 @@ import argparse
 from PIL import Image, ImageDraw
 
 from modeling_xvlm2vec.instructions import get_instruction
-from xvlm2vec.testing.tiny_models import BUILDERS, build_tiny_model
+from xvlm2vec.testing.tiny_model import BUILDERS, build_tiny_model
 
 
 def shape_image(colour: str, ellipse: bool) -> Image.Image:

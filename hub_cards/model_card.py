@@ -2,7 +2,7 @@
 
 ``render_model_card`` is the Python API (used by ``xvlm2vec publish model`` and the demo). The card's
 YAML is a ``ModelCardData`` with ``model-index`` entries (``EvalResult``) from
-``hub_cards.results_document.model_index_entries``; the body comes from ``templates/model_card.md``.
+``xvlm2vec_common.results_document.model_index_entries``; the body comes from ``templates/model_card.md``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import jsonschema
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
-from hub_cards import results_document
 from hub_cards.templates_io import citation, template_path
 from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
 from modeling_xvlm2vec.languages import LanguageRegistry, check_code, load_languages
 from modeling_xvlm2vec.sentence_xvlm2vec import prompt_name
+from xvlm2vec_common import results_document
 
 TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
 ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) writes

@@ -18,10 +18,10 @@ from pathlib import Path
 from huggingface_hub import CommitInfo, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from dataset_builders.atomic import atomic_output_dir
-from dataset_builders.cli_args import one_line
 from hub_cards.checks import CARD_NAME, PublishRefused
 from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, check_arguments, stage
+from xvlm2vec_common.cli_errors import one_line
+from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 DEFAULT_DRY_RUN_ROOT = Path("outputs") / "publish"
 

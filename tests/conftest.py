@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from xvlm2vec.testing.tiny_models import BUILDERS, build_tiny_model
+from xvlm2vec.testing.tiny_model import BUILDERS, build_tiny_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -99,7 +99,7 @@ def built_mmmeb(tmp_path_factory) -> Path:
     Shared read-only: tests that change it work on a copy.
     """
     from dataset_builders.mmmeb import build_mmmeb
-    from xvlm2vec.testing.release import write_mmmeb
+    from xvlm2vec.testing.fixtures import write_mmmeb
 
     root = tmp_path_factory.mktemp("mmmeb")
     write_mmmeb(root / "release", rows_per_file=4, num_candidates=4)

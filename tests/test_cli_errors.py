@@ -17,7 +17,7 @@ import pytest
 from test_train_fixtures import write_parallel_corpus
 
 from xvlm2vec.cli import main as cli_main
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

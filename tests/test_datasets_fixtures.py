@@ -12,9 +12,9 @@ from datasets import load_dataset
 
 from dataset_builders.mmeb_train import MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS
-from dataset_builders.safe_io import ImageStore, RowError, UnsafePathError, check_relative_path, iter_jsonl
 from xvlm2vec.cli import build_parser
-from xvlm2vec.testing.release import run as fixtures_run
+from xvlm2vec.testing.fixtures import run as fixtures_run
+from xvlm2vec_common.safe_inputs import ImageStore, RowError, UnsafePathError, check_relative_path, iter_jsonl
 
 
 def _fixtures(kind: str, out: Path, rows: int) -> None:

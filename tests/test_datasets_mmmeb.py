@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-from dataset_builders import build_cli
-from dataset_builders.cli_args import UsageError
+from dataset_builders import build
 from dataset_builders.mmmeb import FEATURES, TASKS, build_mmmeb, resolve_image_id
 from dataset_builders.source import resolve_source
 from xvlm2vec.cli import build_parser
-from xvlm2vec.testing.release import write_image, write_mmmeb
+from xvlm2vec.testing.fixtures import write_image, write_mmmeb
+from xvlm2vec_common.cli_errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +123,12 @@ def test_rejects_over_threshold_fail_the_cli(tmp_path: Path, capsys: pytest.Capt
     src = _bad_release(tmp_path)
     parser = build_parser("build")
     args = parser.parse_args(["build", "mmmeb", "--source", str(src), "--output-dir", str(tmp_path / "out")])
-    assert build_cli.run(args) == 1  # default --max-rejects 0 for MMMEB
+    assert build.run(args) == 1  # default --max-rejects 0 for MMMEB
     assert "FAILED" in capsys.readouterr().out
     args = parser.parse_args(
         ["build", "mmmeb", "--source", str(src), "--output-dir", str(tmp_path / "o2"), "--max-rejects", "10"]
     )
-    assert build_cli.run(args) == 0
+    assert build.run(args) == 0
 
 
 def test_images_from_zip_archive_and_zip_slip_member(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-from dataset_builders.cli_args import UsageError
 from dataset_builders.mmeb_train import (
     IMAGE_TAG,
     PAIR_FIELDS,
@@ -22,9 +21,10 @@ from dataset_builders.mmeb_train import (
     translated_fields,
 )
 from dataset_builders.parallel import FEATURES, build_parallel, dev_size, validate_line
-from dataset_builders.safe_io import RowError
 from dataset_builders.translate import append_lines
-from xvlm2vec.testing.release import write_mmeb_train, write_parallel
+from xvlm2vec.testing.fixtures import write_mmeb_train, write_parallel
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.safe_inputs import RowError
 
 # --- packing and marker parsing ----------------------------------------------------------------
 
@@ -229,7 +229,7 @@ def test_a_build_with_no_row_out_does_not_pass(tmp_path: Path) -> None:
 
 
 def test_cli_route_b_builds_and_keeps_the_release_file(reproduced, tmp_path: Path) -> None:
-    from dataset_builders.build_cli import run
+    from dataset_builders.build import run
     from xvlm2vec.cli import build_parser
 
     root, subsets, languages, result = reproduced
@@ -338,7 +338,7 @@ def test_a_truncated_translation_is_counted_by_reason_in_the_build_report(tmp_pa
 
 
 def test_max_dev_rows_0_keeps_every_row_in_train_in_file_order(reproduced, tmp_path: Path) -> None:
-    from dataset_builders.build_cli import run
+    from dataset_builders.build import run
     from xvlm2vec.cli import build_parser
 
     root, subsets, languages, result = reproduced

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builders.cli_args import UsageError
 from dataset_builders.mmeb_train import journal_path, language_markers, translated_fields
 from dataset_builders.translate import (
     MAX_NEW_TOKENS,
@@ -26,7 +25,8 @@ from dataset_builders.translate import (
     translate_subset,
     write_rejects,
 )
-from xvlm2vec.testing.release import mmeb_train_rows
+from xvlm2vec.testing.fixtures import mmeb_train_rows
+from xvlm2vec_common.cli_errors import UsageError
 
 SUBSET, LANG = "OK-VQA", "it"
 
@@ -90,7 +90,7 @@ _CHILD = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_datasets_translate import StandInTranslator, SUBSET, LANG
-from xvlm2vec.testing.release import mmeb_train_rows
+from xvlm2vec.testing.fixtures import mmeb_train_rows
 from dataset_builders.translate import translate_subset
 translate_subset(StandInTranslator(delay=0.15), mmeb_train_rows(SUBSET, {n}), SUBSET, LANG, {out!r}, batch_size=2)
 """
@@ -284,7 +284,7 @@ _TWO_PROCESS = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_datasets_translate import StandInTranslator, SUBSET, LANG
-from xvlm2vec.testing.release import mmeb_train_rows
+from xvlm2vec.testing.fixtures import mmeb_train_rows
 from dataset_builders.translate import process_state, translate_subset
 state = process_state()
 assert state.num_processes == 2, state.num_processes

@@ -17,7 +17,7 @@ from PIL import Image
 
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import build_parallel
-from dataset_builders.safe_io import MAX_IMAGE_PIXELS
+from xvlm2vec_common.safe_inputs import MAX_IMAGE_PIXELS
 
 I2T = "xtd_en_1000_formatted_i2t.jsonl"
 T2I = "xtd_en_1000_formatted_t2i.jsonl"
@@ -144,7 +144,7 @@ def test_a_language_that_is_not_a_code_is_a_rejected_row_never_a_path(lang: str,
 def test_a_corrupt_or_oversized_zip_member_is_a_counted_rejection(tmp_path: Path, monkeypatch) -> None:
     import zipfile
 
-    import dataset_builders.safe_io as safe_io
+    import xvlm2vec_common.safe_inputs as safe_io
 
     src = release(tmp_path, I2T, {"img": "2", "captions": ["x", "y"]})
     archive = tmp_path / "images.zip"

@@ -11,8 +11,8 @@ import pytest
 from dataset_builders.mmmeb import build_mmmeb
 from dataset_builders.parallel import build_parallel
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
+from xvlm2vec.testing.fixtures import write_mmmeb_release, write_parallel_release
 from xvlm2vec.testing.lexicon import LANGUAGES, Scene, answer_options, caption, class_name, vocabulary
-from xvlm2vec.testing.release import write_mmmeb_release, write_parallel_release
 from xvlm2vec.testing.world import (
     RELEASE_TASKS,
     WorldConfig,

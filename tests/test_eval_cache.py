@@ -18,7 +18,7 @@ from test_eval_runner import ColourEmbedder, run, toy_splits, write_mmmeb_folder
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
 from xvlm2vec.evaluation.runner import RunConfig, Runner
 from xvlm2vec.fingerprint import code_state
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hub_cards.results_document import validate
 from xvlm2vec.cli import main
 from xvlm2vec.evaluation.data import load_split
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
 from xvlm2vec.evaluation.runner import RunConfig, Runner
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
+from xvlm2vec_common.results_document import validate
 
 
 def test_eval_verb_end_to_end(built_mmmeb, tmp_path):

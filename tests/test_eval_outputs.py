@@ -9,8 +9,14 @@ import pytest
 from huggingface_hub import EvalResult
 from PIL import Image
 
-from hub_cards.results_document import markdown_table, model_entry, model_index_entries, results_document, validate
 from xvlm2vec.evaluation.plot import plot_results
+from xvlm2vec_common.results_document import (
+    markdown_table,
+    model_entry,
+    model_index_entries,
+    results_document,
+    validate,
+)
 
 
 def record(config: str, lang: str, style: str | None, p1: float, ties: int = 0) -> dict:

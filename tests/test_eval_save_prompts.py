@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from released_prompts import EXPECTED
 
-from hub_cards.results_document import validate
 from modeling_xvlm2vec.backbones import get_backbone
 from xvlm2vec.cli import main
 from xvlm2vec.evaluation.data import parse_config
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
+from xvlm2vec_common.results_document import validate
 
 SKIPPED = {("xtd_t2i", "en"), ("xm_t2i", "en"), ("maxm_v1_vqa", "en")}  # English t2i / vqa files hold a null-text q1
 # The released VQA data (maxm_v1) is English and French only: the table's other VQA rows have no split to run on.

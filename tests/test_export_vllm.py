@@ -12,7 +12,7 @@ from conftest import BACKBONES
 
 from modeling_xvlm2vec import XVLM2VecModel
 from xvlm2vec.cli import main
-from xvlm2vec.convert_phi3v import ConvertConfig, convert
+from xvlm2vec.convert import ConvertConfig, convert
 from xvlm2vec.export_vllm import export_vllm
 
 #: Architectures vLLM registers (vllm/model_executor/models/registry.py): under _EMBEDDING_MODELS (pooling

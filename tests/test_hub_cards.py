@@ -15,9 +15,9 @@ from dataset_builders.parallel import build_parallel
 from hub_cards.dataset_card import render_dataset_card
 from hub_cards.metric_card import render_metric_card, space_files
 from hub_cards.model_card import render_model_card
-from hub_cards.results_document import model_entry, results_document
-from xvlm2vec.testing.release import write_parallel
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.fixtures import write_parallel
+from xvlm2vec.testing.tiny_model import save_tiny_model
+from xvlm2vec_common.results_document import model_entry, results_document
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # (config, language) -> precision@1 of the two styles run; the card shows their mean.

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xvlm2vec.cli import main
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METRIC_DIR = REPO_ROOT / "metrics" / "mmmeb"

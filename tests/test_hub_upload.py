@@ -20,7 +20,7 @@ import yaml
 from huggingface_hub import constants
 
 from xvlm2vec.cli import main
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVER_LIFETIME_S = 120  # the stand-in stops by itself after this, even if a test hangs

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from dataset_builders.mmeb_train import clean_pair, pack_request, parse_response, translated_fields
-from dataset_builders.safe_io import RowError
 from dataset_builders.translate import MarkerError, ensure_markers, translate_subset
 from modeling_xvlm2vec.instructions import get_instruction
 from modeling_xvlm2vec.languages import Language, load_languages, read_language_file, write_language_file
 from xvlm2vec.cli import main as cli_main
-from xvlm2vec.instructions_cli import translate_instructions
-from xvlm2vec.testing.release import mmeb_train_rows
+from xvlm2vec.instructions import translate_instructions
+from xvlm2vec.testing.fixtures import mmeb_train_rows
+from xvlm2vec_common.safe_inputs import RowError
 
 TAG = "<|image_1|>\n"
 JA = Language("ja", "Japanese", ("質問", "回答"), {".": "。", "?": "？", "!": "！"})

@@ -13,8 +13,8 @@ from dataset_builders.translate import translate_mmeb_train
 from hub_cards.model_card import render_model_card
 from modeling_xvlm2vec.languages import load_languages, read_language_file
 from xvlm2vec.cli import main
-from xvlm2vec.testing.release import write_mmeb_train, write_mmmeb
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.fixtures import write_mmeb_train, write_mmmeb
+from xvlm2vec.testing.tiny_model import save_tiny_model
 
 TAG = "<|image_1|>\n"
 SUBSETS = "OK-VQA,MSCOCO_t2i"

@@ -62,7 +62,7 @@ def test_dataset_card_lists_many_languages_as_rows(xm36) -> None:
 
 
 def _document(languages: list[str]) -> dict:
-    from hub_cards.results_document import model_entry, results_document
+    from xvlm2vec_common.results_document import model_entry, results_document
 
     def scores(base: float) -> list[dict]:
         return [
@@ -112,7 +112,7 @@ def test_plot_stays_readable_at_36_languages() -> None:
 
 
 def test_results_tables_give_many_languages_rows_and_average_each_language() -> None:
-    from hub_cards.results_document import markdown_table
+    from xvlm2vec_common.results_document import markdown_table
 
     text = markdown_table(_document(XM3600_LANGUAGES))
     widest = max(line.count("|") for line in text.splitlines())

@@ -206,7 +206,7 @@ def test_from_backbone_local_folder(tmp_path, images):
     """from_backbone on a native checkpoint folder (Hub layout) gives the backbone's own hidden states."""
     from transformers import Qwen2VLForConditionalGeneration
 
-    tiny, processor = __import__("xvlm2vec.testing.tiny_models", fromlist=["x"]).build_tiny_model("qwen2_vl", seed=3)
+    tiny, processor = __import__("xvlm2vec.testing.tiny_model", fromlist=["x"]).build_tiny_model("qwen2_vl", seed=3)
     torch.manual_seed(3)
     native = Qwen2VLForConditionalGeneration(tiny.config.backbone_config).eval()
     folder = tmp_path / "qwen2vl"

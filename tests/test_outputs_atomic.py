@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import pytest
 from datasets import load_dataset
 
-import dataset_builders.atomic as atomic
-from dataset_builders.atomic import OutputDirError, atomic_output_dir, write_text_atomic
+import xvlm2vec_common.safe_outputs as atomic
 from dataset_builders.parallel import build_parallel
+from xvlm2vec_common.safe_outputs import OutputDirError, atomic_output_dir, write_text_atomic
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -169,7 +169,7 @@ def test_a_build_killed_mid_write_leaves_the_previous_folder_loadable_and_unchan
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
     assert len(leftovers) == 1 and (tmp_path / leftovers[0] / "data" / "all").is_dir()  # the new shards were there
     with (
-        caplog.at_level(logging.WARNING, logger="dataset_builders.atomic"),
+        caplog.at_level(logging.WARNING, logger="xvlm2vec_common.safe_outputs"),
         pytest.raises(RuntimeError, match="stop"),
         atomic_output_dir(out, "build_report.json"),
     ):
@@ -224,7 +224,7 @@ def test_eval_outputs_are_replaced_together_and_keep_the_cache(tmp_path: Path, m
 
 
 def test_the_build_verb_refuses_an_output_folder_holding_an_input_before_any_work(tmp_path: Path) -> None:
-    from dataset_builders.build_cli import run
+    from dataset_builders.build import run
     from xvlm2vec.cli import build_parser
 
     out = tmp_path / "out"

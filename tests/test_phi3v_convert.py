@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel
 from xvlm2vec.cli import main
-from xvlm2vec.convert_phi3v import ConvertConfig, convert, read_state_dict
+from xvlm2vec.convert import ConvertConfig, convert, read_state_dict
 from xvlm2vec.testing.tiny_phi3_v import save_tiny_original_checkpoint, tiny_phi3_v_config
 
 LORA_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj", "q_proj", "k_proj", "v_proj", "out_proj"]
@@ -270,7 +270,8 @@ def phi35v_release_config() -> dict:
 
 def test_release_config_maps_to_the_native_pieces():
     from modeling_xvlm2vec.image_processing_phi3_v import num_image_tokens
-    from xvlm2vec.convert_phi3v import clip_config_from_weights, phi3v_config_from_original
+    from xvlm2vec.convert import clip_config_from_weights
+    from xvlm2vec.phi3v_layout import phi3v_config_from_original
 
     # ViT-L/14-336 tower shapes (meta tensors: no memory) must be read back as ViT-L/14-336
     prefix = "model.vision_embed_tokens.img_processor.vision_model."

@@ -20,10 +20,10 @@ from test_eval_baselines import save_clip
 from test_train_fixtures import write_parallel_corpus
 
 from xvlm2vec.cli import main as cli_main
-from xvlm2vec.cli import report_usage_errors
 from xvlm2vec.demo import example
-from xvlm2vec.testing.release import write_mmeb_train
-from xvlm2vec.testing.tiny_models import BUILDERS, save_tiny_model
+from xvlm2vec.testing.fixtures import write_mmeb_train
+from xvlm2vec.testing.tiny_model import BUILDERS, save_tiny_model
+from xvlm2vec_common.cli_errors import report_usage_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_train_fixtures import TAG, corpus_splits, lora_student, parallel_rows, skd_config, write_parallel_corpus
 
-from xvlm2vec.testing.tiny_models import build_tiny_model
+from xvlm2vec.testing.tiny_model import build_tiny_model
 from xvlm2vec.training import ParallelCollator, SKDTrainer
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from test_train_fixtures import corpus_splits, lora_student, skd_config, write_parallel_corpus
 
-from xvlm2vec.testing.tiny_models import build_tiny_model
+from xvlm2vec.testing.tiny_model import build_tiny_model
 from xvlm2vec.training import SKDTrainer
 from xvlm2vec.training.teacher import teacher_fingerprint
 

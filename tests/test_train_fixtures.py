@@ -102,7 +102,7 @@ def lora_student(seed: int = 0):
     """A tiny Qwen2-VL XVLM2Vec model wrapped with LoRA exactly as train.py does (TRL ModelConfig)."""
     from trl import ModelConfig
 
-    from xvlm2vec.testing.tiny_models import build_tiny_model
+    from xvlm2vec.testing.tiny_model import build_tiny_model
     from xvlm2vec.training.script import add_lora
 
     model, _ = build_tiny_model("qwen2_vl", seed=seed)

@@ -86,7 +86,7 @@ def test_released_recipe_trains_all_weights_and_its_separate_teacher_stays_bit_i
     from transformers import AutoModel
 
     import xvlm2vec.training.script as script
-    from xvlm2vec.testing.tiny_models import save_tiny_model
+    from xvlm2vec.testing.tiny_model import save_tiny_model
 
     model_dir = save_tiny_model("phi3_v", tmp_path / "tiny", seed=0)
     corpus = write_parallel_corpus(tmp_path / "corpus", train=64, dev=4)  # 64 rows = 2 steps of 8 x 4

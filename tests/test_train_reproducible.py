@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from test_train_fixtures import write_parallel_corpus
 
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
 from xvlm2vec.training.checkpoints import last_complete_checkpoint, resolve_resume
 from xvlm2vec.training.script import run
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from test_train_fixtures import write_parallel_corpus
 
-from xvlm2vec.testing.tiny_models import save_tiny_model
+from xvlm2vec.testing.tiny_model import save_tiny_model
 from xvlm2vec.training.script import parse_args, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +160,7 @@ def test_adapter_only_and_bad_task_type(inputs, tmp_path: Path) -> None:
 def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(inputs, tmp_path: Path) -> None:
     from transformers import AutoModel, Qwen2VLForConditionalGeneration
 
-    from xvlm2vec.testing.tiny_models import BUILDERS
+    from xvlm2vec.testing.tiny_model import BUILDERS
 
     _, corpus = inputs
     config, processor = BUILDERS["qwen2_vl"](vocab_size=600, hidden=64, layers=2, image_size=56, intermediate=128)

@@ -6,8 +6,8 @@ when that verb runs, so ``xvlm2vec --help`` stays fast. ``train`` is TRL-parsed 
 
 Error policy: a user error (a bad argument value, a missing path, an unknown task or language, an
 empty selection, a model that would run untrusted code) is one line ``error: ...`` naming the
-argument on stderr and exit status 2; verbs raise it as ``argparse.ArgumentTypeError`` (of which
-``dataset_builders.cli_args.UsageError`` is one). Any other exception is a crash: traceback, status 1.
+argument on stderr and exit status 2; verbs raise ``xvlm2vec_common.cli_errors.UsageError`` (an
+``argparse.ArgumentTypeError``). Any other exception is a crash: traceback, status 1.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
-from typing import Any
 
-from dataset_builders.cli_args import exit_usage_error, one_line
 from xvlm2vec import __version__
 from xvlm2vec.progress import configure_progress
+from xvlm2vec_common.cli_errors import OneLineErrorParser, report_usage_errors
 
 PASSTHROUGH = {"train"}  # verbs whose module parses its own arguments: run(argv)
 
@@ -29,37 +27,20 @@ VERBS: dict[str, tuple[str, str]] = {
         "xvlm2vec.training.script",
         "distil a multilingual student from a recipe (= accelerate launch train.py)",
     ),
-    "tiny-model": ("xvlm2vec.testing.tiny_models", "build a tiny random model folder (tests, demo)"),
-    "fixtures": ("xvlm2vec.testing.release", "write small data sets in the released formats"),
-    "build": ("dataset_builders.build_cli", "build MMMEB or the parallel corpus as a Hub-layout dataset folder"),
+    "tiny-model": ("xvlm2vec.testing.tiny_model", "build a tiny random model folder (tests, demo)"),
+    "fixtures": ("xvlm2vec.testing.fixtures", "write small data sets in the released formats"),
+    "build": ("dataset_builders.build", "build MMMEB or the parallel corpus as a Hub-layout dataset folder"),
     "translate": ("dataset_builders.translate", "translate MMEB-train rows with a seq2seq or chat model"),
     "instructions": (
-        "xvlm2vec.instructions_cli",
+        "xvlm2vec.instructions",
         "translate the instruction table into new languages; apply it to a model",
     ),
-    "eval": ("xvlm2vec.evaluation.cli", "evaluate embedding models on MMMEB"),
-    "convert": ("xvlm2vec.convert_phi3v", "convert an original Phi-3.5-V / VLM2Vec checkpoint"),
+    "eval": ("xvlm2vec.evaluation.eval", "evaluate embedding models on MMMEB"),
+    "convert": ("xvlm2vec.convert", "convert an original Phi-3.5-V / VLM2Vec checkpoint"),
     "export": ("xvlm2vec.export", "export a model folder for vLLM (native layout) or sentence-transformers"),
     "publish": ("hub_cards.publish", "publish a model, dataset or metric folder to the Hub"),
     "demo": ("xvlm2vec.demo", "run the whole pipeline end to end on a synthetic world"),
 }
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line ``error: ...`` (exit status 2)."""
-
-    def error(self, message: str) -> None:
-        """Print ``error: <prog>: message`` and exit 2."""
-        exit_usage_error(self, message)
-
-
-def report_usage_errors(function: Callable[..., int | None], *args: Any) -> int:
-    """Run ``function(*args)``; a user error becomes one line ``error: ...`` and status 2, other errors propagate."""
-    try:
-        return int(function(*args) or 0)
-    except argparse.ArgumentTypeError as error:
-        print(f"error: {one_line(error)}", file=sys.stderr)
-        return 2
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:

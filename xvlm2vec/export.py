@@ -17,8 +17,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dataset_builders.atomic import atomic_output_dir
 from xvlm2vec.export_vllm import export_vllm, load_model
+from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 TARGETS = ("vllm", "sentence-transformers")
 

@@ -26,11 +26,11 @@ import torch
 from huggingface_hub import save_torch_state_dict
 from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-from dataset_builders.atomic import atomic_output_dir
 from modeling_xvlm2vec import XVLM2VecModel
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
-from xvlm2vec.convert_phi3v import EMBED_TOKENS, WTE_ALIAS, original_config_from_phi3v
+from xvlm2vec.phi3v_layout import EMBED_TOKENS, WTE_ALIAS, original_config_from_phi3v
+from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 #: The architecture each backbone is exported as; all are registered in vLLM's model registry
 #: (``vllm/model_executor/models/registry.py``).

@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from dataset_builders.cli_args import positive_int
+from xvlm2vec_common.cli_arguments import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

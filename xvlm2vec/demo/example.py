@@ -16,7 +16,7 @@ import datasets
 
 from dataset_builders.hub_layout import load_split
 from modeling_xvlm2vec.instructions import compose_prompt, get_instruction
-from xvlm2vec.model_source import load_xvlm2vec_model
+from xvlm2vec_common.model_folder import load_xvlm2vec_model
 
 CONFIG = "xtd_t2i"
 
@@ -70,6 +70,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from xvlm2vec.cli import report_usage_errors
+    from xvlm2vec_common.cli_errors import report_usage_errors
 
     sys.exit(report_usage_errors(main))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from xvlm2vec.testing.lexicon import LANGUAGES, vocabulary, world_instructions
-from xvlm2vec.testing.tiny_models import build_tiny_model
+from xvlm2vec.testing.tiny_model import build_tiny_model
 from xvlm2vec.testing.tokenizer_training import multilingual_corpus, train_tokenizer
 
 

@@ -118,7 +118,7 @@ def build_data(config: DemoConfig, output_dir: Path):
     """Render the world, write it in the released formats, and build both Hub-layout dataset folders."""
     from dataset_builders.mmmeb import build_mmmeb
     from dataset_builders.parallel import build_parallel
-    from xvlm2vec.testing.release import write_mmmeb_release, write_parallel_release
+    from xvlm2vec.testing.fixtures import write_mmmeb_release, write_parallel_release
     from xvlm2vec.testing.world import build_world
 
     world = build_world(config.world)

@@ -8,11 +8,11 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from dataset_builders.atomic import atomic_output_dir
-from hub_cards.results_document import markdown_table, model_entry, results_document
 from xvlm2vec.evaluation.embedders import Embedder
 from xvlm2vec.evaluation.plot import plot_results
 from xvlm2vec.evaluation.runner import Runner
+from xvlm2vec_common.results_document import markdown_table, model_entry, results_document
+from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 RESULTS_FILENAME = "results.json"
 CACHE_DIRNAME = "embedding_cache"
@@ -30,7 +30,7 @@ def evaluate_models(
     With ``runner.config.save_prompts``, ``prompts.jsonl`` holds one JSON line per embedded query
     and distinct candidate (model, config, language, style, side, row id, prompt, image).
 
-    ``output_dir`` is replaced atomically (:func:`~dataset_builders.atomic.atomic_output_dir`):
+    ``output_dir`` is replaced atomically (:func:`~xvlm2vec_common.safe_outputs.atomic_output_dir`):
     the entries matching ``keep`` (default: the embedding cache) are carried over, everything
     else comes from this run. Returns the results document (also on non-main processes, which
     write nothing).

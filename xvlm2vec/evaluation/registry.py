@@ -10,15 +10,14 @@ from typing import Any
 
 import torch
 
-from dataset_builders.cli_args import UsageError
-from dataset_builders.model_folder import model_location, read_config
 from xvlm2vec.evaluation.baselines import (
     DUAL_ENCODER_MODEL_TYPES,
     SentenceTransformerEmbedder,
     TransformersDualEncoder,
 )
 from xvlm2vec.evaluation.embedders import Embedder, XVLM2VecEmbedder
-from xvlm2vec.model_source import XVLM2VEC_MODEL_TYPE, trust_for
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.model_folder import XVLM2VEC_MODEL_TYPE, model_location, read_config, trust_for
 
 
 def _top_level_file(name_or_path: str, filename: str) -> Path | None:

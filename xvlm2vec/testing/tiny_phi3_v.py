@@ -24,7 +24,7 @@ from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel
 from modeling_xvlm2vec.configuration_phi3_v import PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
-from xvlm2vec.convert_phi3v import original_config_from_phi3v
+from xvlm2vec.phi3v_layout import original_config_from_phi3v
 
 from .tokenizer_training import multilingual_corpus
 
@@ -148,7 +148,7 @@ def tiny_phi3_v_processor(num_crops: int = 4, num_pieces: int = 600) -> Phi3VPro
 def tiny_phi3_v_config_and_processor(
     vocab_size: int = 600, hidden: int = 64, layers: int = 2, **_: Any
 ) -> tuple[Phi3VConfig, Phi3VProcessor]:
-    """Hook of :func:`xvlm2vec.testing.tiny_models.build_tiny_model`: tiny config and processor.
+    """Hook of :func:`xvlm2vec.testing.tiny_model.build_tiny_model`: tiny config and processor.
 
     ``vocab_size`` is the number of trained BPE pieces (the id layout stays Phi-3.5's); other keywords of
     the factory (``image_size``) do not apply: Phi-3.5-V always works on 336x336 crops.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .release import write_parallel
-from .tiny_models import save_tiny_model
+from .fixtures import write_parallel
+from .tiny_model import save_tiny_model
 
 TINY_BACKBONE = "qwen2_vl"
 CORPUS_ROWS = 40

@@ -4,7 +4,7 @@ Every attribute combination (shape, colour, size, side, count) is a scene; a see
 combination in exactly one of train and test, so no test scene was ever seen whole in training
 (every single attribute value was). Images are drawn with PIL; texts come from `lexicon.py`.
 
-`build_world(config)` returns the in-memory world; :mod:`xvlm2vec.testing.release` writes it in
+`build_world(config)` returns the in-memory world; :mod:`xvlm2vec.testing.fixtures` writes it in
 the released file formats (docs/datasets.md) so the project's dataset builders turn it into
 Hub-layout folders, exactly as they do the real data.
 """

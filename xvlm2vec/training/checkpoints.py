@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from dataset_builders.cli_args import UsageError
+from xvlm2vec_common.cli_errors import UsageError
 
 TRAINER_STATE = "trainer_state.json"
 #: ``--resume_from_checkpoint`` values that mean "the newest complete checkpoint of --output_dir".

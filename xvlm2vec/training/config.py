@@ -31,7 +31,7 @@ class SKDConfig(TrainingArguments):
             frozen copy loaded from the student's starting checkpoint (`--model_name_or_path`, by `train.py`), as
             the released full fine-tuning did. A path or Hub id: a separate frozen teacher, an XVLM2Vec folder
             (loaded with the installed classes) or a supported backbone checkpoint; one whose folder maps to its
-            own code needs `--trust_remote_code true` (`xvlm2vec.model_source.load_xvlm2vec_model`).
+            own code needs `--trust_remote_code true` (`xvlm2vec_common.model_folder.load_xvlm2vec_model`).
         image_loss (`bool`, defaults to `False`):
             Add the paper's image terms (ablation): MSE between mean-pooled hidden states of the image
             prefix, student(en) vs teacher(en) and student(x) vs teacher(en); the four terms are averaged.

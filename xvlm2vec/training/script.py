@@ -25,8 +25,9 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from dataset_builders import hub_layout
-from dataset_builders.cli_args import UsageError, exit_usage_error
-from xvlm2vec.model_source import check_xvlm2vec_source, load_xvlm2vec_model, local_or_hub
+from xvlm2vec_common.cli_arguments import local_or_hub
+from xvlm2vec_common.cli_errors import UsageError, exit_usage_error
+from xvlm2vec_common.model_folder import check_xvlm2vec_source, load_xvlm2vec_model
 
 from ..progress import progress_enabled
 from ..resources import recipe_path, shipped_names
@@ -351,6 +352,6 @@ def run(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from xvlm2vec.cli import report_usage_errors
+    from xvlm2vec_common.cli_errors import report_usage_errors
 
     sys.exit(report_usage_errors(run))

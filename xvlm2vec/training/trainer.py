@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from xvlm2vec.model_source import load_xvlm2vec_model
+from xvlm2vec_common.model_folder import load_xvlm2vec_model
 
 from .collator import ParallelCollator
 from .config import TEACHER_SAME_CHECKPOINT, SKDConfig

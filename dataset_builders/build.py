@@ -10,8 +10,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from dataset_builders.atomic import check_output_dir
-from dataset_builders.cli_args import UsageError, non_negative_int, positive_int
 from dataset_builders.mmeb_train import (
     MMEB_TRAIN_REVISION,
     add_selection_arguments,
@@ -23,6 +21,9 @@ from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
 from dataset_builders.report import REPORT_FILENAME, BuildReport
 from dataset_builders.source import check_source
 from modeling_xvlm2vec.languages import load_languages
+from xvlm2vec_common.cli_arguments import non_negative_int, positive_int
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.safe_outputs import check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,11 +26,11 @@ from pathlib import Path
 from datasets import Dataset
 from PIL import Image, ImageColor
 
-from dataset_builders.atomic import atomic_output_dir
-from dataset_builders.cli_args import positive_int
 from dataset_builders.mmeb_train import IMAGE_TAG, MMEB_TRAIN_SUBSETS
 from dataset_builders.mmmeb import TASKS, TaskSpec, resolve_image_id
 from modeling_xvlm2vec.instructions import LANGUAGES, STYLES, style_query
+from xvlm2vec_common.cli_arguments import positive_int
+from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 from .lexicon import LANGUAGES as WORLD_LANGUAGES
 from .lexicon import Scene, caption, class_name, world_instructions

@@ -19,7 +19,6 @@ file every output of that kind has), or when every entry of it is carried over b
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import fnmatch
@@ -33,13 +32,15 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
+from xvlm2vec_common.cli_errors import UsageError
+
 logger = logging.getLogger(__name__)
 PARTIAL_INFIX = ".partial-"
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
-class OutputDirError(argparse.ArgumentTypeError, ValueError):
+class OutputDirError(UsageError):
     """An output folder that cannot be written safely: a user error (the CLI prints one line, exit 2)."""
 
 

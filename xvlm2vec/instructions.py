@@ -17,8 +17,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset_builders.atomic import write_text_atomic
-from dataset_builders.cli_args import UsageError, language_file, language_file_or_new
 from dataset_builders.translate import add_trust_argument, load_translator, output_text, translator_source
 from modeling_xvlm2vec.languages import (
     IMAGE_TAG,
@@ -32,6 +30,9 @@ from modeling_xvlm2vec.languages import (
     table_with_entries,
     write_language_file,
 )
+from xvlm2vec_common.cli_arguments import language_file, language_file_or_new
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.safe_outputs import write_text_atomic
 
 TAG_LINE = IMAGE_TAG + "\n"
 

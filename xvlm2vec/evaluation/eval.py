@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dataset_builders.cli_args import UsageError, language_file, local_or_hub, positive_int
-from dataset_builders.model_folder import TRUST_HINT
 from modeling_xvlm2vec.instructions import STYLES, TIES
+from xvlm2vec_common.cli_arguments import language_file, local_or_hub, positive_int
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.model_folder import TRUST_HINT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,9 +144,9 @@ def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the models and data, score them, write the outputs and print the table."""
-    from hub_cards.results_document import markdown_table
     from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME, evaluate_models
     from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
+    from xvlm2vec_common.results_document import markdown_table
 
     sources = check_arguments(args)
     cache_dir = None if args.no_cache else (args.cache_dir or args.output_dir / CACHE_DIRNAME)

@@ -3,8 +3,10 @@
 transformers runs a folder's own Python files when its ``config.json`` (or processor / tokenizer
 config) has an ``auto_map`` and the caller passes ``trust_remote_code=True``. The project never
 passes it unless the user gave ``--trust-remote-code``: the config is read here as plain JSON (no
-code imported) and a folder that maps to its own code is refused without the flag. Used by every
-command that loads a model: the translators here, the embedding models in ``xvlm2vec.model_source``.
+code imported), the model type is checked against what the command supports, and a folder that
+maps to its own code is refused without the flag. xVLM2Vec folders load with the installed
+project's classes (registered with the Auto classes); the copy of the code inside them is not
+executed. Used by every command that loads a model: translators, students, teachers, embedders.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataset_builders.cli_args import UsageError, local_or_hub
+from xvlm2vec_common.cli_arguments import local_or_hub
+from xvlm2vec_common.cli_errors import UsageError
 
 #: Files whose ``auto_map`` makes transformers import code from the model folder.
 CODE_MAPPING_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+XVLM2VEC_MODEL_TYPE = "xvlm2vec"
 TRUST_HINT = "pass --trust-remote-code to run it (only for code you have read or trust)"
 
 
@@ -104,3 +108,50 @@ def check_remote_code(value: str, config: dict[str, Any], argument: str, trust_r
             f"({'; '.join(references)}), which would run when it loads; {TRUST_HINT}"
         )
     return trust_remote_code
+
+
+def trust_for(value: str, config: dict[str, Any], argument: str, trust_remote_code: bool) -> bool:
+    """The ``trust_remote_code`` to load ``value`` with; a UsageError when it would need code not trusted.
+
+    An xVLM2Vec folder always loads with the installed classes (``False``). Another folder whose
+    configs map to its own code needs ``--trust-remote-code``.
+    """
+    if config.get("model_type") == XVLM2VEC_MODEL_TYPE:
+        return False
+    return check_remote_code(value, config, argument, trust_remote_code)
+
+
+def check_xvlm2vec_source(
+    value: str, argument: str, trust_remote_code: bool = False, revision: str | None = None
+) -> tuple[str, str, bool]:
+    """(source, model type, trust_remote_code) of an xVLM2Vec folder/repo or supported backbone checkpoint.
+
+    Reads ``config.json`` only: nothing is imported from the folder. A missing path, another model
+    type, or code that is not trusted is a UsageError.
+    """
+    from modeling_xvlm2vec.backbones import supported_backbones
+
+    config = read_config(value, argument, revision)
+    model_type = config.get("model_type")
+    if model_type != XVLM2VEC_MODEL_TYPE and model_type not in supported_backbones():
+        raise UsageError(
+            f"{argument} {value}: model type {model_type!r} is neither {XVLM2VEC_MODEL_TYPE} nor a supported "
+            f"backbone ({', '.join(supported_backbones())})"
+        )
+    return local_or_hub(value, argument), model_type, trust_for(value, config, argument, trust_remote_code)
+
+
+def load_xvlm2vec_model(value: str, argument: str, trust_remote_code: bool = False, **load_kwargs: Any) -> Any:
+    """An ``XVLM2VecModel`` from an xVLM2Vec folder/repo, or wrapped around a supported backbone checkpoint.
+
+    Checked first with :func:`check_xvlm2vec_source`; ``load_kwargs`` (``dtype``, ``revision``,
+    ``attn_implementation``) go to ``from_pretrained``.
+    """
+    from transformers import AutoModel
+
+    from modeling_xvlm2vec import XVLM2VecModel
+
+    source, model_type, trust = check_xvlm2vec_source(value, argument, trust_remote_code, load_kwargs.get("revision"))
+    if model_type == XVLM2VEC_MODEL_TYPE:
+        return AutoModel.from_pretrained(source, trust_remote_code=False, **load_kwargs)
+    return XVLM2VecModel.from_backbone(source, trust_remote_code=trust, **load_kwargs)

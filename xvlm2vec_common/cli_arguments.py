@@ -1,0 +1,78 @@
+"""The argparse ``type=`` checks the verbs share: counts, a local path or a Hub id, language files.
+
+Each raises :class:`~xvlm2vec_common.cli_errors.UsageError` (an ``argparse.ArgumentTypeError``),
+so argparse reports it as a usage error and a verb calling it directly reports the same one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xvlm2vec_common.cli_errors import UsageError
+
+_LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"invalid int value: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type=`` for counts and sizes that must be at least 1."""
+    value = _integer(text)
+    if value < 1:
+        raise UsageError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type=`` for limits that may be 0."""
+    value = _integer(text)
+    if value < 0:
+        raise UsageError(f"must be >= 0, got {value}")
+    return value
+
+
+def looks_local(value: str) -> bool:
+    """Whether ``value`` can only be a local path (``./x``, ``../x``, ``/x``, ``~``, ``a/b/c``), not a Hub id."""
+    return value.startswith(_LOCAL_PREFIXES) or value in (".", "..") or value.count("/") > 1 or "\\" in value
+
+
+def local_or_hub(value: str, argument: str) -> str:
+    """``value`` as an existing local path (``~`` expanded) or a Hub id; a missing local-looking path is a UsageError.
+
+    This is what turns a mistyped folder into "no such file or folder" instead of a Hub repo-id error.
+    """
+    path = Path(value).expanduser()
+    if path.exists():
+        return str(path)
+    if looks_local(value):
+        raise UsageError(f"{argument} {value}: no such file or folder")
+    return value
+
+
+def language_file(text: str) -> Path:
+    """``--languages-file``: an existing language file that passes the registry's checks."""
+    from modeling_xvlm2vec.languages import load_languages
+
+    path = Path(text)
+    if not path.is_file():
+        raise UsageError(f"--languages-file {text}: no such file")
+    try:
+        load_languages(path)
+    except ValueError as err:
+        raise UsageError(f"--languages-file: {err}") from None
+    return path
+
+
+def language_file_or_new(text: str) -> Path:
+    """``--languages-file`` of a verb that writes to it: a valid language file, or a new one in an existing folder."""
+    path = Path(text)
+    if path.exists():
+        return language_file(text)
+    if not path.parent.is_dir():
+        raise UsageError(f"--languages-file {text}: folder {path.parent} does not exist")
+    return path

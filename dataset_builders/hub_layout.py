@@ -96,13 +96,13 @@ def materialise(
     return infos
 
 
-def local_cache_dir(name_or_path: str) -> str | None:
+def local_cache_dir(dataset_name: str) -> str | None:
     """A datasets cache folder keyed by a local dataset folder's files (paths, sizes, mtimes); None for Hub repos.
 
     datasets 5 keys the cache of a local folder by its name and card only, so a folder rebuilt in
     place (or another folder with the same name) would be read from a stale cache.
     """
-    folder = Path(name_or_path)
+    folder = Path(dataset_name)
     if not folder.is_dir():
         return None
     digest = hashlib.sha256(str(folder.resolve()).encode())
@@ -112,7 +112,7 @@ def local_cache_dir(name_or_path: str) -> str | None:
     return str(Path(datasets.config.HF_DATASETS_CACHE) / "xvlm2vec_local" / digest.hexdigest()[:16])
 
 
-def load_split(name_or_path: str, config: str | None, split: str, **kwargs) -> datasets.Dataset:
-    """``load_dataset(name_or_path, config, split=split)`` that never reads a stale cache of a local folder."""
-    kwargs.setdefault("cache_dir", local_cache_dir(name_or_path))
-    return datasets.load_dataset(name_or_path, config, split=split, **kwargs)
+def load_split(dataset_name: str, config: str | None, split: str, **kwargs) -> datasets.Dataset:
+    """``load_dataset(dataset_name, config, split=split)`` that never reads a stale cache of a local folder."""
+    kwargs.setdefault("cache_dir", local_cache_dir(dataset_name))
+    return datasets.load_dataset(dataset_name, config, split=split, **kwargs)

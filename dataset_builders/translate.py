@@ -171,18 +171,20 @@ class ChatTranslator:
         ]
 
 
-def translator_source(value: str, trust_remote_code: bool = False) -> tuple[str, bool]:
+def translator_source(model_name_or_path: str, trust_remote_code: bool = False) -> tuple[str, bool]:
     """``--model`` as a folder or Hub id, and the ``trust_remote_code`` to load it with.
 
     Its ``config.json`` is read as JSON first (nothing imported): a model whose configs map to its
     own code is a UsageError unless ``trust_remote_code`` (the user's ``--trust-remote-code``).
     """
-    config = read_config(value, "--model")
-    return local_or_hub(value, "--model"), check_remote_code(value, config, "--model", trust_remote_code)
+    config = read_config(model_name_or_path, "--model")
+    return local_or_hub(model_name_or_path, "--model"), check_remote_code(
+        model_name_or_path, config, "--model", trust_remote_code
+    )
 
 
 def load_translator(
-    name_or_path: str,
+    model_name_or_path: str,
     device: str | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
     registry: LanguageRegistry | None = None,
@@ -194,15 +196,15 @@ def load_translator(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     trust = {"trust_remote_code": trust_remote_code}
-    config = AutoConfig.from_pretrained(name_or_path, **trust)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **trust)
+    config = AutoConfig.from_pretrained(model_name_or_path, **trust)
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, **trust)
     if config.is_encoder_decoder:
-        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, **trust)
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, **trust)
         translator: Translator = Seq2SeqTranslator(
             model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens
         )
     else:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, **trust)
+        model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **trust)
         translator = ChatTranslator(
             model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens, registry=registry
         )

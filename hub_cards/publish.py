@@ -20,7 +20,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from hub_cards.checks import CARD_NAME, PublishRefused
 from hub_cards.staging import KINDS, REPO_TYPES, CardInputs, StagedFolder, check_arguments, stage
-from xvlm2vec_common.cli_errors import one_line
+from xvlm2vec_common.cli_errors import UsageError, one_line
 from xvlm2vec_common.safe_outputs import atomic_output_dir
 
 DEFAULT_DRY_RUN_ROOT = Path("outputs") / "publish"
@@ -152,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
             print(staged.table())
             commit = upload(staged, args.kind, args.repo_id, args.private, args.revision, args.commit_message)
     except (PublishRefused, ValueError, FileNotFoundError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from None  # reported as one line, status 2, by the CLI
     except HfHubHTTPError as err:
         print(f"error: the Hub refused the upload to {args.repo_id}: {one_line(err)}", file=sys.stderr)
         return 1

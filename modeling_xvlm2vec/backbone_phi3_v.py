@@ -321,9 +321,9 @@ class Phi3VBackbone(Backbone):
         return (int(config.text_config.bos_token_id),)
 
     @classmethod
-    def load_pretrained(cls, name_or_path: str, **kwargs) -> nn.Module:
+    def load_pretrained(cls, model_name_or_path: str, **kwargs) -> nn.Module:
         """Load a [`Phi3VModel`] saved by this port (see ``xvlm2vec convert phi3v`` for original checkpoints)."""
-        return Phi3VModel.from_pretrained(name_or_path, **kwargs)
+        return Phi3VModel.from_pretrained(model_name_or_path, **kwargs)
 
 
 __all__ = [

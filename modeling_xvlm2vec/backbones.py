@@ -32,9 +32,9 @@ class Backbone:
         return AutoModel.from_config(config)
 
     @classmethod
-    def load_pretrained(cls, name_or_path: str, **kwargs) -> nn.Module:
+    def load_pretrained(cls, model_name_or_path: str, **kwargs) -> nn.Module:
         """Load the backbone's base model from a checkpoint folder or Hub repository."""
-        return AutoModel.from_pretrained(name_or_path, **kwargs)
+        return AutoModel.from_pretrained(model_name_or_path, **kwargs)
 
     @classmethod
     def image_token_id(cls, config: PreTrainedConfig) -> int:

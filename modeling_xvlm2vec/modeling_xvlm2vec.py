@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,7 +117,7 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
     @classmethod
     def from_backbone(
         cls,
-        name_or_path: str,
+        model_name_or_path: str | None = None,
         pooling: str = "last",
         normalize: bool = True,
         padding_side: str = "right",
@@ -126,12 +127,22 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
 
         The processor is loaded from the same place. `load_kwargs` go to the backbone's `from_pretrained`
         (`dtype`, `revision`, `attn_implementation`, `trust_remote_code`, ...); `revision` and
-        `trust_remote_code` also to the processor's and configuration's.
+        `trust_remote_code` also to the processor's and configuration's. The old keyword `name_or_path` is
+        accepted with a `FutureWarning` until the next release.
         """
+        if "name_or_path" in load_kwargs:
+            warnings.warn(
+                "from_backbone(name_or_path=) is now model_name_or_path=; the old name goes in the next release",
+                FutureWarning,
+                stacklevel=2,
+            )
+            model_name_or_path = load_kwargs.pop("name_or_path")
+        if model_name_or_path is None:
+            raise TypeError("from_backbone() needs model_name_or_path (a Hub id or a local folder)")
         source = {key: load_kwargs[key] for key in ("revision", "trust_remote_code") if key in load_kwargs}
-        processor = AutoProcessor.from_pretrained(name_or_path, **source)
-        backbone_config = AutoConfig.from_pretrained(name_or_path, **source)
-        backbone = get_backbone(backbone_config.model_type).load_pretrained(name_or_path, **load_kwargs)
+        processor = AutoProcessor.from_pretrained(model_name_or_path, **source)
+        backbone_config = AutoConfig.from_pretrained(model_name_or_path, **source)
+        backbone = get_backbone(backbone_config.model_type).load_pretrained(model_name_or_path, **load_kwargs)
         config = XVLM2VecConfig(
             backbone_config=backbone.config, pooling=pooling, normalize=normalize, padding_side=padding_side
         )

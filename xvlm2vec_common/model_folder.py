@@ -24,39 +24,41 @@ XVLM2VEC_MODEL_TYPE = "xvlm2vec"
 TRUST_HINT = "pass --trust-remote-code to run it (only for code you have read or trust)"
 
 
-def model_location(value: str, argument: str) -> str:
-    """``value`` as an existing local folder or a valid Hub repo id; anything else is a UsageError."""
+def model_location(model_name_or_path: str, argument: str) -> str:
+    """``model_name_or_path`` as an existing local folder or a valid Hub repo id; anything else is a UsageError."""
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    source = local_or_hub(value, argument)
+    source = local_or_hub(model_name_or_path, argument)
     if Path(source).is_dir():
         return source
     if Path(source).exists():
-        raise UsageError(f"{argument} {value}: a file, not a model folder")
+        raise UsageError(f"{argument} {model_name_or_path}: a file, not a model folder")
     try:
         validate_repo_id(source)
     except HFValidationError as error:
-        raise UsageError(f"{argument} {value}: no such local folder, and not a valid Hub repo id ({error})") from None
+        raise UsageError(
+            f"{argument} {model_name_or_path}: no such local folder, and not a valid Hub repo id ({error})"
+        ) from None
     return source
 
 
-def read_config(value: str, argument: str, revision: str | None = None) -> dict[str, Any]:
+def read_config(model_name_or_path: str, argument: str, revision: str | None = None) -> dict[str, Any]:
     """``config.json`` of a model folder or Hub repo, read as JSON (no code is imported)."""
-    source = model_location(value, argument)
+    source = model_location(model_name_or_path, argument)
     folder = Path(source)
     if folder.is_dir():
         path = folder / "config.json"
         if not path.is_file():
-            raise UsageError(f"{argument} {value}: no config.json in that folder (not a saved model)")
+            raise UsageError(f"{argument} {model_name_or_path}: no config.json in that folder (not a saved model)")
     else:
         path = _hub_config(source, argument, revision)
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise UsageError(f"{argument} {value}: config.json is unreadable ({error})") from None
+        raise UsageError(f"{argument} {model_name_or_path}: config.json is unreadable ({error})") from None
     if not isinstance(config, dict):
-        raise UsageError(f"{argument} {value}: config.json is not a JSON object")
+        raise UsageError(f"{argument} {model_name_or_path}: config.json is not a JSON object")
     return config
 
 
@@ -99,30 +101,30 @@ def code_references(source: str, config: dict[str, Any]) -> list[str]:
     return references
 
 
-def check_remote_code(value: str, config: dict[str, Any], argument: str, trust_remote_code: bool) -> bool:
-    """The ``trust_remote_code`` to load ``value`` with; a UsageError when its configs map to code not trusted."""
-    references = code_references(local_or_hub(value, argument), config)
+def check_remote_code(model_name_or_path: str, config: dict[str, Any], argument: str, trust_remote_code: bool) -> bool:
+    """The ``trust_remote_code`` to load the model with; a UsageError when its configs map to code not trusted."""
+    references = code_references(local_or_hub(model_name_or_path, argument), config)
     if references and not trust_remote_code:
         raise UsageError(
-            f"{argument} {value}: model type {config.get('model_type')!r} comes with its own code "
+            f"{argument} {model_name_or_path}: model type {config.get('model_type')!r} comes with its own code "
             f"({'; '.join(references)}), which would run when it loads; {TRUST_HINT}"
         )
     return trust_remote_code
 
 
-def trust_for(value: str, config: dict[str, Any], argument: str, trust_remote_code: bool) -> bool:
-    """The ``trust_remote_code`` to load ``value`` with; a UsageError when it would need code not trusted.
+def trust_for(model_name_or_path: str, config: dict[str, Any], argument: str, trust_remote_code: bool) -> bool:
+    """The ``trust_remote_code`` to load ``model_name_or_path`` with; a UsageError when it would need code not trusted.
 
     An xVLM2Vec folder always loads with the installed classes (``False``). Another folder whose
     configs map to its own code needs ``--trust-remote-code``.
     """
     if config.get("model_type") == XVLM2VEC_MODEL_TYPE:
         return False
-    return check_remote_code(value, config, argument, trust_remote_code)
+    return check_remote_code(model_name_or_path, config, argument, trust_remote_code)
 
 
 def check_xvlm2vec_source(
-    value: str, argument: str, trust_remote_code: bool = False, revision: str | None = None
+    model_name_or_path: str, argument: str, trust_remote_code: bool = False, revision: str | None = None
 ) -> tuple[str, str, bool]:
     """(source, model type, trust_remote_code) of an xVLM2Vec folder/repo or supported backbone checkpoint.
 
@@ -131,17 +133,23 @@ def check_xvlm2vec_source(
     """
     from modeling_xvlm2vec.backbones import supported_backbones
 
-    config = read_config(value, argument, revision)
+    config = read_config(model_name_or_path, argument, revision)
     model_type = config.get("model_type")
     if model_type != XVLM2VEC_MODEL_TYPE and model_type not in supported_backbones():
         raise UsageError(
-            f"{argument} {value}: model type {model_type!r} is neither {XVLM2VEC_MODEL_TYPE} nor a supported "
-            f"backbone ({', '.join(supported_backbones())})"
+            f"{argument} {model_name_or_path}: model type {model_type!r} is neither {XVLM2VEC_MODEL_TYPE} nor a "
+            f"supported backbone ({', '.join(supported_backbones())})"
         )
-    return local_or_hub(value, argument), model_type, trust_for(value, config, argument, trust_remote_code)
+    return (
+        local_or_hub(model_name_or_path, argument),
+        model_type,
+        trust_for(model_name_or_path, config, argument, trust_remote_code),
+    )
 
 
-def load_xvlm2vec_model(value: str, argument: str, trust_remote_code: bool = False, **load_kwargs: Any) -> Any:
+def load_xvlm2vec_model(
+    model_name_or_path: str, argument: str, trust_remote_code: bool = False, **load_kwargs: Any
+) -> Any:
     """An ``XVLM2VecModel`` from an xVLM2Vec folder/repo, or wrapped around a supported backbone checkpoint.
 
     Checked first with :func:`check_xvlm2vec_source`; ``load_kwargs`` (``dtype``, ``revision``,
@@ -151,7 +159,9 @@ def load_xvlm2vec_model(value: str, argument: str, trust_remote_code: bool = Fal
 
     from modeling_xvlm2vec import XVLM2VecModel
 
-    source, model_type, trust = check_xvlm2vec_source(value, argument, trust_remote_code, load_kwargs.get("revision"))
+    source, model_type, trust = check_xvlm2vec_source(
+        model_name_or_path, argument, trust_remote_code, load_kwargs.get("revision")
+    )
     if model_type == XVLM2VEC_MODEL_TYPE:
         return AutoModel.from_pretrained(source, trust_remote_code=False, **load_kwargs)
     return XVLM2VecModel.from_backbone(source, trust_remote_code=trust, **load_kwargs)

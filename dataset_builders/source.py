@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import snapshot_download
 
-from xvlm2vec_common.cli_arguments import looks_local
+from xvlm2vec_common.cli_arguments import is_hub_id, looks_local
 from xvlm2vec_common.cli_errors import UsageError
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def check_source(source: str | Path, argument: str = "--source") -> Path | None:
@@ -21,7 +18,7 @@ def check_source(source: str | Path, argument: str = "--source") -> Path | None:
         if not path.is_dir():
             raise UsageError(f"{argument} {source}: expected a folder, got a file")
         return path
-    if looks_local(str(source)) or not _REPO_ID.match(str(source)):
+    if looks_local(str(source)) or not is_hub_id(str(source)):
         raise UsageError(f"{argument} {source}: no such folder, and not a Hub repo id (owner/name)")
     return None
 

@@ -8,7 +8,6 @@ YAML is a ``ModelCardData`` with ``model-index`` entries (``EvalResult``) from
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from modeling_xvlm2vec.instructions import INSTRUCTIONS, LANGUAGES
 from modeling_xvlm2vec.languages import LanguageRegistry, check_code, load_languages
 from modeling_xvlm2vec.sentence_xvlm2vec import prompt_name
 from xvlm2vec_common import results_document
+from xvlm2vec_common.cli_arguments import is_hub_id
 
 TRAINER_STATE_NAME = "trainer_state.json"  # the name transformers' Trainer writes
 ALL_RESULTS_NAME = "all_results.json"  # what Trainer.save_metrics("all", ...) writes
 TRAINING_ARGS_NAME = "training_args.json"  # TrainingArguments.to_json_string(), written by train.py
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 MODEL_TAGS = [
     "xvlm2vec",
     "vlm2vec",
@@ -51,11 +50,6 @@ class TrainingSummary:
     last_loss_step: int | None
     eval_loss: float | None
     runtime: float | None
-
-
-def is_hub_id(value: str | None) -> bool:
-    """True for an ``owner/name`` Hub id that is not an existing local path."""
-    return bool(value) and HUB_ID.match(value) is not None and not Path(value).exists()
 
 
 def read_json(path: str | Path, what: str) -> dict:

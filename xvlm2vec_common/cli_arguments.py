@@ -6,11 +6,14 @@ so argparse reports it as a usage error and a verb calling it directly reports t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from xvlm2vec_common.cli_errors import UsageError
 
 _LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
+#: A Hub repo id of the ``owner/name`` form (what data sets and published models are).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _integer(text: str) -> int:
@@ -39,6 +42,11 @@ def non_negative_int(text: str) -> int:
 def looks_local(value: str) -> bool:
     """Whether ``value`` can only be a local path (``./x``, ``../x``, ``/x``, ``~``, ``a/b/c``), not a Hub id."""
     return value.startswith(_LOCAL_PREFIXES) or value in (".", "..") or value.count("/") > 1 or "\\" in value
+
+
+def is_hub_id(value: str | None) -> bool:
+    """True for an ``owner/name`` Hub id that is not an existing local path."""
+    return bool(value) and HUB_ID.match(value) is not None and not Path(value).exists()
 
 
 def local_or_hub(value: str, argument: str) -> str:

@@ -85,6 +85,8 @@ def register_backbone(adapter: type[Backbone]) -> type[Backbone]:
 
 def get_backbone(model_type: str) -> type[Backbone]:
     """Return the adapter for ``model_type`` or raise a ``ValueError`` listing the supported ones."""
+    if model_type not in _REGISTRY and model_type in BACKBONE_IMAGE_TAGS:
+        from . import backbone_llava_next, backbone_phi3_v, backbone_qwen2_vl  # noqa: F401  (each registers itself)
     if model_type not in _REGISTRY:
         raise ValueError(f"unsupported backbone type {model_type!r}; supported: {sorted(_REGISTRY)}")
     return _REGISTRY[model_type]

@@ -157,7 +157,9 @@ def load_xvlm2vec_model(
     """
     from transformers import AutoModel
 
-    from modeling_xvlm2vec import XVLM2VecModel
+    from modeling_xvlm2vec import XVLM2VecModel, register_auto_classes
+
+    register_auto_classes()  # an xVLM2Vec folder loads with the installed classes, not its own copy of the code
 
     source, model_type, trust = check_xvlm2vec_source(
         model_name_or_path, argument, trust_remote_code, load_kwargs.get("revision")

@@ -74,10 +74,13 @@ class XVLM2VecEmbedder(Embedder):
         """Load the model folder or Hub repo ``name_or_path`` with ``AutoModel`` and the installed classes.
 
         The folder's own copy of the model code is not run (``trust_remote_code=False``: the
-        ``xvlm2vec`` type is registered by :mod:`modeling_xvlm2vec`).
+        ``xvlm2vec`` type is registered with the installed classes first).
         """
         from transformers import AutoModel
 
+        from modeling_xvlm2vec import register_auto_classes
+
+        register_auto_classes()
         model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
         if device is not None:
             model = model.to(device)

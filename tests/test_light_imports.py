@@ -53,3 +53,15 @@ def test_language_codes_and_instructions_do_not_import_torch_or_transformers() -
 def test_first_use_of_a_model_class_registers_the_auto_classes() -> None:
     result = _run(CLASSES)
     assert result == {"torch_before": False, "registered_before": False, "registered": "XVLM2VecConfig", "model": True}
+
+
+BACKBONE = """
+import json, sys
+sys.path.insert(0, {root!r})
+from modeling_xvlm2vec.backbones import get_backbone
+print(json.dumps({{"tag": get_backbone("qwen2_vl").image_tag, "adapter": get_backbone("phi3_v").__name__}}))
+"""
+
+
+def test_a_backbone_adapter_is_found_without_importing_the_model_module_first() -> None:
+    assert _run(BACKBONE) == {"tag": "<|vision_start|><|image_pad|><|vision_end|>", "adapter": "Phi3VBackbone"}

@@ -79,16 +79,18 @@ class TransformersDualEncoder(DualEncoderEmbedder):
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, device: torch.device | str | None = None, trust_remote_code: bool = False
+        cls, model_name_or_path: str, device: torch.device | str | None = None, trust_remote_code: bool = False
     ) -> TransformersDualEncoder:
         """Load a CLIP / SigLIP / SigLIP2 folder or Hub repo."""
         from transformers import AutoModel, AutoProcessor
 
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
         if device is not None:
             model = model.to(device)
         return cls(
-            model, AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code), name_or_path
+            model,
+            AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code),
+            model_name_or_path,
         )
 
     @property

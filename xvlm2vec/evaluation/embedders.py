@@ -70,8 +70,8 @@ class XVLM2VecEmbedder(Embedder):
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: torch.device | str | None = None) -> XVLM2VecEmbedder:
-        """Load the model folder or Hub repo ``name_or_path`` with ``AutoModel`` and the installed classes.
+    def from_pretrained(cls, model_name_or_path: str, device: torch.device | str | None = None) -> XVLM2VecEmbedder:
+        """Load the model folder or Hub repo ``model_name_or_path`` with ``AutoModel`` and the installed classes.
 
         The folder's own copy of the model code is not run (``trust_remote_code=False``: the
         ``xvlm2vec`` type is registered with the installed classes first).
@@ -81,10 +81,10 @@ class XVLM2VecEmbedder(Embedder):
         from modeling_xvlm2vec import register_auto_classes
 
         register_auto_classes()
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
+        model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=False)
         if device is not None:
             model = model.to(device)
-        return cls(model.eval(), name_or_path)
+        return cls(model.eval(), model_name_or_path)
 
     @property
     def fingerprint(self) -> str:

@@ -20,27 +20,27 @@ from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.model_folder import XVLM2VEC_MODEL_TYPE, model_location, read_config, trust_for
 
 
-def _top_level_file(name_or_path: str, filename: str) -> Path | None:
+def _top_level_file(model_name_or_path: str, filename: str) -> Path | None:
     """``filename`` at the top of the folder or Hub repo, or None when it has none."""
-    if Path(name_or_path).is_dir():
-        path = Path(name_or_path) / filename
+    if Path(model_name_or_path).is_dir():
+        path = Path(model_name_or_path) / filename
         return path if path.is_file() else None
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        return Path(hf_hub_download(name_or_path, filename))
+        return Path(hf_hub_download(model_name_or_path, filename))
     except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
         return None
 
 
-def _is_xvlm2vec(name_or_path: str) -> bool:
+def _is_xvlm2vec(model_name_or_path: str) -> bool:
     """True when the top-level ``config.json`` declares ``model_type: xvlm2vec``.
 
     xVLM2Vec folders also carry a sentence-transformers ``modules.json``; this check comes first so
     they are evaluated as xVLM2Vec (instructions, styles), not as instruction-free baselines.
     """
-    config = _top_level_file(name_or_path, "config.json")
+    config = _top_level_file(model_name_or_path, "config.json")
     if config is None:
         return False
     try:
@@ -49,9 +49,9 @@ def _is_xvlm2vec(name_or_path: str) -> bool:
         return False
 
 
-def _is_sentence_transformer(name_or_path: str) -> bool:
+def _is_sentence_transformer(model_name_or_path: str) -> bool:
     """True when the folder or Hub repo has a sentence-transformers ``modules.json``."""
-    return _top_level_file(name_or_path, "modules.json") is not None
+    return _top_level_file(model_name_or_path, "modules.json") is not None
 
 
 @dataclass

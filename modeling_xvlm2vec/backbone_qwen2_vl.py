@@ -1,4 +1,5 @@
-"""Qwen2-VL and Qwen2.5-VL backbones (the VLM2Vec-V2 family), through transformers' native classes."""
+"""Qwen2-VL, Qwen2.5-VL (the VLM2Vec-V2 and GME family) and Qwen3-VL (Qwen3-VL-Embedding) backbones, through
+transformers' native classes: one prompt syntax, one input set and one M-RoPE position rule."""
 
 from __future__ import annotations
 
@@ -24,11 +25,20 @@ class Qwen2VLBackbone(Backbone):
 
     @classmethod
     def forward(
-        cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs
+        cls,
+        model: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        sequential_positions: bool = False,
+        **inputs,
     ) -> torch.Tensor:
-        """Run the base model with 3-D rotary positions computed over real (unpadded) tokens."""
+        """Run the base model with 3-D rotary positions computed over real (unpadded) tokens.
+
+        With ``sequential_positions`` image tokens are numbered like text (one position each, in order), as
+        the released VLM2Vec-V2 and GME code ran Qwen2-VL.
+        """
         grid = inputs.get("image_grid_thw")
-        if grid is not None:
+        if grid is not None and not sequential_positions:
             token_types = inputs.get("mm_token_type_ids")
             if token_types is None:
                 token_types = (input_ids == cls.image_token_id(model.config)).int()
@@ -53,3 +63,11 @@ class Qwen2_5_VLBackbone(Qwen2VLBackbone):
     """Qwen2.5-VL: same prompt syntax and inputs as Qwen2-VL."""
 
     model_type: ClassVar[str] = "qwen2_5_vl"
+
+
+@register_backbone
+class Qwen3VLBackbone(Qwen2VLBackbone):
+    """Qwen3-VL: Qwen2-VL's prompt syntax, inputs and M-RoPE index call; its DeepStack and interleaved rotary
+    sections live inside transformers' ``Qwen3VLModel``."""
+
+    model_type: ClassVar[str] = "qwen3_vl"

@@ -57,9 +57,18 @@ class Backbone:
 
     @classmethod
     def forward(
-        cls, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs
+        cls,
+        model: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        sequential_positions: bool = False,
+        **inputs,
     ) -> torch.Tensor:
-        """Run the base model and return its last hidden state [B, L, H]."""
+        """Run the base model and return its last hidden state [B, L, H].
+
+        Positions are counted over real tokens; ``sequential_positions`` (a convention's ``positions``) only
+        matters to backbones with multimodal positions, where it numbers image tokens like text.
+        """
         vision = {k: v for k, v in inputs.items() if k in cls.vision_inputs and v is not None}
         outputs = model(
             input_ids=input_ids,

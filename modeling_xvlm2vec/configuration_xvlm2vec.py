@@ -7,6 +7,7 @@ from typing import Literal
 from transformers import AutoConfig, PreTrainedConfig
 
 from .configuration_phi3_v import Phi3VConfig
+from .conventions import DEFAULT_CONVENTION, get_convention
 from .instructions import default_instructions
 
 #: The supported backbone families (``model_type``) and each one's own image tag. Torch-free data: the
@@ -14,6 +15,7 @@ from .instructions import default_instructions
 BACKBONE_IMAGE_TAGS: dict[str, str] = {
     "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
     "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "qwen3_vl": "<|vision_start|><|image_pad|><|vision_end|>",
     "llava_next": "<image>",
     "phi3_v": "<|image_1|>",
 }
@@ -36,7 +38,7 @@ class XVLM2VecConfig(PreTrainedConfig):
     Args:
         backbone_config (`dict` or `PreTrainedConfig`):
             Configuration of the wrapped vision-language model (its `model_type` picks the backbone adapter:
-            `qwen2_vl`, `qwen2_5_vl`, `llava_next`, `phi3_v`).
+            `qwen2_vl`, `qwen2_5_vl`, `qwen3_vl`, `llava_next`, `phi3_v`).
         pooling (`str`, defaults to `"last"`):
             `last`: hidden state of the last real token (VLM2Vec); `mean`: mean over real tokens.
         normalize (`bool`, defaults to `True`):
@@ -44,7 +46,14 @@ class XVLM2VecConfig(PreTrainedConfig):
         padding_side (`str`, defaults to `"right"`):
             Side the processor pads on (VLM2Vec pads right); pooling is correct for either.
         image_tag (`str`, *optional*):
-            The backbone's own image tag in prompts; defaults to the adapter's.
+            The backbone's own image tag in prompts; defaults to the convention's, else the adapter's.
+        convention (`str`, defaults to `"vlm2vec"`):
+            The input convention of a published embedder (`modeling_xvlm2vec/conventions.py`, docs/teachers.md):
+            `vlm2vec` (the raw VLM2Vec prompt, as released), `vlm2vec_v2`, `gme`, `qwen3_vl_embedding`: the
+            prompt template and system instruction, where the image goes, its tag and its positions.
+        system_prompt (`str`, *optional*):
+            The system instruction of a chat convention (`gme`, `qwen3_vl_embedding`) when `encode` is given none;
+            defaults to the convention's own.
         instructions (`dict`, *optional*):
             Task -> side -> language -> instruction of the MMMEB protocol, written with the canonical tag
             `<|image_1|>` (mapped to `image_tag` when inputs are built). Defaults to the table of the
@@ -59,6 +68,8 @@ class XVLM2VecConfig(PreTrainedConfig):
     padding_side: Literal["left", "right"] = "right"
     image_tag: str | None = None
     instructions: dict | None = None
+    convention: str = DEFAULT_CONVENTION
+    system_prompt: str | None = None
 
     def __post_init__(self, **kwargs):
         if self.backbone_config is None:
@@ -72,8 +83,11 @@ class XVLM2VecConfig(PreTrainedConfig):
             raise ValueError(f"pooling must be 'last' or 'mean', got {self.pooling!r}")
         if self.padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {self.padding_side!r}")
+        convention = get_convention(self.convention, model_type)
+        if self.system_prompt is not None and not convention.has_system:
+            raise ValueError(f"convention {self.convention!r} has no system prompt; system_prompt must be None")
         if self.image_tag is None:
-            self.image_tag = BACKBONE_IMAGE_TAGS[model_type]
+            self.image_tag = convention.image_tag or BACKBONE_IMAGE_TAGS[model_type]
         if self.instructions is None:
             self.instructions = default_instructions()
         super().__post_init__(**kwargs)

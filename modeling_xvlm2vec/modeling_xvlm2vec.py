@@ -20,6 +20,7 @@ from .backbone_phi3_v import Phi3VBackbone  # noqa: F401
 from .backbone_qwen2_vl import Qwen2VLBackbone  # noqa: F401
 from .backbones import get_backbone
 from .configuration_xvlm2vec import XVLM2VecConfig
+from .conventions import DEFAULT_CONVENTION, Convention, get_convention
 from .instructions import compose_prompt
 from .processing_xvlm2vec import ImageInput, prepare_inputs
 from .sentence_xvlm2vec import write_sentence_transformers_files
@@ -95,7 +96,7 @@ class XVLM2VecPreTrainedModel(PreTrainedModel):
 
 
 class XVLM2VecModel(XVLM2VecPreTrainedModel):
-    """Embedding model over a vision-language backbone (Qwen2-VL, Qwen2.5-VL, LLaVA-Next, Phi-3.5-V).
+    """Embedding model over a vision-language backbone (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-Next, Phi-3.5-V).
 
     `forward` takes what the backbone's processor returns; `encode` takes texts and/or images (and an
     instruction) like sentence-transformers' `encode`. The backbone's base model (no LM head) is held as
@@ -121,12 +122,16 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         pooling: str = "last",
         normalize: bool = True,
         padding_side: str = "right",
+        convention: str = DEFAULT_CONVENTION,
+        system_prompt: str | None = None,
         **load_kwargs: Any,
     ) -> XVLM2VecModel:
         """Build an embedding model from an existing vision-language checkpoint (Hub id or local folder).
 
-        The processor is loaded from the same place. `load_kwargs` go to the backbone's `from_pretrained`
-        (`dtype`, `revision`, `attn_implementation`, `trust_remote_code`, ...); `revision` and
+        The processor is loaded from the same place. `convention` is the input convention of the published
+        embedder the checkpoint is (`vlm2vec`, `vlm2vec_v2`, `gme`, `qwen3_vl_embedding`; docs/teachers.md),
+        `system_prompt` its default system instruction (chat conventions). `load_kwargs` go to the backbone's
+        `from_pretrained` (`dtype`, `revision`, `attn_implementation`, `trust_remote_code`, ...); `revision` and
         `trust_remote_code` also to the processor's and configuration's. The old keyword `name_or_path` is
         accepted with a `FutureWarning` until the next release.
         """
@@ -144,7 +149,12 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         backbone_config = AutoConfig.from_pretrained(model_name_or_path, **source)
         backbone = get_backbone(backbone_config.model_type).load_pretrained(model_name_or_path, **load_kwargs)
         config = XVLM2VecConfig(
-            backbone_config=backbone.config, pooling=pooling, normalize=normalize, padding_side=padding_side
+            backbone_config=backbone.config,
+            pooling=pooling,
+            normalize=normalize,
+            padding_side=padding_side,
+            convention=convention,
+            system_prompt=system_prompt,
         )
         model = cls(config, backbone_model=backbone)
         model.set_processor(processor)
@@ -182,16 +192,24 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             self._processor.save_pretrained(save_directory)
         write_sentence_transformers_files(save_directory, self.config.instructions)
 
+    @property
+    def convention(self) -> Convention:
+        """The input convention of `config.convention` (prompt template, image placement and positions)."""
+        return get_convention(self.config.convention)
+
     def prepare_inputs(
         self,
         texts: Sequence[str],
         images: Sequence[ImageInput],
         max_length: int | None = None,
         row_ids: Sequence[int] | None = None,
+        system_prompt: str | None = None,
     ) -> BatchFeature:
-        """Validate (text, image) rows and build one padded batch with the backbone's processor.
+        """Validate (text, image) rows, put them in the model's convention and build one padded batch with the
+        backbone's processor.
 
-        Errors name rows by ``row_ids`` (default: their positions in this call).
+        ``system_prompt`` is a chat convention's system instruction (default: `config.system_prompt`, else the
+        convention's own). Errors name rows by ``row_ids`` (default: their positions in this call).
         """
         return prepare_inputs(
             self.processor,
@@ -201,6 +219,8 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             self.config.padding_side,
             max_length=max_length,
             row_ids=row_ids,
+            convention=self.convention,
+            system_prompt=system_prompt if system_prompt is not None else self.config.system_prompt,
         )
 
     # ----------------------------------------------------------------- forward
@@ -232,7 +252,10 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
                 f"input_ids and attention_mask must both be [batch, length], got {tuple(input_ids.shape)} "
                 f"and {tuple(attention_mask.shape)}"
             )
-        hidden = self.adapter.forward(self.model, input_ids, attention_mask, **backbone_inputs)
+        sequential = self.convention.positions == "sequential"
+        hidden = self.adapter.forward(
+            self.model, input_ids, attention_mask, sequential_positions=sequential, **backbone_inputs
+        )
         embeddings = pool(hidden, attention_mask, self.config.pooling)
         if self.config.normalize if normalize is None else normalize:
             embeddings = F.normalize(embeddings, dim=-1)
@@ -264,6 +287,7 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         show_progress_bar: bool | None = None,
         normalize_embeddings: bool = True,
         convert_to_tensor: bool = False,
+        system_prompt: str | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embed texts, images, or text+image pairs, optionally after an instruction.
 
@@ -271,7 +295,9 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         returned in input order, as a float32 numpy array [N, D] (or a tensor with `convert_to_tensor`).
         The instruction may hold `{text}` (filled with each text) and the image tag `<|image_1|>`. A row
         with an image whose prompt has no tag gets `<|image_1|>\\n` at the start (VLM2Vec's place); a row
-        with an image and no text or instruction is embedded as the image tag alone.
+        with an image and no text or instruction is embedded as the image tag alone. Each row is then put in
+        the model's convention (`config.convention`); `system_prompt` is a chat convention's system instruction
+        (Qwen3-VL-Embedding's and GME's `instruction`; default: `config.system_prompt`, else the convention's).
         """
         single = isinstance(texts, str) or (
             texts is None and images is not None and not isinstance(images, (list, tuple))
@@ -300,7 +326,12 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             with torch.inference_mode():
                 for start in tqdm(range(0, count, batch_size), desc="encode", disable=not show_progress_bar):
                     rows = order[start : start + batch_size]
-                    batch = self.prepare_inputs([prompts[i] for i in rows], [images[i] for i in rows], row_ids=rows)
+                    batch = self.prepare_inputs(
+                        [prompts[i] for i in rows],
+                        [images[i] for i in rows],
+                        row_ids=rows,
+                        system_prompt=system_prompt,
+                    )
                     batch = batch.to(self.device)
                     if "pixel_values" in batch:
                         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)

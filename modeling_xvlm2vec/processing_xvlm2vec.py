@@ -9,6 +9,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from transformers import BatchFeature
 
+from .conventions import CONVENTIONS, DEFAULT_CONVENTION, Convention, format_row
 from .instructions import CANONICAL_IMAGE_TAG, to_image_tag
 
 ImageInput = Image.Image | str | os.PathLike | None
@@ -82,12 +83,16 @@ def prepare_inputs(
     padding_side: str = "right",
     max_length: int | None = None,
     row_ids: Sequence[int] | None = None,
+    convention: Convention = CONVENTIONS[DEFAULT_CONVENTION],
+    system_prompt: str | None = None,
 ) -> BatchFeature:
-    """Validate rows and run the backbone processor into one padded batch of tensors.
+    """Validate rows, put each in ``convention``'s prompt and run the backbone processor into one padded batch.
 
     ``texts`` may use the canonical tag ``<|image_1|>`` or the backbone's own ``image_tag``; a row with
     an image and no tag gets one at the start (see ``add_image_tags``); rows without an image may be
-    mixed with image rows. With ``max_length``, a row whose tokenised length
+    mixed with image rows. A chat convention puts each row in its template with ``system_prompt`` (default:
+    the convention's) as the system instruction (see ``conventions.format_row``). With ``max_length``, a row
+    whose tokenised length
     exceeds it raises ``ValueError`` (nothing is truncated silently: truncation could cut image tokens).
     Errors name rows by ``row_ids`` (default: positions in this call).
     """
@@ -95,7 +100,9 @@ def prepare_inputs(
     texts = add_image_tags(texts, images, image_tag)
     check_rows(texts, images, image_tag, row_ids)
     loaded = [load_image(image, row) for row, image in zip(row_ids, images)]
-    prompts = [to_image_tag(text, image_tag) for text in texts]
+    if image_tag != CANONICAL_IMAGE_TAG:
+        texts = [text.replace(image_tag, CANONICAL_IMAGE_TAG) for text in texts]
+    prompts = [to_image_tag(format_row(convention, text, system_prompt), image_tag) for text in texts]
     present = [image for image in loaded if image is not None]
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = padding_side

@@ -202,17 +202,21 @@ def test_instructions_use_backbone_tag(tiny_models, images):
     assert "<|image_1|>" not in processor.tokenizer.decode(ids)
 
 
-def test_from_backbone_local_folder(tmp_path, images):
+@pytest.mark.parametrize("backbone", ["qwen2_vl", "qwen3_vl"])
+def test_from_backbone_local_folder(backbone, tmp_path, images):
     """from_backbone on a native checkpoint folder (Hub layout) gives the backbone's own hidden states."""
-    from transformers import Qwen2VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
-    tiny, processor = __import__("xvlm2vec.testing.tiny_model", fromlist=["x"]).build_tiny_model("qwen2_vl", seed=3)
+    from xvlm2vec.testing.tiny_model import build_tiny_model
+
+    tiny, processor = build_tiny_model(backbone, seed=3)
     torch.manual_seed(3)
-    native = Qwen2VLForConditionalGeneration(tiny.config.backbone_config).eval()
-    folder = tmp_path / "qwen2vl"
+    native = AutoModelForImageTextToText.from_config(tiny.config.backbone_config).eval()
+    folder = tmp_path / backbone
     native.save_pretrained(folder)
     processor.save_pretrained(folder)
     model = XVLM2VecModel.from_backbone(str(folder)).eval()
+    assert type(model.model) is type(native.model) and type(model.processor) is type(processor)
     batch = model.prepare_inputs(["<|image_1|>\nA red circle"], [images[0]])
     with torch.no_grad():
         ours = model(**batch, normalize=False).embeddings

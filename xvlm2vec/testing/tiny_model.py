@@ -4,7 +4,7 @@ Nothing here downloads anything. Each backbone gets the same structure as the re
 size (hidden <= 64, <= 2 layers, small images) and a byte-level BPE tokenizer trained on a small
 multilingual corpus (en, it, es, fr, de) that contains the MMMEB instructions.
 
-CLI: ``xvlm2vec tiny-model --backbone qwen2_vl --output-dir DIR``.
+CLI: ``xvlm2vec tiny-model --backbone qwen3_vl --output-dir DIR [--convention qwen3_vl_embedding]``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
+from modeling_xvlm2vec.conventions import CONVENTIONS
 
 from .tiny_phi3_v import tiny_phi3_v_config_and_processor
 from .tokenizer_training import train_tokenizer
@@ -25,8 +26,12 @@ from .tokenizer_training import train_tokenizer
 def _qwen_family(
     backbone: str, vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int
 ) -> tuple[Any, Any]:
-    """Tiny Qwen2-VL / Qwen2.5-VL config and processor."""
-    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+    """Tiny Qwen2-VL / Qwen2.5-VL / Qwen3-VL config and processor (one tokenizer, the families' own vision towers).
+
+    Qwen3-VL's decoder has an explicit ``head_dim`` (32 here: vLLM's CPU attention needs at least 32), interleaved
+    M-RoPE and DeepStack (vision features added to the first decoder layers); its vision patches are 16 pixels.
+    """
+    from transformers import Qwen2VLImageProcessor
 
     special = [
         "<|endoftext|>",
@@ -39,6 +44,8 @@ def _qwen_family(
     ]
     tokenizer = train_tokenizer(special, vocab_size, pad_token="<|endoftext|>", eos_token="<|im_end|>")
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in special}
+    head_dim = 32 if backbone == "qwen3_vl" else hidden // 4
+    mrope = [head_dim // 4, head_dim // 8, head_dim // 8]  # (t, h, w) rotary pairs: they sum to head_dim / 2
     text = dict(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
@@ -47,11 +54,7 @@ def _qwen_family(
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
-        rope_parameters={
-            "rope_type": "default",
-            "rope_theta": 10000.0,
-            "mrope_section": [hidden // 16, hidden // 32, hidden // 32],
-        },
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
         pad_token_id=ids["<|endoftext|>"],
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
@@ -62,6 +65,7 @@ def _qwen_family(
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
+    patch = 14
     if backbone == "qwen2_vl":
         from transformers import Qwen2VLConfig
 
@@ -71,13 +75,13 @@ def _qwen_family(
             hidden_size=hidden,
             num_heads=4,
             mlp_ratio=2,
-            patch_size=14,
+            patch_size=patch,
             spatial_merge_size=2,
             temporal_patch_size=2,
             in_channels=3,
         )
         config = Qwen2VLConfig(text_config=text, vision_config=vision, **common)
-    else:
+    elif backbone == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig
 
         vision = dict(
@@ -86,7 +90,7 @@ def _qwen_family(
             out_hidden_size=hidden,
             intermediate_size=2 * hidden,
             num_heads=4,
-            patch_size=14,
+            patch_size=patch,
             spatial_merge_size=2,
             temporal_patch_size=2,
             window_size=56,
@@ -94,12 +98,47 @@ def _qwen_family(
             in_channels=3,
         )
         config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
-    pixels = image_size * image_size
-    image_processor = Qwen2VLImageProcessor(min_pixels=pixels // 4, max_pixels=pixels, patch_size=14, merge_size=2)
-    processor = Qwen2VLProcessor(
+    else:
+        from transformers import Qwen3VLConfig
+
+        patch = 16
+        text["head_dim"] = head_dim
+        text["rope_parameters"]["mrope_interleaved"] = True
+        vision = dict(
+            depth=layers,
+            hidden_size=hidden,
+            out_hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_heads=2,
+            patch_size=patch,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            num_position_embeddings=64,
+            deepstack_visual_indexes=list(range(min(layers, 2))),
+            in_channels=3,
+        )
+        config = Qwen3VLConfig(text_config=text, vision_config=vision, **common)
+    side = max(image_size, 4 * patch)  # at least 2x2 image tokens (one token per 2x2 patches)
+    image_processor = Qwen2VLImageProcessor(
+        min_pixels=side * side // 4, max_pixels=side * side, patch_size=patch, merge_size=2
+    )
+    processor = _qwen_processor(backbone, image_processor, tokenizer)
+    return config, processor
+
+
+def _qwen_processor(backbone: str, image_processor: Any, tokenizer: Any) -> Any:
+    """The family's processor over the tiny image processor and tokenizer."""
+    if backbone == "qwen3_vl":
+        from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+        return Qwen3VLProcessor(
+            image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen3VLVideoProcessor()
+        )
+    from transformers import Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    return Qwen2VLProcessor(
         image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor()
     )
-    return config, processor
 
 
 def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int) -> tuple[Any, Any]:
@@ -169,6 +208,7 @@ def _phi3_v(vocab_size: int, hidden: int, layers: int, image_size: int, intermed
 BUILDERS: dict[str, Callable[..., tuple[Any, Any]]] = {
     "qwen2_vl": lambda **kw: _qwen_family("qwen2_vl", **kw),
     "qwen2_5_vl": lambda **kw: _qwen_family("qwen2_5_vl", **kw),
+    "qwen3_vl": lambda **kw: _qwen_family("qwen3_vl", **kw),
     "llava_next": _llava_next,
     "phi3_v": _phi3_v,
 }
@@ -185,10 +225,12 @@ def build_tiny_model(
     pooling: str = "last",
     padding_side: str = "right",
     normalize: bool = True,
+    convention: str = "vlm2vec",
 ) -> tuple[XVLM2VecModel, Any]:
     """Build a tiny random XVLM2Vec model of ``backbone`` and its processor (attached to the model).
 
-    ``intermediate`` is the decoder MLP width (default ``2 * hidden``).
+    ``intermediate`` is the decoder MLP width (default ``2 * hidden``); ``convention`` the input convention of a
+    published embedder (``modeling_xvlm2vec.conventions``).
     """
     if backbone not in BUILDERS:
         raise ValueError(f"unsupported backbone type {backbone!r}; supported: {sorted(BUILDERS)}")
@@ -200,7 +242,11 @@ def build_tiny_model(
         intermediate=intermediate or 2 * hidden,
     )
     config = XVLM2VecConfig(
-        backbone_config=backbone_config, pooling=pooling, padding_side=padding_side, normalize=normalize
+        backbone_config=backbone_config,
+        pooling=pooling,
+        padding_side=padding_side,
+        normalize=normalize,
+        convention=convention,
     )
     torch.manual_seed(seed)
     model = XVLM2VecModel(config).eval()
@@ -225,6 +271,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=2, help="decoder and vision depth")
     parser.add_argument("--image-size", type=int, default=56, help="image side the processor targets")
     parser.add_argument("--pooling", choices=["last", "mean"], default="last", help="pooling of the embeddings")
+    parser.add_argument(
+        "--convention", choices=sorted(CONVENTIONS), default="vlm2vec", help="input convention (docs/teachers.md)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -237,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
         layers=args.layers,
         image_size=args.image_size,
         pooling=args.pooling,
+        convention=args.convention,
     )
     print(f"tiny {args.backbone} model written to {path}")
     return 0

@@ -167,3 +167,24 @@ def test_convention_survives_save_and_load(models, images, tmp_path) -> None:
         model.encode(TEXTS[:2], images=[images[0], None]),
         atol=1e-6,
     )
+
+
+def test_training_loads_backbone_checkpoints_with_the_convention(tmp_path) -> None:
+    """`train.py --convention`: a backbone checkpoint is wrapped with it; a wrong one is a one-line UsageError."""
+    from transformers import AutoModelForImageTextToText
+
+    from xvlm2vec_common.cli_errors import UsageError
+    from xvlm2vec_common.model_folder import load_xvlm2vec_model
+    from xvlm2vec.testing.tiny_model import BUILDERS, save_tiny_model
+
+    config, processor = BUILDERS["qwen3_vl"](vocab_size=600, hidden=64, layers=2, image_size=56, intermediate=128)
+    AutoModelForImageTextToText.from_config(config).save_pretrained(tmp_path / "qwen3")
+    processor.save_pretrained(tmp_path / "qwen3")
+    model = load_xvlm2vec_model(str(tmp_path / "qwen3"), "--teacher", convention="qwen3_vl_embedding")
+    assert model.config.convention == "qwen3_vl_embedding" and model.convention.has_system
+    with pytest.raises(UsageError, match="--convention: convention 'gme' applies to qwen2_vl backbones"):
+        load_xvlm2vec_model(str(tmp_path / "qwen3"), "--teacher", convention="gme")
+    folder = save_tiny_model("qwen2_vl", tmp_path / "student", convention="gme")
+    assert load_xvlm2vec_model(str(folder), "--model_name_or_path", convention="gme").config.convention == "gme"
+    with pytest.raises(UsageError, match="the model's convention is 'gme', not 'vlm2vec_v2'"):
+        load_xvlm2vec_model(str(folder), "--model_name_or_path", convention="vlm2vec_v2")

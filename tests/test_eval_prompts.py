@@ -55,7 +55,7 @@ def test_table_covers_every_task_side_language_style():
     assert {task: tuple(INSTRUCTIONS[task]["query"]) for task in INSTRUCTIONS} == LANGUAGES_OF
 
 
-@pytest.mark.parametrize("backbone", ["phi3_v", "qwen2_vl", "qwen2_5_vl", "llava_next"])
+@pytest.mark.parametrize("backbone", ["phi3_v", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_next"])
 def test_prompts_equal_the_released_strings(backbone):
     tag = get_backbone(backbone).image_tag
     embedder = Stub(tag)

@@ -16,12 +16,13 @@ from xvlm2vec.convert import ConvertConfig, convert
 from xvlm2vec.export_vllm import export_vllm
 
 #: Architectures vLLM registers (vllm/model_executor/models/registry.py): under _EMBEDDING_MODELS (pooling
-#: as they are) and, for Qwen2.5-VL, under _MULTIMODAL_MODELS (pooling with --convert embed).
+#: as they are) and, for Qwen2.5-VL and Qwen3-VL, under _MULTIMODAL_MODELS (pooling with --convert embed).
 VLLM_EMBEDDING_MODELS = {"LlavaNextForConditionalGeneration", "Phi3VForCausalLM", "Qwen2VLForConditionalGeneration"}
-VLLM_MULTIMODAL_MODELS = {"Qwen2_5_VLForConditionalGeneration"}
+VLLM_MULTIMODAL_MODELS = {"Qwen2_5_VLForConditionalGeneration", "Qwen3VLForConditionalGeneration"}
 EXPECTED = {
     "qwen2_vl": "Qwen2VLForConditionalGeneration",
     "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "qwen3_vl": "Qwen3VLForConditionalGeneration",
     "llava_next": "LlavaNextForConditionalGeneration",
     "phi3_v": "Phi3VForCausalLM",
 }
@@ -103,3 +104,13 @@ def test_export_sentence_transformers_upgrades_an_older_folder(tiny_models, imag
         model.encode(rows, images=[images[0], None]),
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("convention", ["gme", "vlm2vec_v2"])
+def test_export_refuses_a_convention_vllm_would_not_reproduce(convention, tmp_path) -> None:
+    from xvlm2vec.testing.tiny_model import save_tiny_model
+
+    folder = save_tiny_model("qwen2_vl", tmp_path / "model", convention=convention)
+    with pytest.raises(ValueError, match=f"convention '{convention}' numbers image tokens like text"):
+        export_vllm(folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -16,9 +16,9 @@ from xvlm2vec.integrations.mteb import XVLM2VecEncoder, mmmeb_tasks  # noqa: E40
 CONFIGS = ["xtd_t2i", "imagenet-1k-val_c", "maxm_v1_vqa", "flickr30k_entities_vg"]
 
 
-@pytest.fixture(scope="module")
-def encoder(tiny_models, tmp_path_factory):
-    model, _ = tiny_models("qwen2_vl")
+@pytest.fixture(scope="module", params=["qwen2_vl", "qwen3_vl"])
+def encoder(request, tiny_models, tmp_path_factory):
+    model, _ = tiny_models(request.param)
     folder = tmp_path_factory.mktemp("mteb_model")
     model.save_pretrained(folder)
     return XVLM2VecEncoder(str(folder), style="punct")

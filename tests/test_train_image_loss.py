@@ -63,8 +63,9 @@ def test_phi3v_image_terms_pool_bos_image_tokens_and_the_following_bos(tiny_mode
         model(**batch, return_image_embeddings=True, image_pooling="placeholders")
 
 
-def test_qwen2_vl_prefix_ends_at_the_vision_end_token(tiny_models, images) -> None:
-    model, _ = tiny_models("qwen2_vl")
+@pytest.mark.parametrize("backbone", ["qwen2_vl", "qwen3_vl"])
+def test_qwen_vl_prefix_ends_at_the_vision_end_token(backbone, tiny_models, images) -> None:
+    model, _ = tiny_models(backbone)
     batch = model.prepare_inputs(["<|image_1|>\nA red square."], [images[0]])
     with torch.no_grad():
         output = model(**batch, normalize=False, return_image_embeddings=True)

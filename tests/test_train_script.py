@@ -52,7 +52,7 @@ def test_recipe_fields_are_overridable() -> None:
     assert model_args.lora_task_type == "FEATURE_EXTRACTION" and training_args.learning_rate == 2e-3  # from the recipe
 
 
-@pytest.mark.parametrize("recipe", ["xvlm2vec_phi35v", "qwen2_vl"])
+@pytest.mark.parametrize("recipe", ["xvlm2vec_phi35v", "qwen2_vl", "qwen3_vl_embedding"])
 def test_gpu_recipes_parse_and_match_the_paper_schedule(recipe: str) -> None:
     import yaml
 
@@ -76,10 +76,11 @@ def test_gpu_recipes_parse_and_match_the_paper_schedule(recipe: str) -> None:
     }
     assert {key: values.get(key) for key in expected} == expected
     # every key is a field of the three dataclasses (bf16/tf32 need a GPU to validate, so they are switched off)
-    _, args, model_args = parse_args(
+    script_args, args, model_args = parse_args(
         ["--config", str(path), "--output_dir", "x", "--bf16", "false", "--tf32", "false"]
     )
     assert args.teacher is None and model_args.lora_task_type == "FEATURE_EXTRACTION"
+    assert script_args.convention == values.get("convention")
 
 
 def test_accelerate_launch_trains_and_saves_a_loadable_merged_model(inputs, tmp_path: Path) -> None:
@@ -157,23 +158,25 @@ def test_adapter_only_and_bad_task_type(inputs, tmp_path: Path) -> None:
         run(common + ["--output_dir", str(tmp_path / "c"), "--languages", "de"])
 
 
-def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(inputs, tmp_path: Path) -> None:
-    from transformers import AutoModel, Qwen2VLForConditionalGeneration
+@pytest.mark.parametrize(("backbone", "convention"), [("qwen2_vl", None), ("qwen3_vl", "qwen3_vl_embedding")])
+def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(backbone, convention, inputs, tmp_path: Path) -> None:
+    from transformers import AutoModel, AutoModelForImageTextToText
 
     from xvlm2vec.testing.tiny_model import BUILDERS
 
     _, corpus = inputs
-    config, processor = BUILDERS["qwen2_vl"](vocab_size=600, hidden=64, layers=2, image_size=56, intermediate=128)
-    backbone = tmp_path / "backbone"
-    Qwen2VLForConditionalGeneration(config).save_pretrained(str(backbone))
-    processor.save_pretrained(str(backbone))
+    config, processor = BUILDERS[backbone](vocab_size=600, hidden=64, layers=2, image_size=56, intermediate=128)
+    folder = tmp_path / "backbone"
+    AutoModelForImageTextToText.from_config(config).save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    extra = [] if convention is None else ["--convention", convention]
     assert (
         run(
             [
                 "--config",
                 str(ROOT / "recipes/tiny_cpu.yaml"),
                 "--model_name_or_path",
-                str(backbone),
+                str(folder),
                 "--dataset_name",
                 str(corpus),
                 "--max_steps",
@@ -182,10 +185,12 @@ def test_backbone_checkpoint_is_wrapped_and_saved_as_xvlm2vec(inputs, tmp_path: 
                 "true",
                 "--output_dir",
                 str(tmp_path / "out"),
+                *extra,
             ]
         )
         == 0
     )
     model = AutoModel.from_pretrained(str(tmp_path / "out"), trust_remote_code=True)
-    assert model.config.model_type == "xvlm2vec" and model.config.backbone_config.model_type == "qwen2_vl"
+    assert model.config.model_type == "xvlm2vec" and model.config.backbone_config.model_type == backbone
+    assert model.config.convention == (convention or "vlm2vec")
     assert model.encode(["gatto rosso"]).shape == (1, 64)

@@ -1,7 +1,7 @@
 """``xvlm2vec export vllm`` (see :mod:`xvlm2vec.export`): an xVLM2Vec folder -> the backbone's native layout, which
 vLLM serves as a pooling model.
 
-- Qwen2-VL, Qwen2.5-VL, LLaVA-Next: transformers' own ``*ForConditionalGeneration`` layout (its
+- Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-Next: transformers' own ``*ForConditionalGeneration`` layout (its
   ``config.json`` with ``architectures``, weights under the same ``model.*`` names, the processor),
   with the pooling declared the sentence-transformers way vLLM reads (``modules.json`` with a
   ``Pooling`` module whose ``1_Pooling/config.json`` sets last-token pooling, and a ``Normalize``
@@ -37,6 +37,7 @@ from xvlm2vec_common.safe_outputs import atomic_output_dir
 VLLM_ARCHITECTURES = {
     "qwen2_vl": "Qwen2VLForConditionalGeneration",
     "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "qwen3_vl": "Qwen3VLForConditionalGeneration",
     "llava_next": "LlavaNextForConditionalGeneration",
     "phi3_v": "Phi3VForCausalLM",
 }
@@ -168,6 +169,11 @@ def export_vllm(folder: str | Path, output_dir: str | Path) -> VLLMExport:
     """Export the xVLM2Vec folder for vLLM into ``output_dir`` (written atomically); returns the report."""
     folder, output_dir = Path(folder), Path(output_dir)
     model = load_model(folder)
+    if model.convention.positions == "sequential":
+        raise ValueError(
+            f"{folder}: convention {model.config.convention!r} numbers image tokens like text, which vLLM's "
+            "Qwen2-VL (M-RoPE) does not reproduce; this folder cannot be exported for vLLM"
+        )
     backbone = model.config.backbone_config.model_type
     architecture = VLLM_ARCHITECTURES[backbone]
     report = VLLMExport(

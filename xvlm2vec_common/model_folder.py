@@ -148,16 +148,23 @@ def check_xvlm2vec_source(
 
 
 def load_xvlm2vec_model(
-    model_name_or_path: str, argument: str, trust_remote_code: bool = False, **load_kwargs: Any
+    model_name_or_path: str,
+    argument: str,
+    trust_remote_code: bool = False,
+    convention: str | None = None,
+    **load_kwargs: Any,
 ) -> Any:
     """An ``XVLM2VecModel`` from an xVLM2Vec folder/repo, or wrapped around a supported backbone checkpoint.
 
     Checked first with :func:`check_xvlm2vec_source`; ``load_kwargs`` (``dtype``, ``revision``,
-    ``attn_implementation``) go to ``from_pretrained``.
+    ``attn_implementation``) go to ``from_pretrained``. ``convention`` (docs/teachers.md) is the input
+    convention a backbone checkpoint is wrapped with (default ``vlm2vec``); an xVLM2Vec folder keeps its own,
+    and a different ``convention`` for it is a UsageError.
     """
     from transformers import AutoModel
 
     from modeling_xvlm2vec import XVLM2VecModel, register_auto_classes
+    from modeling_xvlm2vec.conventions import DEFAULT_CONVENTION
 
     register_auto_classes()  # an xVLM2Vec folder loads with the installed classes, not its own copy of the code
 
@@ -165,5 +172,18 @@ def load_xvlm2vec_model(
         model_name_or_path, argument, trust_remote_code, load_kwargs.get("revision")
     )
     if model_type == XVLM2VEC_MODEL_TYPE:
-        return AutoModel.from_pretrained(source, trust_remote_code=False, **load_kwargs)
-    return XVLM2VecModel.from_backbone(source, trust_remote_code=trust, **load_kwargs)
+        model = AutoModel.from_pretrained(source, trust_remote_code=False, **load_kwargs)
+        if convention is not None and convention != model.config.convention:
+            raise UsageError(
+                f"{argument} {model_name_or_path}: the model's convention is {model.config.convention!r}, not "
+                f"{convention!r} (--convention applies to backbone checkpoints)"
+            )
+        return model
+    try:
+        return XVLM2VecModel.from_backbone(
+            source, convention=convention or DEFAULT_CONVENTION, trust_remote_code=trust, **load_kwargs
+        )
+    except ValueError as error:
+        if "convention" not in str(error):
+            raise
+        raise UsageError(f"--convention: {error}") from error

@@ -25,6 +25,7 @@ from transformers.trainer_utils import enable_full_determinism, set_seed
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from dataset_builders import hub_layout
+from modeling_xvlm2vec.conventions import CONVENTIONS
 from xvlm2vec_common.cli_arguments import local_or_hub
 from xvlm2vec_common.cli_errors import UsageError, exit_usage_error
 from xvlm2vec_common.model_folder import check_xvlm2vec_source, load_xvlm2vec_model
@@ -55,6 +56,9 @@ class SKDScriptArguments(ScriptArguments):
             to run that code when it loads. xVLM2Vec folders never need it (the installed classes load them).
         build_tiny_inputs: when the model or the data is not given, build a tiny random Qwen2-VL model and the
             fixtures' parallel corpus under `output_dir/tiny_inputs` (the tiny CPU recipe sets it).
+        convention: the input convention of the published embedder a backbone checkpoint (student or teacher) is:
+            `vlm2vec` (default), `vlm2vec_v2`, `gme`, `qwen3_vl_embedding` (docs/teachers.md). xVLM2Vec folders
+            carry theirs.
     """
 
     dataset_test_split: str = field(default="dev", metadata={"help": "Held-out split used for evaluation."})
@@ -71,6 +75,14 @@ class SKDScriptArguments(ScriptArguments):
     build_tiny_inputs: bool = field(
         default=False,
         metadata={"help": "Without --model_name_or_path / --dataset_name, build a tiny model and corpus to train on."},
+    )
+    convention: str | None = field(
+        default=None,
+        metadata={
+            "help": "Input convention of a backbone checkpoint (student/teacher): vlm2vec (default), vlm2vec_v2, gme, "
+            "qwen3_vl_embedding (docs/teachers.md).",
+            "choices": sorted(CONVENTIONS),
+        },
     )
 
 
@@ -198,12 +210,19 @@ def check_arguments(script_args: SKDScriptArguments, training_args: SKDConfig, m
     lora_config(model_args)
 
 
-def load_student(model_args: ModelConfig, trust_remote_code: bool = False) -> torch.nn.Module:
-    """Load an XVLM2Vec folder/repo, or wrap a backbone checkpoint (``from_backbone``); see ``load_xvlm2vec_model``."""
+def load_student(
+    model_args: ModelConfig, trust_remote_code: bool = False, convention: str | None = None
+) -> torch.nn.Module:
+    """Load an XVLM2Vec folder/repo, or wrap a backbone checkpoint (``from_backbone``) with ``convention``; see
+    ``load_xvlm2vec_model``."""
     if not model_args.model_name_or_path:
         raise UsageError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
     return load_xvlm2vec_model(
-        model_args.model_name_or_path, "--model_name_or_path", trust_remote_code, **load_kwargs(model_args)
+        model_args.model_name_or_path,
+        "--model_name_or_path",
+        trust_remote_code,
+        convention=convention,
+        **load_kwargs(model_args),
     )
 
 
@@ -290,7 +309,7 @@ def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: Model
     if target == output_dir or script_args.save_adapter_only:
         return target
     merged = PeftModel.from_pretrained(
-        load_student(model_args, script_args.trust_remote_code), str(target)
+        load_student(model_args, script_args.trust_remote_code, script_args.convention), str(target)
     ).merge_and_unload()
     merged.set_processor(model.get_base_model().processor)
     merged.save_pretrained(str(output_dir))
@@ -311,15 +330,19 @@ def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: 
     evaluating = training_args.eval_strategy != "no"
     dev = load_split(script_args, script_args.dataset_test_split, training_args.languages) if evaluating else None
     seed_everything(training_args)
-    model = add_lora(load_student(model_args, script_args.trust_remote_code), model_args)
+    model = add_lora(load_student(model_args, script_args.trust_remote_code, script_args.convention), model_args)
     teacher = None
     if training_args.teacher == TEACHER_SAME_CHECKPOINT:
         # the released full fine-tuning: a second, frozen copy of the starting checkpoint is the teacher
-        teacher = load_student(model_args, script_args.trust_remote_code)
+        teacher = load_student(model_args, script_args.trust_remote_code, script_args.convention)
     elif training_args.teacher is not None:
         core = model.get_base_model() if isinstance(model, PeftModel) else model
         teacher = load_xvlm2vec_model(
-            training_args.teacher, "--teacher", script_args.trust_remote_code, dtype=core.dtype
+            training_args.teacher,
+            "--teacher",
+            script_args.trust_remote_code,
+            convention=script_args.convention,
+            dtype=core.dtype,
         )
     trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev, teacher_model=teacher)
     result = trainer.train(resume_from_checkpoint=resume)

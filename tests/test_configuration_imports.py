@@ -40,6 +40,7 @@ def test_configuration_loads_without_backbone_or_modeling_modules(tmp_path: Path
     assert result["loaded"] == [
         "folder.configuration_phi3_v",
         "folder.configuration_xvlm2vec",
+        "folder.conventions",  # the torch-free table of input conventions the configuration validates against
         "folder.instructions",
         "folder.languages",
     ]

@@ -155,18 +155,20 @@ def test_conventions_are_checked() -> None:
     )
 
 
-def test_convention_survives_save_and_load(models, images, tmp_path) -> None:
+def test_tiny_model_cli_writes_the_convention(images, tmp_path) -> None:
+    """`xvlm2vec tiny-model --convention`: the folder keeps it and embeds as the model built in Python."""
     from modeling_xvlm2vec import XVLM2VecModel
+    from xvlm2vec.cli import main
 
-    model, _ = models("qwen3_vl", "qwen3_vl_embedding")
-    model.save_pretrained(tmp_path / "m")
-    loaded = XVLM2VecModel.from_pretrained(tmp_path / "m")
-    assert loaded.config.convention == "qwen3_vl_embedding"
-    np.testing.assert_allclose(
-        loaded.encode(TEXTS[:2], images=[images[0], None]),
-        model.encode(TEXTS[:2], images=[images[0], None]),
-        atol=1e-6,
-    )
+    folder = tmp_path / "m"
+    argv = ["tiny-model", "--backbone", "qwen3_vl", "--convention", "qwen3_vl_embedding", "--output-dir", str(folder)]
+    assert main(argv) == 0
+    loaded = XVLM2VecModel.from_pretrained(folder)
+    assert loaded.config.convention == "qwen3_vl_embedding" and (folder / "conventions.py").is_file()
+    model, _ = build_tiny_model("qwen3_vl", seed=0, convention="qwen3_vl_embedding")
+    rows = [images[0], None]
+    # 1e-6: the same weights and processor, only serialisation in between
+    np.testing.assert_allclose(loaded.encode(TEXTS[:2], images=rows), model.encode(TEXTS[:2], images=rows), atol=1e-6)
 
 
 def test_training_loads_backbone_checkpoints_with_the_convention(tmp_path) -> None:

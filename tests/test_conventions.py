@@ -175,9 +175,9 @@ def test_training_loads_backbone_checkpoints_with_the_convention(tmp_path) -> No
     """`train.py --convention`: a backbone checkpoint is wrapped with it; a wrong one is a one-line UsageError."""
     from transformers import AutoModelForImageTextToText
 
+    from xvlm2vec.testing.tiny_model import BUILDERS, save_tiny_model
     from xvlm2vec_common.cli_errors import UsageError
     from xvlm2vec_common.model_folder import load_xvlm2vec_model
-    from xvlm2vec.testing.tiny_model import BUILDERS, save_tiny_model
 
     config, processor = BUILDERS["qwen3_vl"](vocab_size=600, hidden=64, layers=2, image_size=56, intermediate=128)
     AutoModelForImageTextToText.from_config(config).save_pretrained(tmp_path / "qwen3")

@@ -133,8 +133,12 @@ def to_image_tag(prompt: str, image_tag: str) -> str:
 
 
 def compose_prompt(instruction: str | None, text: str | None) -> str:
-    """Join an instruction and a text: fill ``{text}`` when present, else append after a space."""
-    if instruction is None:
+    """Join an instruction and a text: fill ``{text}`` when present, else append after a space.
+
+    No instruction and an empty one (sentence-transformers' default ``query`` and ``document`` prompts)
+    are the same: the text alone.
+    """
+    if not instruction:
         return text or ""
     if TEXT_SLOT in instruction:
         return instruction.replace(TEXT_SLOT, text or "")

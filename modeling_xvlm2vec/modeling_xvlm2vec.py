@@ -181,15 +181,21 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         self._processor = processor
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """Save config, code (`auto_map`), safetensors weights, the processor when set, and the
+        """Save config, code (`auto_map`), safetensors weights, the processor, and the
         sentence-transformers files (`modules.json`, `config_sentence_transformers.json` with the
-        instructions as named prompts), so the folder also loads with `SentenceTransformer`."""
+        instructions as named prompts), so the folder also loads with `SentenceTransformer`.
+
+        The processor is the one set, else the one of the folder or repo the model was loaded from
+        (loaded now, before the weights are written, so a model saved right after loading is complete)."""
+        main_process = kwargs.get("is_main_process", True)
+        has_processor = self._processor is not None or bool(self.config.name_or_path)
+        processor = self.processor if main_process and has_processor else None
         kwargs.setdefault("safe_serialization", True)
         super().save_pretrained(save_directory, *args, **kwargs)
-        if not kwargs.get("is_main_process", True):
+        if not main_process:
             return
-        if self._processor is not None:
-            self._processor.save_pretrained(save_directory)
+        if processor is not None:
+            processor.save_pretrained(save_directory)
         write_sentence_transformers_files(save_directory, self.config.instructions)
 
     @property

@@ -107,9 +107,20 @@ def prepare_inputs(
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = padding_side
     batch = processor(text=prompts, images=present or None, padding=True, return_tensors="pt")
-    if max_length is not None:
-        lengths = batch["attention_mask"].sum(-1).tolist()
-        too_long = [row for row, length in zip(row_ids, lengths) if length > max_length]
-        if too_long:
-            raise ValueError(f"rows {too_long} are longer than max_length={max_length} tokens")
+    check_lengths(batch, max_length, row_ids)
     return batch
+
+
+def check_lengths(
+    batch: BatchFeature, max_length: int | None, row_ids: Sequence[int], setting: str = "max_length"
+) -> None:
+    """Raise ``ValueError`` naming the rows of ``batch`` longer than ``max_length`` tokens (``None``: no cap).
+
+    ``setting`` is the name the user set the cap by, used in the message.
+    """
+    if max_length is None:
+        return
+    lengths = batch["attention_mask"].sum(-1).tolist()
+    too_long = [row for row, length in zip(row_ids, lengths) if length > max_length]
+    if too_long:
+        raise ValueError(f"rows {too_long} are longer than {setting}={max_length} tokens")

@@ -29,6 +29,7 @@ from torch import nn
 from transformers import AutoModel
 
 from .instructions import compose_prompt
+from .processing_xvlm2vec import check_lengths
 
 #: The class reference sentence-transformers reads from ``modules.json``.
 MODULE_TYPE = "sentence_xvlm2vec.XVLM2VecSentenceModule"
@@ -93,11 +94,26 @@ class XVLM2VecSentenceModule(nn.Module):
     """
 
     save_in_root = True
-    max_seq_length = None
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self._max_seq_length: int | None = None
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """The longest row in tokens (image tokens included), or ``None`` for no cap.
+
+        A longer row is refused with a ``ValueError`` naming it, never truncated: cutting a row could
+        cut its image tokens or the last token the embedding is pooled from.
+        """
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"max_seq_length must be a positive int or None, got {value!r}")
+        self._max_seq_length = value
 
     @property
     def modalities(self) -> list[Any]:
@@ -119,10 +135,15 @@ class XVLM2VecSentenceModule(nn.Module):
         return self.model.config.hidden_size
 
     def preprocess(self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Build one padded batch, with ``prompt`` used as ``encode``'s ``instruction``."""
+        """Build one padded batch, with ``prompt`` used as ``encode``'s ``instruction`` (empty or ``None``: none).
+
+        Rows longer than ``max_seq_length`` are refused (``ValueError`` naming them).
+        """
         rows = [split_input(sample, position) for position, sample in enumerate(inputs)]
         texts = [compose_prompt(prompt, text) for text, _ in rows]
-        return dict(self.model.prepare_inputs(texts, [image for _, image in rows]))
+        batch = self.model.prepare_inputs(texts, [image for _, image in rows])
+        check_lengths(batch, self.max_seq_length, range(len(rows)), setting="max_seq_length")
+        return dict(batch)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Embed a batch from ``preprocess``; adds ``sentence_embedding`` and ``token_embeddings``."""

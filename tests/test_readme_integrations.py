@@ -68,3 +68,32 @@ def test_vllm_snippet(places) -> None:
     assert report.architecture == "Qwen2VLForConditionalGeneration"
     assert report.serve_command == f"vllm serve {places['path/to/model-vllm']} --runner pooling"
     assert (Path(places["path/to/model-vllm"]) / "1_Pooling" / "config.json").is_file()
+
+
+def test_each_snippet_names_the_install_that_brings_its_imports() -> None:
+    """What a snippet imports comes with `pip install .` plus the extras the README names right before it."""
+    import importlib.metadata
+
+    import tomllib
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    distributions = importlib.metadata.packages_distributions()
+    own = {"xvlm2vec", "modeling_xvlm2vec", "dataset_builders", "hub_cards"}
+    section = README.read_text(encoding="utf-8").split("## Use it with", 1)[1].split("\n## ", 1)[0]
+    before_blocks = re.split(r"```python\n.*?```", section, flags=re.DOTALL)
+    for block, text_before in zip(use_it_with_blocks(), before_blocks):
+        named = [
+            name
+            for group in re.findall(r"pip install \"?xvlm2vec\[([\w,-]+)\]", text_before)
+            for name in group.split(",")
+        ]
+        assert all(name in extras for name in named), f"README names extras {named}; pyproject has {sorted(extras)}"
+        requirements = project["dependencies"] + [req for name in named for req in extras[name]]
+        provided = {canonicalize_name(Requirement(req).name) for req in requirements}
+        imported = set(re.findall(r"^(?:from|import) (\w+)", block, flags=re.MULTILINE)) - own
+        for module in imported:
+            needed = {canonicalize_name(dist) for dist in distributions.get(module, [])}
+            assert needed & provided, f"the snippet imports {module} ({needed}); the README's install gives {named}"

@@ -112,3 +112,73 @@ def test_eval_recognises_saved_folders_as_xvlm2vec(tiny_models, tmp_path) -> Non
     assert (tmp_path / "modules.json").is_file()
     embedder = load_embedder(str(tmp_path))
     assert isinstance(embedder, XVLM2VecEmbedder) and embedder.uses_instructions
+
+
+@pytest.fixture(scope="module")
+def qwen_folder(tiny_models, tmp_path_factory):
+    """A tiny Qwen2-VL model and the folder it was saved to."""
+    model, _ = tiny_models("qwen2_vl")
+    folder = tmp_path_factory.mktemp("st") / "model"
+    model.save_pretrained(folder)
+    return model, folder
+
+
+def test_empty_prompts_give_encode_embeddings(qwen_folder, images) -> None:
+    """encode_query / encode_document without a prompt, and an empty prompt, equal encode (no leading space)."""
+    from sentence_transformers import SentenceTransformer
+
+    model, folder = qwen_folder
+    st = SentenceTransformer(str(folder), trust_remote_code=True, device="cpu")
+    want = model.encode(TEXTS)
+    want_pairs = model.encode(PAIR_TEXTS, images=images[:2])
+    pairs = [{"text": text, "image": image} for text, image in zip(PAIR_TEXTS, images)]
+    got = {
+        "encode": st.encode(TEXTS),
+        "empty prompt": st.encode(TEXTS, prompt=""),
+        "encode_query": st.encode_query(TEXTS),
+        "encode_document": st.encode_document(TEXTS),
+        "model empty instruction": model.encode(TEXTS, instruction=""),
+    }
+    for name, embeddings in got.items():
+        # 1e-5: the same float32 model on the same prompts; only padding may differ between the two paths
+        assert np.abs(embeddings - want).max() <= 1e-5, name
+    assert np.abs(st.encode_query(pairs) - want_pairs).max() <= 1e-5
+
+
+@pytest.mark.parametrize("saver", ["sentence_transformers", "auto_model"])
+def test_folder_saved_right_after_loading_is_complete(qwen_folder, tmp_path, saver) -> None:
+    """Saving before any encode (the processor not loaded yet) still writes the processor; the folder reloads."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel
+
+    model, folder = qwen_folder
+    out = tmp_path / "resaved"
+    if saver == "sentence_transformers":
+        SentenceTransformer(str(folder), trust_remote_code=True, device="cpu").save(str(out))
+    else:
+        AutoModel.from_pretrained(folder, trust_remote_code=True).save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "modules.json", "model.safetensors"):
+        assert (out / name).is_file(), f"{name} missing from {sorted(p.name for p in out.iterdir())}"
+    want = model.encode(TEXTS)
+    again = SentenceTransformer(str(out), trust_remote_code=True, device="cpu")
+    assert np.abs(again.encode(TEXTS) - want).max() <= 1e-6  # the same weights and processor: equal
+    reloaded = AutoModel.from_pretrained(out, trust_remote_code=True)
+    assert np.abs(reloaded.encode(TEXTS) - want).max() <= 1e-6
+
+
+def test_max_seq_length_is_a_checked_cap(qwen_folder) -> None:
+    """max_seq_length is honoured: a longer row is refused naming the limit (never cut), shorter rows unchanged."""
+    from sentence_transformers import SentenceTransformer
+
+    model, folder = qwen_folder
+    st = SentenceTransformer(str(folder), trust_remote_code=True, device="cpu")
+    assert st.max_seq_length is None
+    lengths = [len(st.tokenizer(text)["input_ids"]) for text in TEXTS]
+    st.max_seq_length = max(lengths)
+    assert np.abs(st.encode(TEXTS) - model.encode(TEXTS)).max() <= 1e-5
+    st.max_seq_length = min(lengths)
+    with pytest.raises(ValueError, match=rf"max_seq_length={min(lengths)}"):
+        st.encode(TEXTS)
+    for bad in (0, -3, 2.5, "8"):
+        with pytest.raises(ValueError, match="max_seq_length"):
+            st.max_seq_length = bad

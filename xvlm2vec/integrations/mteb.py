@@ -26,7 +26,6 @@ ties (the pessimistic rule): the two precision@1 agree whenever no positive ties
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,13 +36,13 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 from mteb.languages.iso_mappings import _hf_lang_to_iso_lang_script
 from mteb.models.abs_encoder import AbsEncoder
-from mteb.models.model_meta import ModelMeta
 from mteb.types import PromptType
 
 from hub_cards.templates_io import citation
 from modeling_xvlm2vec.instructions import STYLES, candidate_prompt, query_prompt, to_image_tag
 from xvlm2vec.evaluation.data import config_names, load_split, parse_config, split_names
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
+from xvlm2vec.integrations.mteb_meta import build_model_meta
 
 #: MMMEB task -> MTEB category (what the query and the candidates are made of).
 CATEGORIES = {"i2t": "i2t", "t2i": "t2i", "c": "i2t", "vqa": "it2t", "vg": "it2i"}
@@ -57,19 +56,19 @@ def mmmeb_config(task_name: str) -> str | None:
     return task_name[len(TASK_PREFIX) :] if task_name.startswith(TASK_PREFIX) else None
 
 
-def _model_name(name_or_path: str) -> str:
-    """An ``organisation/name`` label for MTEB: the Hub id, or ``local/<folder name>``."""
-    return f"local/{Path(name_or_path).name}" if Path(name_or_path).exists() else name_or_path
-
-
 class XVLM2VecEncoder(AbsEncoder):
     """MTEB encoder for an xVLM2Vec folder or Hub repo (``AutoModel`` with the model's own code).
 
+    Its ``mteb_model_meta`` is filled from the folder (:func:`~xvlm2vec.integrations.mteb_meta.build_model_meta`).
+
     Args:
         model_name: folder or Hub id of the model.
-        revision: Hub revision (recorded in the ``ModelMeta``).
+        revision: the ``ModelMeta`` revision (default: the weights fingerprint, so MTEB's result cache keeps
+            results of different weights apart).
         device: where to run the model.
         style: the protocol's formatting style for MMMEB prompts (``plain``, ``punct``, ``newline``).
+        repo_id: the Hub id the model is published under (MTEB's model name and reference).
+        training_datasets: MTEB tasks the model saw in training beyond those MTEB lists for its base model.
     """
 
     def __init__(
@@ -79,6 +78,8 @@ class XVLM2VecEncoder(AbsEncoder):
         *,
         device: str | None = None,
         style: str = "plain",
+        repo_id: str | None = None,
+        training_datasets: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if style not in STYLES:
@@ -86,27 +87,14 @@ class XVLM2VecEncoder(AbsEncoder):
         self.style = style
         self.embedder = XVLM2VecEmbedder.from_pretrained(model_name, device=device)
         self.model = self.embedder.model
-        config = self.model.config
-        self.mteb_model_meta = ModelMeta(
-            loader=None,
-            name=_model_name(model_name),
+        self.mteb_model_meta = build_model_meta(
+            self.model,
+            model_name,
+            repo_id=repo_id,
+            loader=XVLM2VecEncoder,
+            loader_kwargs={"style": style},
+            training_datasets=training_datasets,
             revision=revision,
-            release_date=None,
-            languages=None,
-            n_parameters=sum(p.numel() for p in self.model.parameters()),
-            memory_usage_mb=None,
-            max_tokens=None,
-            embed_dim=config.hidden_size,
-            license=None,
-            open_weights=True,
-            public_training_code=None,
-            public_training_data=None,
-            framework=["PyTorch"],
-            similarity_fn_name="cosine",
-            use_instructions=True,
-            training_datasets=None,
-            modalities=["text", "image"],
-            citation=citation(),
         )
 
     def prompts(

@@ -1,10 +1,11 @@
 """``xvlm2vec publish {model,dataset,metric} FOLDER --repo-id ID``: push a folder to the Hugging Face Hub.
 
-The folder is first staged (card written, training artefacts left out) and checked: a folder
-that would not load once published is refused with every reason listed. ``--dry-run`` writes the
-staged folder to ``--dry-run-dir`` and prints its files and sizes instead of uploading. Otherwise
-the staged folder goes up with ``HfApi.create_repo`` and ``HfApi.upload_folder`` (models and
-datasets to their repo types, metrics to a Space, where ``evaluate.load`` finds them).
+The folder is first staged (only what the repository kind holds, card written, local paths taken
+out; secrets and links leaving the folder refused) and checked: a folder that would not load once
+published is refused with every reason listed. ``--dry-run`` writes the staged folder to
+``--dry-run-dir`` and prints its files and sizes instead of uploading. Otherwise the staged folder
+goes up with ``HfApi.create_repo`` (private unless ``--public``) and ``HfApi.upload_folder`` (models
+and datasets to their repo types, metrics to a Space, where ``evaluate.load`` finds them).
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ def upload(
     staged: StagedFolder,
     kind: str,
     repo_id: str,
-    private: bool = False,
+    private: bool = True,
     revision: str | None = None,
     commit_message: str | None = None,
     api: HfApi | None = None,
 ) -> CommitInfo:
-    """Create ``repo_id`` if needed (and the ``revision`` branch) and upload the staged folder as one commit."""
+    """Create ``repo_id`` if needed (private unless ``private=False``; an existing repository keeps its
+    visibility), and the ``revision`` branch, and upload the staged folder as one commit."""
     api = api or HfApi()
     repo_type = REPO_TYPES[kind]
     api.create_repo(
@@ -74,7 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repo-id", required=True, help="namespace/name on the Hub (a metric's name must match its module file)"
     )
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    visibility = parser.add_mutually_exclusive_group()
+    visibility.add_argument(
+        "--private", dest="private", action="store_true", default=True, help="create the repository private (default)"
+    )
+    visibility.add_argument(
+        "--public", dest="private", action="store_false", help="create the repository public (anyone can read it)"
+    )
     parser.add_argument("--revision", default=None, help="branch to commit to (created if missing); default: main")
     parser.add_argument(
         "--commit-message", default=None, help="commit message (default: 'Upload KIND with xvlm2vec publish')"
@@ -143,7 +151,10 @@ def run(args: argparse.Namespace) -> int:
                 staged = stage(args.kind, args.folder, args.repo_id, scratch, inputs, args.trust_remote_code)
             staged.path = target
             print(staged.table())
-            print(f"dry run: {REPO_TYPES[args.kind]} repository {args.repo_id} would receive {staged.path}")
+            visibility = "private" if args.private else "public"
+            print(
+                f"dry run: {visibility} {REPO_TYPES[args.kind]} repository {args.repo_id} would receive {staged.path}"
+            )
             return 0
         with tempfile.TemporaryDirectory(prefix=".xvlm2vec-publish-") as scratch:
             staged = stage(

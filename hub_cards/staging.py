@@ -1,8 +1,12 @@
 """Build the exact folder a ``publish`` would upload, then refuse it if it would not load.
 
-``stage`` copies the source folder (leaving out caches, hidden files and, for models, the
-Trainer's pickled training artefacts, each reported with its reason), writes the card (rendered
-when its inputs are given) and the Space files of a metric, and runs the checks of
+``stage`` first refuses a folder holding files that look like secrets or links that leave it
+(``hub_cards.repo_files``), then copies only what a repository of the kind holds (its allow-list:
+weights, configs, code, tokenizer and processor, cards, data shards, results; links inside the
+folder become the files they point to), listing everything else with the reason it was left out
+(caches, hidden files, the Trainer's pickled artefacts, anything not on the list). It writes the
+card (rendered when its inputs are given) and a metric's Space files, takes the machine's local
+paths out of the staged text files (``hub_cards.local_paths``), and runs the checks of
 ``hub_cards.checks`` on the result. The same staged folder is written by ``--dry-run`` and uploaded
 otherwise, so the dry run shows exactly what the Hub would receive.
 """
@@ -23,6 +27,8 @@ from hub_cards.checks import (
     check_model_folder,
     untrusted_code_files,
 )
+from hub_cards.local_paths import scrub_folder
+from hub_cards.repo_files import category, refusals, scan
 
 KINDS = ("model", "dataset", "metric")
 REPO_TYPES = {"model": "model", "dataset": "dataset", "metric": "space"}  # evaluate metrics live in Spaces
@@ -37,6 +43,8 @@ TRAINING_ARTEFACTS = (
     "runs",
 )
 CACHE_NAMES = ("__pycache__", ".*")
+#: Allow-list categories whose staged text files are cleaned of local paths (``hub_cards.local_paths``).
+RECORD_CATEGORIES = ("card", "config", "results", "tokenizer/processor")
 
 
 @dataclass
@@ -62,6 +70,7 @@ class StagedFolder:
     path: Path
     files: list[tuple[str, int]] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)
+    rewritten: list[tuple[str, str]] = field(default_factory=list)
     card_note: str = ""
 
     @property
@@ -70,44 +79,69 @@ class StagedFolder:
         return sum(size for _, size in self.files)
 
     def table(self) -> str:
-        """Readable listing: every file with its size, the total, the card's origin and what was left out."""
+        """Readable listing: every file with its size, the total, the card's origin, what was rewritten and what
+        was left out."""
         width = max([len(name) for name, _ in self.files] + [4])
         lines = [f"{'file':<{width}}  {'bytes':>14}"]
         lines += [f"{name:<{width}}  {size:>14,d}" for name, size in self.files]
         lines.append(f"{f'{len(self.files)} files':<{width}}  {self.total_bytes:>14,d}")
         if self.card_note:
             lines.append(f"{CARD_NAME}: {self.card_note}")
+        lines += [f"rewritten: {name} ({what})" for name, what in self.rewritten]
         lines += [f"left out: {name} ({reason})" for name, reason in self.left_out]
         return "\n".join(lines)
 
 
-def _leave_out_reason(relative: Path, kind: str) -> str | None:
-    """Why ``relative`` (a path inside the source folder) is not published, or ``None`` to publish it."""
-    for part in relative.parts:
+def _leave_out_reason(relative: str, kind: str) -> str | None:
+    """Why ``relative`` (a file inside the source folder) is not published, or ``None`` to publish it."""
+    for part in relative.split("/"):
         if any(fnmatch.fnmatch(part, pattern) for pattern in CACHE_NAMES):
             return "cache or hidden file"
         if kind == "model" and any(fnmatch.fnmatch(part, pattern) for pattern in TRAINING_ARTEFACTS):
             return "Trainer training artefact, not needed to load the model"
+    if category(relative, kind) is None:
+        return f"not part of a {kind} repository"
     return None
 
 
-def _copy_tree(source: Path, target: Path, kind: str) -> list[tuple[str, str]]:
-    """Copy ``source`` into ``target`` except left-out paths; return ``(path, reason)`` for each left out."""
-    left_out: list[tuple[str, str]] = []
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
+def _collapse(left_out: dict[str, str], staged: list[str]) -> list[tuple[str, str]]:
+    """``(path, reason)`` to report: a folder (``dir/``) when none of its files is staged and all share a reason."""
+    reported: dict[str, str] = {}
+    for name, reason in sorted(left_out.items()):
+        parts, shown = name.split("/"), name
+        for depth in range(1, len(parts)):
+            prefix = "/".join(parts[:depth]) + "/"
+            inside = [other for other in left_out if other.startswith(prefix)]
+            if not any(file.startswith(prefix) for file in staged) and all(left_out[o] == reason for o in inside):
+                shown = prefix
+                break
+        reported.setdefault(shown, reason)
+    return sorted(reported.items())
+
+
+def _copy_allowed(source: Path, target: Path, kind: str) -> list[tuple[str, str]]:
+    """Copy the files of ``source`` that a ``kind`` repository holds into ``target`` (links resolved).
+
+    Refuses (``PublishRefused``) a folder with secret-looking files or links leaving it, before copying
+    anything. Returns ``(path, reason)`` for what was left out.
+    """
+    found = scan(source)
+    problems = refusals(found)
+    if problems:
+        raise PublishRefused(source, problems)
+    staged, left_out = [], {}
+    for relative in found.files:
         reason = _leave_out_reason(relative, kind)
-        if reason is not None:
-            if _leave_out_reason(relative.parent, kind) is None:  # report the top-most left-out path only
-                left_out.append((relative.as_posix() + ("/" if path.is_dir() else ""), reason))
-            continue
-        if path.is_dir():
-            (target / relative).mkdir(parents=True, exist_ok=True)
-        elif path.is_file():
-            shutil.copy2(path, target / relative)
+        if reason is None:
+            staged.append(relative)
         else:
-            left_out.append((relative.as_posix(), "not a regular file"))
-    return left_out
+            left_out[relative] = reason
+    for relative in found.folder_links:
+        left_out[relative + "/"] = "a link to a folder inside it: its files are published from where they are"
+    for relative in staged:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / relative, target / relative)  # follows a link inside the folder: its content
+    return _collapse(left_out, staged)
 
 
 def _refuse_unreadable_card(source: Path, repo_type: str) -> None:
@@ -181,16 +215,20 @@ def stage(
 ) -> StagedFolder:
     """Write the folder that publishing ``folder`` as ``kind`` to ``repo_id`` would upload into ``target``.
 
-    Raises ``PublishRefused`` (listing every problem) when the staged folder would not load, or when a
-    model folder holds Python code other than the installed project's (its users would run it) and
-    ``trust_remote_code`` is off; ``ValueError`` for bad arguments (unknown kind, malformed repo id,
-    missing source folder).
+    Raises ``PublishRefused`` (listing every problem) when the folder holds secret-looking files or links
+    leaving it, when the staged folder would not load, or when a model folder holds Python code other than
+    the installed project's (its users would run it) and ``trust_remote_code`` is off; ``ValueError`` for
+    bad arguments (unknown kind, malformed repo id, missing source folder).
     """
     check_arguments(kind, folder, repo_id)
     source, target = Path(folder), Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    staged = StagedFolder(target, left_out=_copy_tree(source, target, kind))
-    staged.card_note = _write_card(kind, source, target, repo_id, inputs or CardInputs())
+    inputs = inputs or CardInputs()
+    staged = StagedFolder(target, left_out=_copy_allowed(source, target, kind))
+    staged.card_note = _write_card(kind, source, target, repo_id, inputs)
+    names = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    records = [name for name in names if category(name, kind) in RECORD_CATEGORIES]  # never code, data, weights
+    staged.rewritten = scrub_folder(target, records, inputs.base_model)
     if kind == "model":
         problems = check_model_folder(target)
         if not trust_remote_code:

@@ -201,3 +201,14 @@ def test_hub_error_is_reported_and_nothing_is_committed(hub, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the Hub refused the upload to someone/forbidden" in err and "403" in err
     assert hub.posts("/commit/") == []
+
+
+@pytest.mark.parametrize("flags", [[], ["--public"]], ids=["default", "public"])
+def test_repositories_are_private_unless_public_is_asked(hub, tmp_path, capsys, flags):
+    model_dir = save_tiny_model("qwen2_vl", tmp_path / "student")
+    assert main(["publish", "model", str(model_dir), "--repo-id", "someone/tiny", *flags]) == 0
+    capsys.readouterr()
+    (create,) = hub.posts("/api/repos/create")
+    request = json.loads(create)
+    private = request.get("visibility") == "private" or request.get("private") is True
+    assert private == (flags != ["--public"])

@@ -104,18 +104,23 @@ def _leave_out_reason(relative: str, kind: str) -> str | None:
     return None
 
 
+def _folders(name: str) -> list[str]:
+    """The folders above a relative file, outermost first (``a/b/c`` -> ``a/``, ``a/b/``)."""
+    parts = name.split("/")
+    return ["/".join(parts[:depth]) + "/" for depth in range(1, len(parts))]
+
+
 def _collapse(left_out: dict[str, str], staged: list[str]) -> list[tuple[str, str]]:
     """``(path, reason)`` to report: a folder (``dir/``) when none of its files is staged and all share a reason."""
+    staged_folders = {folder for name in staged for folder in _folders(name)}
+    reasons: dict[str, set[str]] = {}
+    for name, reason in left_out.items():
+        for folder in _folders(name):
+            reasons.setdefault(folder, set()).add(reason)
     reported: dict[str, str] = {}
     for name, reason in sorted(left_out.items()):
-        parts, shown = name.split("/"), name
-        for depth in range(1, len(parts)):
-            prefix = "/".join(parts[:depth]) + "/"
-            inside = [other for other in left_out if other.startswith(prefix)]
-            if not any(file.startswith(prefix) for file in staged) and all(left_out[o] == reason for o in inside):
-                shown = prefix
-                break
-        reported.setdefault(shown, reason)
+        candidates = (f for f in _folders(name) if f not in staged_folders and reasons[f] == {reason})
+        reported.setdefault(next(candidates, name), reason)
     return sorted(reported.items())
 
 

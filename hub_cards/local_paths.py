@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from huggingface_hub import RepoCard
 
-from hub_cards.model_card import is_hub_id
+from xvlm2vec_common.cli_arguments import is_hub_id
 
 #: An absolute POSIX path of at least two components, or one under ``~``, not part of a URL or a word.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~<>-])(?:~|/[^\s/\"'`<>|()\[\]{},;*?]+)(?:/[^\s/\"'`<>|()\[\]{},;*?]+)+/?")

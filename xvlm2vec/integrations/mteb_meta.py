@@ -35,9 +35,9 @@ from mteb.models.model_meta import ModelMeta
 from mteb.types import OutputDType
 from mteb.types._metadata import Licenses
 
-from hub_cards.model_card import is_hub_id
 from hub_cards.templates_io import citation
 from xvlm2vec.fingerprint import weights_fingerprint
+from xvlm2vec_common.cli_arguments import is_hub_id
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ names. Published, these leak the machine's layout and name models nobody else ca
 - a **base model** (``base_model_name_or_path`` of an ``adapter_config.json``, ``base_model`` and the
   ``base_model:...`` tags of a card) stays when it is a Hub id, else becomes the ``--base-model`` Hub id
   given, else is dropped;
-- every other **absolute local path** (``/a/b...``, ``~/...``) becomes its last component
-  (``/home/me/runs/tiny_student`` -> ``tiny_student``).
+- every other **absolute local path** becomes its last component (``/home/me/runs/tiny_student`` ->
+  ``tiny_student``): ``~/...``, and ``/x/...`` where ``x`` is a usual top-level folder (``home``, ``tmp``,
+  ``data``, ``scratch``, ...) or exists on this machine; a URL route such as ``/v1/embeddings`` is not one.
 
 Only cards, configs and records are rewritten: code is checked byte for byte against the installed
 package, and data shards and weights are data.
@@ -33,9 +34,31 @@ ADAPTER_CONFIG = "adapter_config.json"
 BASE_MODEL_TAG = "base_model:"
 
 
+#: Top-level folders of machines' file systems: a path under one is local even when this machine has no such folder.
+LOCAL_ROOTS = frozenset(
+    {
+        "home", "root", "tmp", "Users", "mnt", "media", "data", "scratch", "work", "workspace", "var", "opt", "srv",
+        "private", "net", "nfs", "gpfs", "lustre", "fsx", "content", "kaggle", "cluster", "storage", "shared",
+        "projects",
+    }
+)  # fmt: skip
+
+
+def is_local_path(path: str) -> bool:
+    """Whether an absolute-looking ``path`` names a file system location, not a URL route such as ``/v1/embeddings``.
+
+    ``~/...`` always; ``/x/...`` when ``x`` is a usual top-level folder (:data:`LOCAL_ROOTS`) or exists here.
+    """
+    if path.startswith("~"):
+        return True
+    top = path.split("/")[1]
+    return top in LOCAL_ROOTS or Path("/", top).exists()
+
+
 def last_component(match: re.Match) -> str:
-    """The last component of a matched path (``/a/b/c/`` -> ``c``)."""
-    return match.group(0).rstrip("/").rsplit("/", 1)[-1]
+    """The last component of a matched local path (``/a/b/c/`` -> ``c``); any other match unchanged."""
+    path = match.group(0)
+    return path.rstrip("/").rsplit("/", 1)[-1] if is_local_path(path) else path
 
 
 def hub_base_model(value: str | None, given: str | None) -> str | None:
@@ -97,7 +120,8 @@ def _scrub_card(path: Path, base_model: str | None) -> bool:
 
 def scrub_text(text: str) -> tuple[str, int]:
     """``text`` with every absolute local path replaced by its last component, and how many were replaced."""
-    return ABSOLUTE_PATH.subn(last_component, text)
+    count = sum(1 for match in ABSOLUTE_PATH.finditer(text) if is_local_path(match.group(0)))
+    return (ABSOLUTE_PATH.sub(last_component, text) if count else text), count
 
 
 def scrub_folder(folder: str | Path, names: list[str], base_model: str | None = None) -> list[tuple[str, str]]:
@@ -135,4 +159,4 @@ def text_has_front_matter(path: Path) -> bool:
         return handle.readline().strip() == "---"
 
 
-__all__ = ["ABSOLUTE_PATH", "hub_base_model", "scrub_folder", "scrub_text"]
+__all__ = ["ABSOLUTE_PATH", "LOCAL_ROOTS", "hub_base_model", "is_local_path", "scrub_folder", "scrub_text"]

@@ -219,3 +219,20 @@ def test_dataset_shard_linked_outside_is_refused_and_report_paths_dropped(built_
     err = capsys.readouterr().err
     assert shard.relative_to(folder).as_posix() in err and "outside the folder" in err
     assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "published"),
+    [
+        ("output_dir: /home/me/runs/tiny_student/", "output_dir: tiny_student"),
+        ('"source": "/data/mmmeb/release"', '"source": "release"'),
+        ("weights in ~/models/student", "weights in student"),
+        ("POST /v1/embeddings", "POST /v1/embeddings"),  # a URL route, not a folder of any machine
+        ("https://huggingface.co/org/name and arxiv.org/abs/2503.09313", None),
+        ("text and/or image, 1/2/3, </details>", None),
+    ],
+)
+def test_local_paths_are_cut_to_their_last_component(text, published) -> None:
+    from hub_cards.local_paths import scrub_text
+
+    assert scrub_text(text)[0] == (text if published is None else published)

@@ -161,13 +161,13 @@ def trained_languages(run: dict[str, Any]) -> list[str]:
         langs = langs.split(",")
     langs = [lang.strip() for lang in langs if lang.strip()]
     config = run.get("dataset_config")
-    folder = Path(str(run.get("dataset_name") or ""))
+    folder = Path(str(run["dataset_name"])) if run.get("dataset_name") else None  # none: not the working folder
     if config and config != "all":
         try:
             langs.append(check_code(config))
         except ValueError:
             pass  # a config that is not one language
-    elif not langs and (folder / "README.md").is_file():
+    elif not langs and folder is not None and (folder / "README.md").is_file():
         from huggingface_hub import DatasetCard
 
         metadata = DatasetCard.load(folder / "README.md", repo_type="dataset").data.get("language") or []

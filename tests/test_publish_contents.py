@@ -236,3 +236,13 @@ def test_local_paths_are_cut_to_their_last_component(text, published) -> None:
     from hub_cards.local_paths import scrub_text
 
     assert scrub_text(text)[0] == (text if published is None else published)
+
+
+def test_a_run_without_a_dataset_name_does_not_read_the_working_folders_card(tmp_path, monkeypatch) -> None:
+    """The card's trained languages come from the run; a card in the folder publish runs from is not the dataset's."""
+    from hub_cards.model_card import trained_languages
+
+    (tmp_path / "README.md").write_text("---\nlanguage:\n- sw\n- yo\n---\n# some other data set\n")
+    monkeypatch.chdir(tmp_path)
+    assert trained_languages({"dataset_name": None}) == []
+    assert trained_languages({"dataset_name": "."}) == ["en", "sw", "yo"]  # named on purpose: read

@@ -8,6 +8,8 @@ from transformers import TrainingArguments
 
 from modeling_xvlm2vec.modeling_xvlm2vec import IMAGE_POOLINGS
 
+from .speedups import ADAPTER_DTYPES
+
 BAD_ROW_POLICIES = ("skip", "error")
 #: `teacher` value for a separate frozen teacher loaded from the student's own starting checkpoint (the release).
 TEACHER_SAME_CHECKPOINT = "same_checkpoint"
@@ -68,6 +70,24 @@ class SKDConfig(TrainingArguments):
             Single process or DDP only (refused under FSDP: it is filled with unsharded weights before training).
         teacher_cache_batch_size (`int`, defaults to `16`):
             Batch size of the one-off teacher pass that fills the cache.
+
+    Speed levers (`xvlm2vec.training.speedups`, applied by `apply_speedups`; each default is the plain step):
+
+        adapter_dtype (`str`, defaults to `"float32"`):
+            `"bfloat16"`: LoRA adapters compute in bf16 (no float32 casts of the activations) while their weights
+            stay float32 master weights that AdamW updates, so small updates are not rounded away. Needs LoRA.
+        compile_decoder_layers (`bool`, defaults to `False`):
+            Regional `torch.compile` of each decoder layer, in place (state dict and saved folders unchanged).
+        compile_backend (`str`, defaults to `"inductor"`) / compile_mode (`str` or `None`, defaults to `None`):
+            `torch.compile`'s backend and mode for `compile_decoder_layers`.
+        liger_kernels (`bool`, defaults to `False`):
+            Liger's fused RMSNorm, RoPE and SwiGLU in the Phi-3.5-V, Qwen2-VL and Qwen2.5-VL decoders. Needs
+            `liger-kernel` installed and a CUDA device (refused otherwise).
+        length_grouping (`bool`, defaults to `False`):
+            Group batches by length with image rows apart from text-only rows (less padding): sets
+            `train_sampling_strategy` to `group_by_length` and its lengths to characters plus a large constant for
+            image rows. Activation checkpointing is chosen with transformers' own `activation_checkpointing` and
+            `activation_checkpointing_kwargs: {every_n_layers: N}` (selective).
     """
 
     teacher: str | None = field(
@@ -110,6 +130,26 @@ class SKDConfig(TrainingArguments):
         default=False, metadata={"help": "Kept False: the collator needs the parallel corpus columns."}
     )
 
+    # ---- speed levers (xvlm2vec.training.speedups; the defaults are the plain step) ----
+    adapter_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "LoRA compute dtype: 'bfloat16' computes adapters in bf16 with float32 master weights.",
+            "choices": ADAPTER_DTYPES,
+        },
+    )
+    compile_decoder_layers: bool = field(
+        default=False, metadata={"help": "Regional torch.compile of each decoder layer (in place)."}
+    )
+    compile_backend: str = field(default="inductor", metadata={"help": "torch.compile backend of the layers."})
+    compile_mode: str | None = field(default=None, metadata={"help": "torch.compile mode of the layers."})
+    liger_kernels: bool = field(
+        default=False, metadata={"help": "Liger's fused RMSNorm/RoPE/SwiGLU in the decoder (CUDA, liger-kernel)."}
+    )
+    length_grouping: bool = field(
+        default=False, metadata={"help": "Length-grouped batches with image rows apart from text-only rows."}
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.image_loss_pooling not in IMAGE_POOLINGS:
@@ -131,3 +171,16 @@ class SKDConfig(TrainingArguments):
             raise ValueError("remove_unused_columns must be False: the collator reads the parallel corpus columns")
         if isinstance(self.languages, str):
             self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]
+        self._check_speed_levers()
+
+    def _check_speed_levers(self) -> None:
+        """Refuse speed-lever values that cannot work; `length_grouping` selects the length-grouped sampler."""
+        if self.adapter_dtype not in ADAPTER_DTYPES:
+            raise ValueError(f"adapter_dtype must be one of {ADAPTER_DTYPES}, got {self.adapter_dtype!r}")
+        if self.length_grouping:
+            if self.train_sampling_strategy not in ("random", "group_by_length"):
+                raise ValueError(
+                    f"length_grouping uses the group_by_length sampler; train_sampling_strategy is "
+                    f"{self.train_sampling_strategy!r}"
+                )
+            self.train_sampling_strategy = "group_by_length"

@@ -14,6 +14,7 @@ from xvlm2vec_common.model_folder import load_xvlm2vec_model
 from .collator import ParallelCollator
 from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
 from .losses import translation_metrics
+from .speedups import apply_speedups
 from .step import skd_loss
 from .teacher import Teacher, refuse_unsynced_teacher
 from .teacher_cache import settings_fingerprint, teacher_columns
@@ -78,6 +79,7 @@ class SKDTrainer(Trainer):
             compute_metrics=compute_metrics or translation_metrics,
             **kwargs,
         )
+        self.speedups = apply_speedups(self)
         if teacher_model is not None:
             refuse_unsynced_teacher(self.accelerator.state.fsdp_plugin if self.is_fsdp_enabled else None)
             self.teacher.separate = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)

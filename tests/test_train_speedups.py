@@ -1,0 +1,281 @@
+"""Speed levers of the distillation step (xvlm2vec.training.speedups): each reaches the step, and those that run on
+CPU leave the result unchanged.
+
+Equality tolerance: losses and saved weights within 1e-5 relative (float32 on CPU). Checkpointing recomputes the same
+float32 forward, and compiled layers reorder some float32 sums (a few ulps, ~1e-7 relative per step), which 20 Adam
+steps at lr 2e-3 do not amplify past 1e-5; a real change (a lost adapter, a different batch) moves them by > 1e-3.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_train_fixtures import corpus_splits, lora_student, skd_config, write_parallel_corpus
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from xvlm2vec.testing.tiny_models import build_tiny_model, save_tiny_model
+from xvlm2vec.training import speedups
+from xvlm2vec.training.collator import ParallelCollator
+from xvlm2vec.training.script import run
+from xvlm2vec.training.step import skd_loss
+from xvlm2vec.training.teacher import Teacher
+from xvlm2vec.training.trainer import SKDTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 20
+RELATIVE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("speedups")
+    return save_tiny_model("qwen2_vl", base / "tiny", seed=0), write_parallel_corpus(base / "corpus", train=40, dev=4)
+
+
+def train(inputs: tuple[Path, Path], output_dir: Path, monkeypatch, *overrides: str) -> list[dict]:
+    """Run `xvlm2vec train` (tiny recipe, 20 steps of 4 pairs) and return what each training step saw: its loss, the
+    decoder layers compiled and checkpointed at that moment, the trainer's applied levers and the batch's rows."""
+    seen: list[dict] = []
+    original = SKDTrainer.compute_loss
+
+    def spy(self, model, batch, return_outputs=False, num_items_in_batch=None):
+        loss = original(self, model, batch, return_outputs, num_items_in_batch)
+        if model.training:
+            layers = speedups.decoder_layers(speedups.core_model(model))
+            seen.append(
+                {
+                    "loss": float(loss),
+                    "compiled": sum(layer._compiled_call_impl is not None for layer in layers),
+                    "checkpointed": sum(bool(layer.gradient_checkpointing) for layer in layers),
+                    "applied": self.speedups,
+                    "images": int(batch["teacher_inputs"].get("image_grid_thw", torch.empty(0, 3)).shape[0]),
+                    "rows": int(batch["teacher_inputs"]["input_ids"].shape[0]),
+                    "padded": int(batch["student_inputs"]["input_ids"].numel()),
+                    "sampler": type(self._get_train_sampler()).__name__,
+                }
+            )
+        return loss
+
+    monkeypatch.setattr(SKDTrainer, "compute_loss", spy)
+    model_dir, corpus = inputs
+    argv = ["--config", str(ROOT / "recipes/tiny_cpu.yaml"), "--model_name_or_path", str(model_dir)]
+    argv += ["--dataset_name", str(corpus), "--output_dir", str(output_dir), "--max_steps", str(STEPS)]
+    argv += ["--per_device_train_batch_size", "4", "--disable_tqdm", "true", *overrides]
+    assert run(argv) == 0
+    assert len(seen) == STEPS
+    return seen
+
+
+def assert_same_run(plain: list[dict], fast: list[dict], plain_dir: Path, fast_dir: Path) -> None:
+    """Losses of every step and every saved weight within `RELATIVE` of the plain run's."""
+    for step, (a, b) in enumerate(zip(plain, fast)):
+        assert abs(a["loss"] - b["loss"]) <= RELATIVE * abs(a["loss"]), (step, a["loss"], b["loss"])
+    left, right = load_file(str(plain_dir / "model.safetensors")), load_file(str(fast_dir / "model.safetensors"))
+    assert left.keys() == right.keys()
+    for name in left:
+        torch.testing.assert_close(right[name], left[name], rtol=RELATIVE, atol=1e-7, msg=name)
+
+
+def test_checkpointing_choice_and_compiled_layers_give_the_plain_losses_and_model(inputs, tmp_path, monkeypatch):
+    plain = train(inputs, tmp_path / "plain", monkeypatch, "--activation_checkpointing", "true")
+    assert all(step["checkpointed"] == 2 and step["compiled"] == 0 for step in plain)
+    assert plain[-1]["loss"] < 0.5 * plain[0]["loss"]  # it trains: a loss this long run must move
+    variants = {
+        "selective": (
+            ["--activation_checkpointing", "true", "--activation_checkpointing_kwargs", '{"every_n_layers": 2}'],
+            {"checkpointed": 1},
+        ),
+        "off": (["--activation_checkpointing", "false"], {"checkpointed": 0}),
+        "compiled": (
+            ["--activation_checkpointing", "true", "--compile_decoder_layers", "true"],
+            {"compiled": 2, "checkpointed": 2},
+        ),
+    }
+    for name, (extra, expected) in variants.items():
+        fast = train(inputs, tmp_path / name, monkeypatch, *extra)
+        for step in fast:  # the lever reached every step
+            assert {key: step[key] for key in expected} == expected, name
+        assert fast[0]["applied"].compiled_layers == (2 if name == "compiled" else 0)
+        assert_same_run(plain, fast, tmp_path / "plain", tmp_path / name)
+
+
+def test_length_grouping_reaches_the_sampler_and_cuts_padding(inputs, tmp_path, monkeypatch):
+    plain = train(inputs, tmp_path / "plain", monkeypatch)
+    grouped = train(inputs, tmp_path / "grouped", monkeypatch, "--length_grouping", "true")
+    assert grouped[0]["applied"].length_column == "length"
+    assert {step["sampler"] for step in grouped} == {LengthGroupedSampler.__name__}
+    assert {step["sampler"] for step in plain} != {LengthGroupedSampler.__name__}
+    # 40 rows (14 with an image) in batches of 4: one megabatch per epoch, so at most one batch of an epoch
+    # (the one crossing from image rows to text rows) mixes the two kinds; shuffled batches mix far more often.
+    mixed = [0 < step["images"] < step["rows"] for step in grouped]
+    assert sum(mixed) <= 2, mixed
+    assert sum(0 < step["images"] < step["rows"] for step in plain) > sum(mixed)
+    assert sum(step["padded"] for step in grouped) < sum(step["padded"] for step in plain)
+
+
+def test_padding_does_not_change_a_rows_loss(tmp_path):
+    """Length grouping only reorders rows: a text row's embeddings are the same padded next to an image row (a
+    shuffled batch) as in a batch of text rows (a grouped batch), within 1e-5 relative."""
+    model = lora_student()
+    collator = ParallelCollator(speedups.core_model(model).prepare_inputs, 64, "error", fused=True)
+    train_split, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=6, dev=1))
+    rows = [train_split[index] for index in range(6)]  # rows 0 and 3 carry an image
+    text_rows = [rows[1], rows[2]]
+    teacher = Teacher(model)
+    with torch.no_grad():
+        _, _, mixed = skd_loss(model, teacher, collator([rows[0], *text_rows]))
+        _, _, alone = skd_loss(model, teacher, collator(text_rows))
+    for key in ("teacher_en", "student_en", "student_x"):
+        torch.testing.assert_close(mixed[key][1:], alone[key], rtol=RELATIVE, atol=1e-7)
+
+
+def bf16_lora_student():
+    """The tiny LoRA student on a bf16 base model (peft keeps its adapters float32), adapters given a random B."""
+    from trl import ModelConfig
+
+    from xvlm2vec.training.script import add_lora
+
+    torch.manual_seed(0)
+    model, _ = build_tiny_model("qwen2_vl", seed=0)
+    model.to(torch.bfloat16)
+    student = add_lora(
+        model,
+        ModelConfig(
+            use_peft=True,
+            lora_r=8,
+            lora_alpha=16,
+            lora_task_type="FEATURE_EXTRACTION",
+            lora_target_modules=["q_proj", "v_proj"],
+        ),
+    )
+    for name, parameter in student.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.02)  # B = 0 would leave A without a gradient on the first step
+    return student
+
+
+def test_bf16_adapters_compute_in_bf16_and_keep_updates_a_bf16_weight_loses(tmp_path):
+    student = bf16_lora_student()
+    assert speedups.bf16_adapter_compute(student) == 4  # q_proj and v_proj of the two decoder layers
+    seen_dtypes = set()
+    for module in student.modules():
+        if isinstance(module, torch.nn.Linear) and hasattr(module, "compute_dtype"):
+            module.register_forward_hook(lambda mod, args, out: seen_dtypes.add((args[0].dtype, out.dtype)))
+    collator = ParallelCollator(speedups.core_model(student).prepare_inputs, 64, "error", fused=True)
+    train_split, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=4, dev=1))
+    batch = collator([train_split[index] for index in range(4)])
+    adapters = {name: p for name, p in student.named_parameters() if p.requires_grad}
+    assert adapters and all(p.dtype == torch.float32 for p in adapters.values())  # the master weights
+    before = {name: p.detach().clone() for name, p in adapters.items()}
+    optimizer = torch.optim.AdamW(adapters.values(), lr=1e-5, weight_decay=0.0)
+    loss, _, _ = skd_loss(student, Teacher(student), batch)
+    loss.backward()
+    optimizer.step()
+    assert seen_dtypes == {(torch.bfloat16, torch.bfloat16)}  # no float32 casts of the activations
+    for name, parameter in adapters.items():
+        after = parameter.detach()
+        assert after.dtype == torch.float32
+        moved = after != before[name]
+        assert moved.float().mean() > 0.9, name  # AdamW's first step moves every weight by about lr
+        # A bf16 weight would round most of these updates away: for lora_A (|w| ~ 0.1) nearly all.
+        lost = after.bfloat16() == before[name].bfloat16()
+        if "lora_A" in name:
+            assert lost[moved].float().mean() > 0.9, name
+
+
+def test_bf16_adapters_reach_the_trainer_step_and_need_lora(tmp_path):
+    student = bf16_lora_student()
+    train_split, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=4, dev=1))
+    trainer = SKDTrainer(
+        model=student,
+        args=skd_config(tmp_path / "out", adapter_dtype="bfloat16", max_steps=1, bf16=False),
+        train_dataset=train_split,
+    )
+    assert trainer.speedups.adapter_layers == 4
+    lora_a = next(m for n, m in student.named_modules() if n.endswith("lora_A.default"))
+    assert lora_a.compute_dtype == torch.bfloat16 and lora_a.weight.dtype == torch.float32
+    trainer.train()
+    model, _ = build_tiny_model("qwen2_vl", seed=0)
+    with pytest.raises(ValueError, match="needs LoRA adapters"):
+        SKDTrainer(
+            model=model,
+            args=skd_config(tmp_path / "full", adapter_dtype="bfloat16"),
+            train_dataset=train_split,
+            teacher_model=build_tiny_model("qwen2_vl", seed=0)[0],
+        )
+
+
+def fake_liger(monkeypatch) -> list[dict]:
+    """Install a stand-in `liger_kernel` whose patch functions record their call and wrap the decoder's RMSNorm
+    modules with a counting forward (the real kernels need CUDA); returns the records."""
+    calls: list[dict] = []
+
+    def patch(name):
+        def apply(model=None, **options):
+            counter = {"function": name, "model": model, "options": options, "norm_calls": 0}
+            for module in model.modules():
+                if type(module).__name__.endswith("RMSNorm"):
+                    original = module.forward
+
+                    def counted(*args, _original=original, **kwargs):
+                        counter["norm_calls"] += 1
+                        return _original(*args, **kwargs)
+
+                    module.forward = counted
+            calls.append(counter)
+
+        return apply
+
+    package = types.ModuleType("liger_kernel")
+    package.__spec__ = types.SimpleNamespace(name="liger_kernel")
+    transformers = types.ModuleType("liger_kernel.transformers")
+    for name in speedups.LIGER_PATCHES.values():
+        setattr(transformers, name, patch(name))
+    monkeypatch.setitem(sys.modules, "liger_kernel", package)
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", transformers)
+    monkeypatch.setattr(speedups, "liger_available", lambda: True)
+    return calls
+
+
+@pytest.mark.parametrize("backbone", ["qwen2_vl", "qwen2_5_vl", "phi3_v"])
+def test_liger_patches_the_decoder_and_reaches_the_step(backbone, monkeypatch, tmp_path):
+    calls = fake_liger(monkeypatch)
+    model, _ = build_tiny_model(backbone, seed=0)
+    assert speedups.apply_liger(model) == speedups.LIGER_PATCHES[backbone]
+    (call,) = calls
+    assert call["model"] is model.model
+    assert call["options"]["rope"] and call["options"]["rms_norm"] and call["options"]["swiglu"]
+    assert not call["options"]["cross_entropy"] and not call["options"]["fused_linear_cross_entropy"]
+    train_split, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=2, dev=1))
+    collator = ParallelCollator(model.prepare_inputs, None, "error", fused=True)
+    with torch.no_grad():
+        skd_loss(model, Teacher(model, model), collator([train_split[0], train_split[1]]))
+    assert call["norm_calls"] > 0  # the patched modules ran in the step
+
+
+def test_liger_is_refused_without_cuda_or_the_package(tmp_path, monkeypatch):
+    train_split, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=2, dev=1))
+    with pytest.raises(ValueError, match="liger_kernels needs a CUDA device"):
+        SKDTrainer(
+            model=lora_student(), args=skd_config(tmp_path / "a", liger_kernels=True), train_dataset=train_split
+        )
+    monkeypatch.setattr(speedups, "liger_available", lambda: False)
+    model, _ = build_tiny_model("qwen2_vl", seed=0)
+    with pytest.raises(ValueError, match="pip install --no-deps liger-kernel==0.8.5"):
+        speedups.apply_liger(model)
+    model, _ = build_tiny_model("llava_next", seed=0)
+    with pytest.raises(ValueError, match="no Liger patch for backbone 'llava_next'"):
+        speedups.apply_liger(model)
+
+
+def test_lever_values_are_checked():
+    with pytest.raises(ValueError, match="adapter_dtype must be one of"):
+        skd_config("unused", adapter_dtype="float16")
+    with pytest.raises(ValueError, match="length_grouping uses the group_by_length sampler"):
+        skd_config("unused", length_grouping=True, train_sampling_strategy="sequential")
+    assert skd_config("unused", length_grouping=True).train_sampling_strategy == "group_by_length"

@@ -1,15 +1,23 @@
 """GPU check: xVLM2Vec at Phi-3.5-V size, randomly initialised, trained and encoding on one GPU.
 
-Writes one JSON (``--output``) with, for each phase, its figures or the reason it failed (an
-out-of-memory error is recorded, the next phase still runs):
+Writes one JSON (``--output``) and prints a table (step time, tokens/s, MFU, HFU, peak memory) of every
+phase, in one call meant to fit a short GPU window (``--budget-s``, default 420 s: a phase that would start later
+is recorded as skipped). A phase that fails (an out-of-memory error, say) is recorded, and the next one runs:
 
-- ``skd_lora_self_teacher``: the LoRA recipe (adapters r=8 on the decoder's fused projections, the
-  teacher is the student with its adapters off);
-- ``skd_released``: the released recipe (every weight trained, a separate frozen teacher copy);
-  both with the trainer's own step (``xvlm2vec.training.step.skd_loss``), per-device batch 8 pairs,
-  gradient checkpointing (non-reentrant), AdamW, gradient clipping 0.3: steps/s, tokens/s, peak memory
-  and model FLOPs utilisation (MFU) against the card's bf16 dense peak;
+- ``skd_released``: the released recipe (every weight trained, a separate frozen teacher copy, float32 AdamW
+  states, gradient checkpointing of every layer);
+- ``skd_lora_self_teacher``: the LoRA recipe as it ships (adapters r=8 on the decoder's fused projections,
+  float32 adapters, the teacher is the student with its adapters off, gradient checkpointing of every layer);
+- then the LoRA recipe with the speed levers of ``xvlm2vec.training.speedups`` added one at a time
+  (``LORA_VARIANTS``): bf16 adapter compute with float32 master weights, checkpointing of one decoder layer in
+  two, checkpointing off, regional ``torch.compile`` of the decoder layers, Liger's fused RMSNorm / RoPE /
+  SwiGLU (when ``liger_kernel`` is installed and on CUDA), twice the micro-batch, and a corpus-like mix of
+  image and text-only rows batched as shuffled vs length-grouped;
 - ``encode_texts`` / ``encode_images``: ``XVLM2VecModel.encode`` throughput at batch 32.
+
+Every training phase runs the trainer's own step (``xvlm2vec.training.step.skd_loss``) on the same batch (per
+device 8 pairs, 1344x1344 images) with AdamW and gradient clipping 0.3, and every LoRA phase starts from the same
+adapters, so its losses are compared with the shipped LoRA recipe's (``loss_max_rel_drift``: the bf16 drift).
 
 The model is Phi-3.5-vision's shape (Phi-3 mini decoder: hidden 3072, 32 layers, 32 heads,
 intermediate 8192, vocabulary 32064; CLIP ViT-L/14-336 tower) in bf16 with sdpa attention, or
@@ -27,7 +35,11 @@ attention per sequence, for the decoder (real tokens of each row) and the CLIP t
 its patch convolution on 576), plus the image projection. The backward of full fine-tuning costs twice
 the forward; with LoRA only the decoder is back-propagated, once (input gradients; the adapters' own
 weight gradients are negligible). ``hfu`` also counts the student forward that gradient checkpointing
-recomputes in the backward (the decoder only, with LoRA).
+recomputes in the backward (the decoder only, with LoRA; the checkpointed fraction of its layers).
+
+Liger on a machine without network: ``pip download liger-kernel==0.8.5 --no-deps`` (a 0.9 MB pure-Python wheel;
+its Triton comes with torch) where there is network, take the wheel along, and ``pip install --no-deps
+liger_kernel-0.8.5-py3-none-any.whl`` on the GPU machine (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +70,15 @@ from modeling_xvlm2vec.configuration_phi3_v import Phi3VConfig
 from xvlm2vec.testing.tiny_phi3_v import tiny_phi3_v_config, tiny_phi3_v_processor
 from xvlm2vec.training.collator import ParallelCollator
 from xvlm2vec.training.memory import phi35v_config
+from xvlm2vec.training.speedups import (
+    apply_liger,
+    bf16_adapter_compute,
+    compile_decoder_layers,
+    core_model,
+    decoder_layers,
+    liger_available,
+    modality_length,
+)
 from xvlm2vec.training.step import skd_loss
 from xvlm2vec.training.teacher import Teacher
 
@@ -113,14 +135,9 @@ def linear_weights(module: nn.Module, kind: type[nn.Module] = nn.Linear) -> int:
     )
 
 
-def core_of(model: nn.Module) -> XVLM2VecModel:
-    """The XVLM2VecModel inside a peft wrapper (or the model itself)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def forward_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """Model FLOPs of one forward of a processed batch: ``decoder`` and ``vision`` (tower + projection)."""
-    backbone = core_of(model).model
+    backbone = core_model(model).model
     text = backbone.config.text_config
     vision = backbone.config.vision_config
     lengths = batch["attention_mask"].sum(-1).double()
@@ -145,14 +162,17 @@ def forward_flops(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str,
     return flops
 
 
-def step_flops(model: nn.Module, batch: dict[str, Any], full_finetuning: bool) -> tuple[float, float]:
+def step_flops(
+    model: nn.Module, batch: dict[str, Any], full_finetuning: bool, recomputed_fraction: float = 1.0
+) -> tuple[float, float]:
     """FLOPs of one distillation step: model FLOPs (teacher forward + student forward and backward) and
-    hardware FLOPs (plus the forward that gradient checkpointing recomputes in the backward)."""
+    hardware FLOPs (plus the forward that gradient checkpointing recomputes in the backward: the student's, or its
+    decoder's with LoRA, times the checkpointed fraction of the layers)."""
     teacher = forward_flops(model, batch["teacher_inputs"])
     student = forward_flops(model, batch["student_inputs"])
     forward = sum(teacher.values()) + sum(student.values())
     backward = 2 * sum(student.values()) if full_finetuning else student["decoder"]
-    recomputed = sum(student.values()) if full_finetuning else student["decoder"]
+    recomputed = recomputed_fraction * (sum(student.values()) if full_finetuning else student["decoder"])
     return forward + backward, forward + backward + recomputed
 
 
@@ -176,6 +196,26 @@ def synthetic_pairs(count: int, image_size: int, seed: int = 0) -> list[dict[str
             }
         )
     return rows
+
+
+def text_only(row: dict[str, Any]) -> dict[str, Any]:
+    """The same pair without its image (the corpus's text-only rows: the tag removed, no image)."""
+    return {
+        **row,
+        "text_en": row["text_en"].split("\n", 1)[1],
+        "text_lang": row["text_lang"].split("\n", 1)[1],
+        "image": None,
+    }
+
+
+def mixed_batches(rows: list[dict[str, Any]], batch_size: int, grouped: bool) -> list[list[dict[str, Any]]]:
+    """``rows`` (image rows) and their text-only twins in batches of ``batch_size``: shuffled (image and text rows
+    alternate, as a random order mixes them) or length-grouped by the training lever's key
+    (:func:`xvlm2vec.training.speedups.modality_length`, longest first)."""
+    mixed = [row for pair in zip(rows, map(text_only, rows)) for row in pair]
+    if grouped:
+        mixed.sort(key=lambda row: modality_length(row["text_en"], row["text_lang"], row["image"]), reverse=True)
+    return [mixed[start : start + batch_size] for start in range(0, len(mixed), batch_size)]
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -227,14 +267,21 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
+class Skipped(Exception):
+    """A phase that cannot run here (its lever is not installed, or the time budget is spent): recorded as skipped."""
+
+
 def run_phase(name: str, results: dict[str, Any], device: torch.device, body: Callable[[], dict[str, Any]]) -> None:
-    """Run one phase; record its figures, or its out-of-memory / error message, under ``results[name]``."""
+    """Run one phase; record its figures, or why it was skipped, or its out-of-memory / error message, under
+    ``results[name]``."""
     log(f"{name}: start")
     reset_memory(device)
     started = time.perf_counter()
     try:
         figures = body()
         figures["status"] = "ok"
+    except Skipped as reason:
+        figures = {"status": "skipped", "reason": str(reason)}
     except Exception as error:  # noqa: BLE001  (a failed phase is recorded; the next one still runs)
         figures = {
             "status": "oom" if is_out_of_memory(error) else "error",
@@ -251,7 +298,7 @@ def run_phase(name: str, results: dict[str, Any], device: torch.device, body: Ca
             {
                 k: v
                 for k, v in figures.items()
-                if k in ("step_s_median", "tokens_per_s", "mfu", "peak_memory_gib", "rows_per_s", "error")
+                if k in ("step_s_median", "tokens_per_s", "mfu", "peak_memory_gib", "rows_per_s", "error", "reason")
             }
         )
     )
@@ -261,34 +308,41 @@ def run_phase(name: str, results: dict[str, Any], device: torch.device, body: Ca
 def skd_phase(
     model: nn.Module,
     teacher: Teacher,
-    batch: dict[str, Any],
+    batches: list[dict[str, Any]],
     parameters: list[nn.Parameter],
     args: argparse.Namespace,
     device: torch.device,
     full_finetuning: bool,
+    recomputed_fraction: float = 1.0,
 ) -> dict[str, Any]:
-    """Train ``args.warmup + args.steps`` steps on one batch; figures of the timed ones."""
+    """Train ``args.warmup + args.steps`` steps, each one optimiser step per batch of ``batches`` in turn; figures
+    per batch (a step of the recipe) of the timed ones."""
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(parameters, lr=LEARNING_RATE, weight_decay=0.0, fused=fused)
     model.train()
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []
 
     def step() -> None:
-        loss, _, _ = skd_loss(model, teacher, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, MAX_GRAD_NORM)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.detach())
+        for batch in batches:
+            loss, _, _ = skd_loss(model, teacher, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, MAX_GRAD_NORM)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach())
 
     try:
-        seconds = timed(step, device, args.warmup, args.steps)
+        seconds = [elapsed / len(batches) for elapsed in timed(step, device, args.warmup, args.steps)]
     finally:
         optimizer.state.clear()
     median = statistics.median(seconds)
-    flops, hardware_flops = step_flops(model, batch, full_finetuning)
+    counted = [step_flops(model, batch, full_finetuning, recomputed_fraction) for batch in batches]
+    flops = sum(model_flops for model_flops, _ in counted) / len(batches)
+    hardware_flops = sum(hardware for _, hardware in counted) / len(batches)
     peak = args.peak_tflops * 1e12 if args.peak_tflops else None
-    student, teacher_tokens = tokens(batch["student_inputs"]), tokens(batch["teacher_inputs"])
+    student = sum(tokens(batch["student_inputs"]) for batch in batches) / len(batches)
+    teacher_tokens = sum(tokens(batch["teacher_inputs"]) for batch in batches) / len(batches)
+    padded = sum(batch["student_inputs"]["input_ids"].numel() for batch in batches) / len(batches)
     losses_seen = [float(loss) for loss in losses]
     if not all(np.isfinite(losses_seen)):
         raise FloatingPointError(f"non-finite loss: {losses_seen}")
@@ -297,16 +351,18 @@ def skd_phase(
         "step_s": seconds,
         "step_s_median": median,
         "steps_per_s": 1 / median,
-        "pairs_per_step": batch["student_inputs"]["input_ids"].shape[0] // 2,
+        "pairs_per_step": batches[0]["student_inputs"]["input_ids"].shape[0] // 2,
+        "batches_per_step": len(batches),
         "student_tokens_per_step": student,
         "teacher_tokens_per_step": teacher_tokens,
-        "padded_student_tokens_per_step": int(batch["student_inputs"]["input_ids"].numel()),
+        "padded_student_tokens_per_step": padded,
         "tokens_per_s": student / median,
         "model_tflops_per_step": flops / 1e12,
         "achieved_tflops": flops / median / 1e12,
         "mfu": flops / median / peak if peak else None,
         "hardware_tflops_per_step": hardware_flops / 1e12,
         "hfu": hardware_flops / median / peak if peak else None,
+        "recomputed_fraction": recomputed_fraction,
         "losses": losses_seen,
     }
 
@@ -328,10 +384,151 @@ def encode_phase(
         )
 
     seconds = timed(run, device, 1, args.encode_repeats)
-    if shapes[-1] != (count, core_of(model).config.hidden_size):
-        raise AssertionError(f"encode returned {shapes[-1]}, expected ({count}, {core_of(model).config.hidden_size})")
+    if shapes[-1] != (count, core_model(model).config.hidden_size):
+        raise AssertionError(
+            f"encode returned {shapes[-1]}, expected ({count}, {core_model(model).config.hidden_size})"
+        )
     median = statistics.median(seconds)
     return {"rows": count, "batch_size": args.encode_batch, "seconds": seconds, "rows_per_s": count / median}
+
+
+# ------------------------------------------------------------------------------------------- LoRA levers
+@dataclass(frozen=True)
+class Levers:
+    """The speed levers of one LoRA phase (the recipe options of ``SKDConfig`` they stand for in brackets).
+
+    Attributes:
+        bf16_adapters: adapters compute in bf16, float32 master weights (``adapter_dtype: bfloat16``).
+        checkpoint_every: checkpoint one decoder layer in N; 0: none (``activation_checkpointing`` and its
+            ``every_n_layers``).
+        compile: regional ``torch.compile`` of the decoder layers (``compile_decoder_layers``).
+        liger: Liger's RMSNorm / RoPE / SwiGLU in the decoder (``liger_kernels``).
+        inputs: which batches a step trains on: ``single`` (the check's batch), ``double`` (twice the pairs),
+            ``mixed_shuffled`` / ``mixed_grouped`` (image and text-only rows, batched shuffled or by
+            ``length_grouping``'s key).
+    """
+
+    bf16_adapters: bool = False
+    checkpoint_every: int = 1
+    compile: bool = False
+    liger: bool = False
+    inputs: str = "single"
+
+
+_FAST = Levers(bf16_adapters=True, checkpoint_every=0, compile=True, liger=True)
+#: The phase that adds Liger: skipped where Liger cannot run (later phases then run without it, and say so).
+LIGER_PHASE = "lora+bf16+no_checkpoint+compile+liger"
+#: The LoRA phases, each adding one lever to the previous one (the last three change the batches of the fastest).
+LORA_VARIANTS: list[tuple[str, Levers]] = [
+    ("skd_lora_self_teacher", Levers()),
+    ("lora+bf16_adapters", Levers(bf16_adapters=True)),
+    ("lora+bf16+checkpoint_half", Levers(bf16_adapters=True, checkpoint_every=2)),
+    ("lora+bf16+no_checkpoint", Levers(bf16_adapters=True, checkpoint_every=0)),
+    ("lora+bf16+no_checkpoint+compile", Levers(bf16_adapters=True, checkpoint_every=0, compile=True)),
+    (LIGER_PHASE, _FAST),
+    ("lora_fast+batch_x2", replace(_FAST, inputs="double")),
+    ("lora_fast+mixed_rows_shuffled", replace(_FAST, inputs="mixed_shuffled")),
+    ("lora_fast+mixed_rows_grouped", replace(_FAST, inputs="mixed_grouped")),
+]
+
+
+def liger_version() -> str | None:
+    """The installed liger-kernel's version, or None."""
+    if not liger_available():
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("liger-kernel")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class LoraRunner:
+    """Runs the LoRA phases on one model: fresh adapters (same seed) per phase, its levers applied, and the losses
+    compared with the shipped recipe's phase (the first) when the batches are the same."""
+
+    def __init__(
+        self, model: XVLM2VecModel, inputs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, device: Any
+    ) -> None:
+        self.model, self.inputs, self.args, self.device = model, inputs, args, device
+        self.liger_applied = False
+        self.baseline_losses: list[float] | None = None
+
+    def run(self, levers: Levers, needs_liger: bool = False) -> dict[str, Any]:
+        """One LoRA phase with ``levers`` (Liger where it can run); raises :class:`Skipped` when ``needs_liger`` and
+        Liger cannot run here."""
+        from peft import LoraConfig, get_peft_model
+
+        if levers.liger and not self.liger_applied:
+            if self.device.type == "cuda" and liger_available():
+                apply_liger(self.model)  # patches the modules in place, for every later phase too
+                self.liger_applied = True
+            elif needs_liger:
+                raise Skipped("Liger needs liger-kernel installed and a CUDA device (Triton kernels)")
+        layers = decoder_layers(self.model)
+        for index, layer in enumerate(layers):
+            layer.gradient_checkpointing = levers.checkpoint_every > 0 and index % levers.checkpoint_every == 0
+        torch.manual_seed(0)
+        student = get_peft_model(self.model, LoraConfig(task_type="FEATURE_EXTRACTION", **LORA_SETTINGS))
+        try:
+            if levers.bf16_adapters:
+                bf16_adapter_compute(student)
+            if levers.compile:
+                compile_decoder_layers(self.model, backend=self.args.compile_backend)
+            trainable = [p for p in student.parameters() if p.requires_grad]
+            fraction = sum(bool(layer.gradient_checkpointing) for layer in layers) / len(layers)
+            figures = skd_phase(
+                student,
+                Teacher(student),
+                self.inputs[levers.inputs],
+                trainable,
+                self.args,
+                self.device,
+                full_finetuning=False,
+                recomputed_fraction=fraction,
+            )
+        finally:
+            for layer in layers:
+                layer._compiled_call_impl = None  # compiled again (from the compile cache) by the next phase
+                layer.gradient_checkpointing = True
+            self.model = student.unload()
+        if levers == Levers():
+            self.baseline_losses = figures["losses"]
+        elif levers.inputs == "single" and self.baseline_losses:
+            figures["loss_max_rel_drift"] = max(
+                abs(a - b) / max(abs(b), 1e-30) for a, b in zip(figures["losses"], self.baseline_losses)
+            )
+        return {
+            **figures,
+            "levers": asdict(replace(levers, liger=levers.liger and self.liger_applied)),
+            "lora": LORA_SETTINGS,
+            "adapter_dtype": str(trainable[0].dtype).removeprefix("torch."),
+        }
+
+
+def table(phases: dict[str, dict[str, Any]]) -> str:
+    """The phases as a Markdown table: step time, tokens/s, MFU, HFU, peak memory, speed-up over the shipped LoRA."""
+
+    def number(value: Any, pattern: str) -> str:
+        return "–" if value is None else format(value, pattern)
+
+    baseline = phases.get("skd_lora_self_teacher", {}).get("step_s_median")
+    lines = [
+        "| phase | status | step s | tokens/s | MFU | HFU | peak GiB | LoRA step / this step |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, figures in phases.items():
+        if "pairs_per_step" not in figures and figures["status"] == "ok":
+            continue  # encode phases: rows/s, not a training step
+        step = figures.get("step_s_median")
+        ratio = baseline / step if baseline and step else None
+        lines.append(
+            f"| {name} | {figures['status']} | {number(step, '.3f')} | {number(figures.get('tokens_per_s'), ',.0f')} "
+            f"| {number(figures.get('mfu'), '.3f')} | {number(figures.get('hfu'), '.3f')} "
+            f"| {number(figures.get('peak_memory_gib'), '.1f')} | {number(ratio, '.2f')} |"
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -356,7 +553,9 @@ def environment(device: torch.device, attn: str, args: argparse.Namespace) -> di
         "dtype": str(args.dtype).removeprefix("torch."),
         "batch_pairs": args.batch_size,
         "image_size": args.image_size,
-        "gradient_checkpointing": True,
+        "gradient_checkpointing": "every layer unless a phase's levers say otherwise",
+        "liger_kernel": liger_version(),
+        "budget_s": args.budget_s,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
         "encode_batch": args.encode_batch,
@@ -391,15 +590,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--phases",
         nargs="+",
-        default=["lora", "released", "encode"],
-        choices=["lora", "released", "encode"],
-        help="phases to run, in this order",
+        default=["released", "encode", "lora"],
+        choices=["released", "encode", "lora"],
+        help="phase groups to run (always in the order released, encode, lora: the LoRA levers stay applied)",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        choices=[name for name, _ in LORA_VARIANTS],
+        help="LoRA variants to run (default: all, in the order of LORA_VARIANTS)",
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=420.0,
+        help="seconds after which no further phase starts (default 420: the check ends within 8 minutes)",
+    )
+    parser.add_argument(
+        "--compile-backend",
+        default=None,
+        help="torch.compile backend of the compile lever (default inductor; tiny: aot_eager, as inductor's C++ "
+        "code generation takes minutes on a small CPU)",
     )
     args = parser.parse_args(argv)
     args.steps = args.steps if args.steps is not None else (1 if args.tiny else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 2)
     args.image_size = args.image_size or (336 if args.tiny else 1344)
     args.encode_rows = args.encode_rows or (8 if args.tiny else 128)
+    args.compile_backend = args.compile_backend or ("aot_eager" if args.tiny else "inductor")
     if args.tiny:
         args.encode_batch = min(args.encode_batch, 4)
     return args
@@ -447,24 +666,17 @@ def main(argv: list[str] | None = None) -> int:
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     write()
 
-    if "lora" in args.phases:
-        from peft import LoraConfig, get_peft_model
+    def phase(name: str, body: Callable[[], dict[str, Any]]) -> None:
+        """Run a phase within the budget and write the JSON after it."""
 
-        def lora() -> dict[str, Any]:
-            nonlocal model
-            student = get_peft_model(model, LoraConfig(task_type="FEATURE_EXTRACTION", **LORA_SETTINGS))
-            try:
-                trainable = [p for p in student.parameters() if p.requires_grad]
-                return {
-                    **skd_phase(student, Teacher(student), batch, trainable, args, device, full_finetuning=False),
-                    "lora": LORA_SETTINGS,
-                    "adapter_dtype": str(trainable[0].dtype).removeprefix("torch."),
-                }
-            finally:
-                model = student.unload()
+        def within_budget() -> dict[str, Any]:
+            if time.perf_counter() - _STARTED > args.budget_s:
+                raise Skipped(f"time budget of {args.budget_s:.0f} s spent")
+            return body()
 
-        run_phase("skd_lora_self_teacher", results["phases"], device, lora)
+        run_phase(name, results["phases"], device, within_budget)
         write()
+
     if "released" in args.phases:
 
         def released() -> dict[str, Any]:
@@ -472,14 +684,20 @@ def main(argv: list[str] | None = None) -> int:
             teacher = copy.deepcopy(model).requires_grad_(False).eval()
             try:
                 return skd_phase(
-                    model, Teacher(model, teacher), batch, list(model.parameters()), args, device, full_finetuning=True
+                    model,
+                    Teacher(model, teacher),
+                    [batch],
+                    list(model.parameters()),
+                    args,
+                    device,
+                    full_finetuning=True,
                 )
             finally:
                 del teacher
                 model.zero_grad(set_to_none=True)
+                model.requires_grad_(False)
 
-        run_phase("skd_released", results["phases"], device, released)
-        write()
+        phase("skd_released", released)
     if "encode" in args.phases:
         model.eval()
         texts = [row["text_en"].split("\n", 1)[1] for row in synthetic_pairs(args.encode_rows, 8, seed=1)]
@@ -488,11 +706,28 @@ def main(argv: list[str] | None = None) -> int:
             Image.fromarray(generator.integers(0, 256, size=(480, 640, 3), dtype=np.uint8))
             for _ in range(args.encode_rows)
         ]
-        run_phase("encode_texts", results["phases"], device, lambda: encode_phase(model, texts, None, args, device))
-        write()
-        run_phase("encode_images", results["phases"], device, lambda: encode_phase(model, None, images, args, device))
+        phase("encode_texts", lambda: encode_phase(model, texts, None, args, device))
+        phase("encode_images", lambda: encode_phase(model, None, images, args, device))
+    if "lora" in args.phases:
+        rows = synthetic_pairs(args.batch_size, args.image_size)
+        inputs = {
+            "single": [batch],
+            "double": [to_device(collator(rows + synthetic_pairs(args.batch_size, args.image_size, seed=1)), device)],
+            "mixed_shuffled": [
+                to_device(collator(part), device) for part in mixed_batches(rows, args.batch_size, grouped=False)
+            ],
+            "mixed_grouped": [
+                to_device(collator(part), device) for part in mixed_batches(rows, args.batch_size, grouped=True)
+            ],
+        }
+        lora_runner = LoraRunner(model, inputs, args, device)
+        for name, levers in LORA_VARIANTS:
+            if args.variants is None or name in args.variants:
+                phase(name, lambda levers=levers, name=name: lora_runner.run(levers, needs_liger=name == LIGER_PHASE))
+    results["table"] = table(results["phases"])
     write()
-    failed = [name for name, phase in results["phases"].items() if phase["status"] != "ok"]
+    print(results["table"], flush=True)
+    failed = [name for name, phase in results["phases"].items() if phase["status"] not in ("ok", "skipped")]
     log(
         f"done in {results['total_seconds']:.1f}s; wrote {args.output}"
         + (f"; failed phases: {failed}" if failed else "")

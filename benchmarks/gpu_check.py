@@ -1,11 +1,11 @@
 """GPU check: xVLM2Vec at Phi-3.5-V size, randomly initialised, trained and encoding on one GPU.
 
 Writes one JSON (``--output``) and prints a table (step time, tokens/s, MFU, HFU, peak memory) of every
-phase, in one call meant to fit a short GPU window (``--budget-s``, default 420 s: a phase that would start later
+phase, in one call meant to fit a short GPU window (``--budget-s``, default 360 s: a phase that would start later
 is recorded as skipped). A phase that fails (an out-of-memory error, say) is recorded, and the next one runs:
 
-- ``skd_released``: the released recipe (every weight trained, a separate frozen teacher copy, float32 AdamW
-  states, gradient checkpointing of every layer);
+- ``skd_released``: the released recipe (every weight trained, a separate frozen teacher copy, gradient
+  checkpointing of every layer);
 - ``skd_lora_self_teacher``: the LoRA recipe as it ships (adapters r=8 on the decoder's fused projections,
   float32 adapters, the teacher is the student with its adapters off, gradient checkpointing of every layer);
 - then the LoRA recipe with the speed levers of ``xvlm2vec.training.speedups`` added one at a time
@@ -604,8 +604,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--budget-s",
         type=float,
-        default=420.0,
-        help="seconds after which no further phase starts (default 420: the check ends within 8 minutes)",
+        default=360.0,
+        help="seconds after which no further phase starts (default 360: with the last phase, at most 8 minutes)",
     )
     parser.add_argument(
         "--compile-backend",

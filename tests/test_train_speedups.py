@@ -88,7 +88,8 @@ def assert_same_run(plain: list[dict], fast: list[dict], plain_dir: Path, fast_d
 def test_checkpointing_choice_and_compiled_layers_give_the_plain_losses_and_model(inputs, tmp_path, monkeypatch):
     plain = train(inputs, tmp_path / "plain", monkeypatch, "--activation_checkpointing", "true")
     assert all(step["checkpointed"] == 2 and step["compiled"] == 0 for step in plain)
-    assert plain[-1]["loss"] < 0.5 * plain[0]["loss"]  # it trains: a loss this long run must move
+    losses = [step["loss"] for step in plain]
+    assert sum(losses[-5:]) < 0.9 * sum(losses[:5])  # it trains (each step sees new rows, so compare means)
     variants = {
         "selective": (
             ["--activation_checkpointing", "true", "--activation_checkpointing_kwargs", '{"every_n_layers": 2}'],
@@ -204,7 +205,10 @@ def test_bf16_adapters_reach_the_trainer_step_and_need_lora(tmp_path):
     assert trainer.speedups.adapter_layers == 4
     lora_a = next(m for n, m in student.named_modules() if n.endswith("lora_A.default"))
     assert lora_a.compute_dtype == torch.bfloat16 and lora_a.weight.dtype == torch.float32
+    seen = []
+    lora_a.register_forward_hook(lambda module, args, out: seen.append((args[0].dtype, out.dtype, module.training)))
     trainer.train()
+    assert (torch.bfloat16, torch.bfloat16, True) in seen  # the training step ran the adapters in bf16
     model, _ = build_tiny_model("qwen2_vl", seed=0)
     with pytest.raises(ValueError, match="needs LoRA adapters"):
         SKDTrainer(

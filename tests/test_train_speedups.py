@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from test_train_fixtures import corpus_splits, lora_student, skd_config, write_parallel_corpus
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from xvlm2vec.testing.tiny_models import build_tiny_model, save_tiny_model
+from xvlm2vec.testing.tiny_model import build_tiny_model, save_tiny_model
 from xvlm2vec.training import speedups
 from xvlm2vec.training.collator import ParallelCollator
 from xvlm2vec.training.script import run

@@ -1,9 +1,10 @@
 """Speed levers of the distillation step (xvlm2vec.training.speedups): each reaches the step, and those that run on
 CPU leave the result unchanged.
 
-Equality tolerance: losses and saved weights within 1e-5 relative (float32 on CPU). Checkpointing recomputes the same
-float32 forward, and compiled layers reorder some float32 sums (a few ulps, ~1e-7 relative per step), which 20 Adam
-steps at lr 2e-3 do not amplify past 1e-5; a real change (a lost adapter, a different batch) moves them by > 1e-3.
+Equality tolerance: losses within 1e-5 relative, saved weights within 1e-5 of each tensor's largest weight (float32 on
+CPU). Checkpointing recomputes the same float32 forward, and compiled layers reorder some float32 sums: with inductor,
+20 steps ended 2.3e-7 apart at most on weights of ~0.08 (2.9e-6 relative), while the 20 steps themselves move each
+adapted tensor by 0.24-0.44 of its largest weight (measured).
 """
 
 from __future__ import annotations
@@ -76,13 +77,15 @@ def train(inputs: tuple[Path, Path], output_dir: Path, monkeypatch, *overrides: 
 
 
 def assert_same_run(plain: list[dict], fast: list[dict], plain_dir: Path, fast_dir: Path) -> None:
-    """Losses of every step and every saved weight within `RELATIVE` of the plain run's."""
+    """The loss of every step within `RELATIVE` of the plain run's, and every saved weight tensor within `RELATIVE` of
+    its largest plain weight (elementwise relative differences are meaningless for weights near zero)."""
     for step, (a, b) in enumerate(zip(plain, fast)):
         assert abs(a["loss"] - b["loss"]) <= RELATIVE * abs(a["loss"]), (step, a["loss"], b["loss"])
     left, right = load_file(str(plain_dir / "model.safetensors")), load_file(str(fast_dir / "model.safetensors"))
     assert left.keys() == right.keys()
     for name in left:
-        torch.testing.assert_close(right[name], left[name], rtol=RELATIVE, atol=1e-7, msg=name)
+        difference = (right[name] - left[name]).abs().max().item()
+        assert difference <= RELATIVE * left[name].abs().max().item(), (name, difference)
 
 
 def test_checkpointing_choice_and_compiled_layers_give_the_plain_losses_and_model(inputs, tmp_path, monkeypatch):

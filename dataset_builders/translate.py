@@ -100,37 +100,78 @@ def hit_token_limit(new_tokens, stop_ids: set[int], max_new_tokens: int) -> list
     return [not stop_ids.intersection(row.tolist()) for row in new_tokens]
 
 
-def stop_token_ids(model, tokenizer) -> set[int]:
-    """Ids that end a generation: the model's generation config ``eos_token_id`` (int or list), else the
-    tokenizer's.
-    """
-    eos = getattr(model.generation_config, "eos_token_id", None)
+def stop_token_ids(generation_config, tokenizer) -> set[int]:
+    """Ids that end a generation: ``generation_config.eos_token_id`` (int or list), else the tokenizer's."""
+    eos = getattr(generation_config, "eos_token_id", None)
     if eos is None:
         eos = tokenizer.eos_token_id
     return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 
 
-class Seq2SeqTranslator:
-    """A transformers encoder-decoder model (MADLAD-400 style: ``<2xx> `` prefix on the input)."""
+class Generated(NamedTuple):
+    """One decoded sequence as token ids (without the decoder start, the stop token and padding), and whether
+    generation stopped at the token limit."""
 
-    def __init__(self, model, tokenizer, prefix: str = MADLAD_PREFIX, max_new_tokens: int = MAX_NEW_TOKENS) -> None:
-        self.model, self.tokenizer = model, tokenizer
-        self.prefix, self.max_new_tokens = prefix, max_new_tokens
+    ids: list[int]
+    truncated: bool
 
-    def translate(self, texts: Sequence[str], lang: str) -> list[Translated]:
-        """Generate greedily from ``prefix + text`` for every text; flag outputs cut by the token limit."""
+
+class Seq2SeqEngine(Protocol):
+    """An inference engine that decodes encoder-decoder inputs greedily: token ids in, [`Generated`] out."""
+
+    def generate(self, input_ids: Sequence[Sequence[int]]) -> list[Generated]:
+        """Greedy outputs of ``input_ids`` (one list of token ids per request, unpadded), one per request."""
+        ...
+
+
+def cut_at_stop(row: Sequence[int], stop_ids: set[int]) -> list[int]:
+    """The ids of ``row`` before its first stop token (all of them when it has none)."""
+    for index, token in enumerate(row):
+        if token in stop_ids:
+            return list(row[:index])
+    return list(row)
+
+
+class TransformersSeq2SeqEngine:
+    """Greedy ``generate`` of a transformers encoder-decoder model on one right-padded batch."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = MAX_NEW_TOKENS) -> None:
+        self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self.stop_ids = stop_token_ids(model.generation_config, tokenizer)
+
+    def generate(self, input_ids: Sequence[Sequence[int]]) -> list[Generated]:
+        """Pad, generate (``do_sample=False``, ``max_new_tokens``) and flag outputs cut by the token limit."""
         import torch
 
-        inputs = self.tokenizer([self.prefix.format(lang=lang) + t for t in texts], return_tensors="pt", padding=True)
+        inputs = self.tokenizer.pad({"input_ids": [list(ids) for ids in input_ids]}, return_tensors="pt")
         inputs = inputs.to(self.model.device)
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new_tokens = output[:, 1:]  # after the decoder start token
-        cut = hit_token_limit(new_tokens, stop_token_ids(self.model, self.tokenizer), self.max_new_tokens)
-        return [
-            Translated(text, flag)
-            for text, flag in zip(self.tokenizer.batch_decode(output, skip_special_tokens=True), cut)
-        ]
+        cut = hit_token_limit(new_tokens, self.stop_ids, self.max_new_tokens)
+        return [Generated(cut_at_stop(row.tolist(), self.stop_ids), flag) for row, flag in zip(new_tokens, cut)]
+
+
+class Seq2SeqTranslator:
+    """An encoder-decoder MT model (MADLAD-400 style: ``<2xx> `` prefix on the input) run by a [`Seq2SeqEngine`].
+
+    Tokenising and decoding are the model tokenizer's, whatever the engine, so engines that generate the same
+    token ids give the same texts.
+    """
+
+    def __init__(self, engine: Seq2SeqEngine, tokenizer, prefix: str = MADLAD_PREFIX) -> None:
+        self.engine, self.tokenizer, self.prefix = engine, tokenizer, prefix
+
+    def generate(self, texts: Sequence[str], lang: str) -> list[Generated]:
+        """The engine's token ids for ``prefix + text`` of every text."""
+        encoded = self.tokenizer([self.prefix.format(lang=lang) + t for t in texts])["input_ids"]
+        return self.engine.generate(encoded)
+
+    def translate(self, texts: Sequence[str], lang: str) -> list[Translated]:
+        """Generate greedily from ``prefix + text`` for every text; flag outputs cut by the token limit."""
+        outputs = self.generate(texts, lang)
+        decoded = self.tokenizer.batch_decode([out.ids for out in outputs], skip_special_tokens=True)
+        return [Translated(text, out.truncated) for text, out in zip(decoded, outputs)]
 
 
 class ChatTranslator:
@@ -164,7 +205,8 @@ class ChatTranslator:
         with torch.no_grad():
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        cut = hit_token_limit(new_tokens, stop_token_ids(self.model, self.tokenizer), self.max_new_tokens)
+        stop_ids = stop_token_ids(self.model.generation_config, self.tokenizer)
+        cut = hit_token_limit(new_tokens, stop_ids, self.max_new_tokens)
         return [
             Translated(text, flag)
             for text, flag in zip(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), cut)
@@ -183,32 +225,77 @@ def translator_source(model_name_or_path: str, trust_remote_code: bool = False) 
     )
 
 
+#: Translation engines of ``--engine``: transformers' ``generate`` (the release's) or CTranslate2 (seq2seq only).
+ENGINES = ("transformers", "ctranslate2")
+#: ``--compute-type`` values: the engine's default (the model's float32 weights) or a lower precision.
+COMPUTE_TYPES = ("default", "float32", "bfloat16", "float16", "int8", "int8_float32", "int8_bfloat16", "int8_float16")
+
+
+@dataclass
+class EngineOptions:
+    """How ``xvlm2vec translate`` runs the model: the engine, its precision, and CTranslate2's conversion cache."""
+
+    engine: str = "transformers"
+    compute_type: str = "default"
+    cache_dir: Path | None = None
+
+
+def torch_dtype(compute_type: str):
+    """The torch dtype the transformers engine loads weights in for ``compute_type`` (None: as saved)."""
+    import torch
+
+    dtypes = {"default": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if compute_type not in dtypes:
+        raise UsageError(f"--compute-type {compute_type}: the transformers engine takes one of {sorted(dtypes)}")
+    return dtypes[compute_type]
+
+
 def load_translator(
     model_name_or_path: str,
     device: str | None = None,
     max_new_tokens: int = MAX_NEW_TOKENS,
     registry: LanguageRegistry | None = None,
     trust_remote_code: bool = False,
+    options: EngineOptions | None = None,
 ) -> Translator:
     """Load a seq2seq (``config.is_encoder_decoder``) or chat model with transformers Auto classes
     (a chat model names the target language from ``registry``); ``trust_remote_code`` only as
-    :func:`translator_source` returned it."""
+    :func:`translator_source` returned it. ``options.engine="ctranslate2"`` decodes a seq2seq model with
+    CTranslate2 instead (see :mod:`dataset_builders.ctranslate2_engine`); tokenising and decoding stay the same.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+    options = options or EngineOptions()
     trust = {"trust_remote_code": trust_remote_code}
     config = AutoConfig.from_pretrained(model_name_or_path, **trust)
     tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, **trust)
+    if options.engine == "ctranslate2":
+        if not config.is_encoder_decoder:
+            raise UsageError("--engine ctranslate2: translates with encoder-decoder (seq2seq) models only")
+        from dataset_builders.ctranslate2_engine import load_engine
+
+        engine = load_engine(
+            model_name_or_path,
+            tokenizer,
+            config,
+            device=device or "cpu",
+            compute_type=options.compute_type,
+            max_new_tokens=max_new_tokens,
+            cache_root=options.cache_dir,
+            trust_remote_code=trust_remote_code,
+        )
+        return Seq2SeqTranslator(engine, tokenizer)
+    if options.engine != "transformers":
+        raise UsageError(f"--engine {options.engine}: choose one of {', '.join(ENGINES)}")
+    dtype = torch_dtype(options.compute_type)
+    load = {**trust, **({"dtype": dtype} if dtype is not None else {})}
     if config.is_encoder_decoder:
-        model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, **trust)
-        translator: Translator = Seq2SeqTranslator(
-            model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens
-        )
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **trust)
-        translator = ChatTranslator(
-            model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens, registry=registry
-        )
-    return translator
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, **load).to(device or "cpu").eval()
+        return Seq2SeqTranslator(TransformersSeq2SeqEngine(model, tokenizer, max_new_tokens), tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **load)
+    return ChatTranslator(
+        model.to(device or "cpu").eval(), tokenizer, max_new_tokens=max_new_tokens, registry=registry
+    )
 
 
 def process_state() -> PartialState:
@@ -277,6 +364,20 @@ def translate_batch(
     return records
 
 
+#: ``--batch-order`` values (see :func:`translate_subset`).
+BATCH_ORDERS = ("rows", "length")
+
+
+def batch_order(ids: list[int], rows: list[dict], subset: str, order: str) -> list[int]:
+    """``ids`` in row order, or by the length of their packed request (ties in row order) for ``"length"``."""
+    if order == "rows":
+        return list(ids)
+    if order != "length":
+        raise ValueError(f"unknown batch order {order!r}: one of {BATCH_ORDERS}")
+    fields = translated_fields(subset)
+    return sorted(ids, key=lambda row_id: (len(pack_request(rows[row_id], fields)[0]), row_id))
+
+
 def translate_subset(
     translator: Translator,
     rows: list[dict],
@@ -285,9 +386,15 @@ def translate_subset(
     output_dir: str | Path,
     batch_size: int = 8,
     state: PartialState | None = None,
+    order: str = "rows",
 ) -> int:
     """Translate the rows of ``subset`` not yet journalled into ``lang`` (an entry, or a code of the
-    shipped registry); return how many this process wrote."""
+    shipped registry); return how many this process wrote.
+
+    ``order="rows"`` (the release's) batches a process's rows in row order; ``"length"`` batches them
+    by packed-request length (shortest first), so a batch pads little. Either way each row's journal line is the
+    same; only which rows share a batch changes.
+    """
     entry = lang if isinstance(lang, Language) else load_languages().get(lang)
     lang = entry.code
     output_dir = Path(output_dir)
@@ -297,6 +404,7 @@ def translate_subset(
     journal = journal_path(output_dir, subset, lang, state.process_index)
     written = 0
     with state.split_between_processes(pending) as mine:
+        mine = batch_order(mine, rows, subset, order)
         bar = tqdm(
             total=len(mine),
             desc=f"{subset} -> {lang}",
@@ -410,6 +518,7 @@ def translate_mmeb_train(
     split: str = "train",
     registry: LanguageRegistry | None = None,
     languages_file: Path | None = None,
+    order: str = "rows",
 ) -> dict[str, int]:
     """Translate every subset into every language (default: the release's, :func:`default_targets`);
     return rows journalled per ``subset/lang``.
@@ -428,7 +537,7 @@ def translate_mmeb_train(
         rows = load_subset(folder, subset, split, rows_per_subset)
         for lang in languages:
             counts[f"{subset}/{lang}"] = translate_subset(
-                translator, rows, subset, registry.get(lang), output_dir, batch_size, state
+                translator, rows, subset, registry.get(lang), output_dir, batch_size, state, order
             )
     if state.is_main_process:
         write_rejects(output_dir, subsets, languages)
@@ -456,7 +565,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="generation length limit; an output that reaches it is rejected as truncated",
     )
     parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
+    add_engine_arguments(parser)
     add_trust_argument(parser)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--compute-type``, ``--engine-cache-dir`` and ``--batch-order`` of ``xvlm2vec translate``."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="transformers",
+        help="transformers generate (default, as released) or CTranslate2 (optional extra `ctranslate2`; "
+        "seq2seq models; the model is converted once and cached); greedy outputs and the journal are the same, "
+        "so a run may resume with the other engine",
+    )
+    parser.add_argument(
+        "--compute-type",
+        choices=COMPUTE_TYPES,
+        default="default",
+        help="precision: default (as saved), float32, bfloat16, float16; ctranslate2 also int8, int8_float32, "
+        "int8_bfloat16, int8_float16 (where the device supports them)",
+    )
+    parser.add_argument(
+        "--engine-cache-dir",
+        type=Path,
+        default=None,
+        help="where CTranslate2 conversions are cached, keyed by the model files' SHA-256 "
+        "(default: $XDG_CACHE_HOME/xvlm2vec/ctranslate2)",
+    )
+    parser.add_argument(
+        "--batch-order",
+        choices=BATCH_ORDERS,
+        default=None,
+        help="rows: batches in row order (the transformers engine's default, as released); length: rows of "
+        "similar packed length share a batch (ctranslate2's default); outputs per row are the same",
+    )
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
@@ -490,7 +633,9 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         registry=registry,
         trust_remote_code=trust,
+        options=EngineOptions(args.engine, args.compute_type, args.engine_cache_dir),
     )
+    order = args.batch_order or ("length" if args.engine == "ctranslate2" else "rows")
     try:
         counts = translate_mmeb_train(
             translator,
@@ -504,6 +649,7 @@ def run(args: argparse.Namespace) -> int:
             args.split,
             registry=registry,
             languages_file=args.languages_file,
+            order=order,
         )
     except MarkerError as err:
         raise UsageError(str(err)) from err

@@ -26,6 +26,7 @@ from dataset_builders.translate import (
     write_rejects,
 )
 from xvlm2vec.testing.fixtures import mmeb_train_rows
+from xvlm2vec.testing.tiny_mt import tiny_t5 as _tiny_t5
 from xvlm2vec_common.cli_errors import UsageError
 
 SUBSET, LANG = "OK-VQA", "it"
@@ -120,48 +121,6 @@ def test_kill_mid_run_then_restart_gives_the_uninterrupted_rows(tmp_path: Path) 
     written = translate_subset(StandInTranslator(), rows, SUBSET, LANG, out, batch_size=3)
     assert written == n - done
     assert _records(out) == _records(tmp_path / "clean")
-
-
-def _tiny_t5(folder: Path, end: str = "forced_eos"):
-    """A seeded random 1-layer T5 and a word-level tokenizer trained offline on the fixture texts.
-
-    The vocabulary holds no target-language marker, so no output can parse: every row must
-    end as a reject carrying the model's output. ``end`` fixes how generation ends, through the saved
-    generation config: ``forced_eos`` (the last allowed token is EOS: never cut by the limit) or
-    ``no_eos`` (EOS suppressed: every output runs into the limit).
-    """
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
-
-    texts = [v for row in mmeb_train_rows(SUBSET, 30) for v in row.values()]
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    config = T5Config(
-        vocab_size=tok.get_vocab_size(),
-        d_model=16,
-        d_ff=32,
-        d_kv=8,
-        num_layers=1,
-        num_heads=2,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
-    )
-    torch.manual_seed(0)
-    model = T5ForConditionalGeneration(config).eval()
-    # generated tokens are plain words: never pad, unk or the image tag (which would count as a lost or extra tag)
-    words_only = [0, 2, tok.token_to_id("<|image_1|>")]
-    if end == "forced_eos":
-        model.generation_config.forced_eos_token_id = 1
-        model.generation_config.suppress_tokens = words_only
-    else:
-        model.generation_config.suppress_tokens = [1, *words_only]
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return model, tokenizer
 
 
 def test_tiny_random_seq2seq_model_end_to_end(tmp_path: Path) -> None:

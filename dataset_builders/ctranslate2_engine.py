@@ -206,7 +206,8 @@ def load_engine(
     trust_remote_code: bool = False,
     max_batch_size: int = 0,
 ) -> CTranslate2Seq2SeqEngine:
-    """Convert ``name_or_path`` (once, cached) and load it on ``device`` (``cpu``, ``cuda``, ``cuda:N``).
+    """Convert ``name_or_path`` (once, cached) and load it on ``device`` (``cpu``, ``cuda``, ``cuda:N``) with as many
+    CPU threads as torch uses.
 
     Decoding follows the folder's ``generation_config.json`` (else the one ``model_config`` implies), as
     transformers' ``generate`` does.
@@ -232,7 +233,13 @@ def load_engine(
             f"--compute-type {compute_type}: not supported by ctranslate2 on {kind} (supported: {sorted(supported)})"
         )
     model_dir = converted_model(folder, cache_root or default_cache_root(), trust_remote_code)
+    import torch
+
     translator = ctranslate2.Translator(
-        str(model_dir), device=kind, device_index=int(index or 0), compute_type=compute_type
+        str(model_dir),
+        device=kind,
+        device_index=int(index or 0),
+        compute_type=compute_type,
+        intra_threads=torch.get_num_threads(),  # the CPU threads the transformers engine would use
     )
     return CTranslate2Seq2SeqEngine(translator, tokenizer, settings, max_new_tokens, max_batch_size)

@@ -22,6 +22,7 @@ from .backbones import get_backbone
 from .configuration_xvlm2vec import XVLM2VecConfig
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
 from .instructions import compose_prompt
+from .prefetch import CopyPool, pin_tensors, prefetch
 from .processing_xvlm2vec import ImageInput, prepare_inputs
 from .sentence_xvlm2vec import write_sentence_transformers_files
 
@@ -79,6 +80,30 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
+@dataclass
+class EncodePlan:
+    """The batches of one `encode` call: prompts and images by input row, the row order they run in, and the
+    chat convention's system prompt (None: the model's default)."""
+
+    prompts: list[str | None]
+    images: list[ImageInput]
+    order: list[int]
+    batch_size: int
+    single: bool = False
+    system_prompt: str | None = None
+
+    @property
+    def batches(self) -> list[list[int]]:
+        """Input rows of each batch, in run order."""
+        return [self.order[start : start + self.batch_size] for start in range(0, len(self.order), self.batch_size)]
+
+    def assemble(self, chunks: list[torch.Tensor]) -> torch.Tensor:
+        """The batches' embeddings [N, D] back in input order (one row [D] for a single input)."""
+        embeddings = torch.empty(len(self.order), chunks[0].shape[-1])
+        embeddings[torch.tensor(self.order)] = torch.cat(chunks)
+        return embeddings[0] if self.single else embeddings
+
+
 class XVLM2VecPreTrainedModel(PreTrainedModel):
     """Common base: configuration class, checkpointing and weight initialisation delegated to the backbone."""
 
@@ -108,6 +133,7 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         self.adapter = get_backbone(config.backbone_config.model_type)
         self.model = backbone_model if backbone_model is not None else self.adapter.build_model(config.backbone_config)
         self._processor = None
+        self._processor_copies: CopyPool | None = None
         self.post_init()
         # FSDP wraps by these class names: keep the backbone's, limited to classes this model really has.
         present = {type(module).__name__ for module in self.model.modules()}
@@ -176,9 +202,17 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             self._processor = AutoProcessor.from_pretrained(source, trust_remote_code=remote)
         return self._processor
 
+    @property
+    def processor_copies(self) -> CopyPool:
+        """Private copies of `processor` for the threads that prepare batches ahead (`encode(num_workers=...)`)."""
+        if self._processor_copies is None or self._processor_copies.original is not self.processor:
+            self._processor_copies = CopyPool(self.processor)
+        return self._processor_copies
+
     def set_processor(self, processor: Any) -> None:
         """Attach the backbone's processor (saved alongside the weights by `save_pretrained`)."""
         self._processor = processor
+        self._processor_copies = None
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """Save config, code (`auto_map`), safetensors weights, the processor, and the
@@ -210,15 +244,16 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         max_length: int | None = None,
         row_ids: Sequence[int] | None = None,
         system_prompt: str | None = None,
+        processor: Any = None,
     ) -> BatchFeature:
         """Validate (text, image) rows, put them in the model's convention and build one padded batch with the
-        backbone's processor.
+        backbone's processor (or ``processor``: a copy of it, see `processor_copies`).
 
         ``system_prompt`` is a chat convention's system instruction (default: `config.system_prompt`, else the
         convention's own). Errors name rows by ``row_ids`` (default: their positions in this call).
         """
         return prepare_inputs(
-            self.processor,
+            processor if processor is not None else self.processor,
             texts,
             images,
             self.config.image_tag,
@@ -294,6 +329,7 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         normalize_embeddings: bool = True,
         convert_to_tensor: bool = False,
         system_prompt: str | None = None,
+        num_workers: int = 0,
     ) -> np.ndarray | torch.Tensor:
         """Embed texts, images, or text+image pairs, optionally after an instruction.
 
@@ -304,7 +340,35 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         with an image and no text or instruction is embedded as the image tag alone. Each row is then put in
         the model's convention (`config.convention`); `system_prompt` is a chat convention's system instruction
         (Qwen3-VL-Embedding's and GME's `instruction`; default: `config.system_prompt`, else the convention's).
+        `num_workers` threads load images and run the processor for the next batches while the model runs
+        (0: one after the other, in this thread); on a GPU their batches are pinned and copied without
+        blocking. The embeddings are the same for any `num_workers`.
         """
+        plan = self.plan_encode(texts, images, instruction, batch_size, system_prompt)
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+        batches = prefetch(lambda rows: self.prepare_encode_batch(plan, rows, num_workers), plan.batches, num_workers)
+        was_training = self.training
+        self.eval()
+        try:
+            chunks = [
+                self.embed_batch(batch, normalize_embeddings)
+                for batch in tqdm(batches, total=len(plan.batches), desc="encode", disable=not show_progress_bar)
+            ]
+        finally:
+            self.train(was_training)
+        embeddings = plan.assemble(chunks)
+        return embeddings if convert_to_tensor else embeddings.numpy()
+
+    def plan_encode(
+        self,
+        texts: Sequence[str | None] | str | None,
+        images: Sequence[ImageInput] | ImageInput,
+        instruction: str | None,
+        batch_size: int,
+        system_prompt: str | None = None,
+    ) -> EncodePlan:
+        """Check `encode`'s inputs and fix its batches: prompts, and rows sorted by modality and length."""
         single = isinstance(texts, str) or (
             texts is None and images is not None and not isinstance(images, (list, tuple))
         )
@@ -323,33 +387,27 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         prompts = [compose_prompt(instruction, text) for text in texts]
         order = sorted(range(count), key=lambda i: (images[i] is None, -len(prompts[i])))
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
-        was_training = self.training
-        self.eval()
-        chunks = []
-        try:
-            with torch.inference_mode():
-                for start in tqdm(range(0, count, batch_size), desc="encode", disable=not show_progress_bar):
-                    rows = order[start : start + batch_size]
-                    batch = self.prepare_inputs(
-                        [prompts[i] for i in rows],
-                        [images[i] for i in rows],
-                        row_ids=rows,
-                        system_prompt=system_prompt,
-                    )
-                    batch = batch.to(self.device)
-                    if "pixel_values" in batch:
-                        batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
-                    output = self(**batch, normalize=normalize_embeddings)
-                    chunks.append(output.embeddings.float().cpu())
-        finally:
-            self.train(was_training)
-        embeddings = torch.empty(count, chunks[0].shape[-1])
-        embeddings[torch.tensor(order)] = torch.cat(chunks)
-        if single:
-            embeddings = embeddings[0]
-        return embeddings if convert_to_tensor else embeddings.numpy()
+        return EncodePlan(prompts, images, order, batch_size, single, system_prompt)
+
+    def prepare_encode_batch(self, plan: EncodePlan, rows: list[int], num_workers: int = 0) -> BatchFeature:
+        """The processed batch of `plan`'s `rows` (CPU). With `num_workers > 0` (called from a worker thread) it
+        uses a private copy of the processor, and its tensors are pinned when the model is on a GPU."""
+        prompts, images = [plan.prompts[i] for i in rows], [plan.images[i] for i in rows]
+        if num_workers == 0:
+            return self.prepare_inputs(prompts, images, row_ids=rows, system_prompt=plan.system_prompt)
+        with self.processor_copies.borrow() as processor:
+            batch = self.prepare_inputs(
+                prompts, images, row_ids=rows, system_prompt=plan.system_prompt, processor=processor
+            )
+        return pin_tensors(batch) if self.device.type == "cuda" else batch
+
+    def embed_batch(self, batch: BatchFeature, normalize: bool = True) -> torch.Tensor:
+        """Embeddings (float32, CPU) of one processed batch, under inference mode (the caller sets eval mode)."""
+        with torch.inference_mode():
+            batch = batch.to(self.device, non_blocking=True)
+            if "pixel_values" in batch:
+                batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
+            return self(**batch, normalize=normalize).embeddings.float().cpu()
 
     @staticmethod
     def similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -366,4 +424,12 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
 XVLM2VecConfig.register_for_auto_class()
 XVLM2VecModel.register_for_auto_class("AutoModel")
 
-__all__ = ["IMAGE_POOLINGS", "XVLM2VecModel", "XVLM2VecOutput", "XVLM2VecPreTrainedModel", "pool", "prefix_mean"]
+__all__ = [
+    "IMAGE_POOLINGS",
+    "EncodePlan",
+    "XVLM2VecModel",
+    "XVLM2VecOutput",
+    "XVLM2VecPreTrainedModel",
+    "pool",
+    "prefix_mean",
+]

@@ -1,0 +1,67 @@
+"""The prefetching pipeline (``encode(num_workers=...)``, ``eval --num-workers``): worker threads prepare the next
+batches while the model runs, and the embeddings stay bitwise the same as one thread's."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+from conftest import BACKBONES
+
+from modeling_xvlm2vec.prefetch import CopyPool, prefetch
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_embeddings_are_bitwise_equal_with_0_and_2_workers(tiny_models, images, backbone: str) -> None:
+    model, _ = tiny_models(backbone)
+    texts = ["a red square", None, "un cerchio blu su sfondo bianco, piccolo", "<|image_1|> what is shown?"] * 3
+    with_image = [text is None or "<|image_1|>" in text or i % 3 == 0 for i, text in enumerate(texts)]
+    rows = [images[i % len(images)] if has else None for i, has in enumerate(with_image)]
+    inline = model.encode(texts, images=rows, batch_size=2, convert_to_tensor=True)
+    ahead = model.encode(texts, images=rows, batch_size=2, convert_to_tensor=True, num_workers=2)
+    assert torch.equal(inline, ahead)  # bitwise: same batches, same processor settings, same forward order
+
+
+def test_prefetch_keeps_order_runs_ahead_and_raises_at_the_item() -> None:
+    started: list[int] = []
+
+    def work(item: int) -> int:
+        started.append(item)
+        time.sleep(0.01 * (5 - item % 5))  # later items finish first
+        if item == 7:
+            raise KeyError(item)
+        return item * item
+
+    results = prefetch(work, range(10), num_workers=2)
+    assert next(results) == 0
+    time.sleep(0.2)
+    assert len(started) >= 3  # the workers ran ahead of the consumer (at most 2 * 2 items in flight)
+    assert [next(results) for _ in range(6)] == [1, 4, 9, 16, 25, 36]
+    with pytest.raises(KeyError):
+        next(results)
+    assert list(prefetch(work, range(5), num_workers=0)) == [0, 1, 4, 9, 16]
+    with pytest.raises(ValueError, match="num_workers"):
+        list(prefetch(work, range(2), num_workers=-1))
+
+
+def test_copy_pool_lends_each_copy_to_one_thread_at_a_time() -> None:
+    pool = CopyPool({"settings": [1]})
+    seen: dict[int, set[int]] = {}
+    barrier = threading.Barrier(3)
+
+    def borrow() -> None:
+        with pool.borrow() as copy:
+            assert copy is not pool.original and copy == pool.original
+            seen.setdefault(id(copy), set()).add(threading.get_ident())
+            barrier.wait(timeout=10)  # all three hold a copy at once: three different copies
+
+    threads = [threading.Thread(target=borrow) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 3
+    with pool.borrow() as again:  # returned copies are reused, not copied again
+        assert id(again) in seen

@@ -65,3 +65,28 @@ def test_copy_pool_lends_each_copy_to_one_thread_at_a_time() -> None:
     assert len(seen) == 3
     with pool.borrow() as again:  # returned copies are reused, not copied again
         assert id(again) in seen
+
+
+@pytest.mark.parametrize(("config", "language"), [("xtd_i2t", "fr"), ("maxm_v1_vqa", "fr")])
+def test_runner_scores_are_bitwise_equal_with_0_and_2_workers(built_mmmeb, tiny_models, config, language) -> None:
+    import numpy as np
+
+    from xvlm2vec.evaluation.data import load_split
+    from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
+    from xvlm2vec.evaluation.runner import RunConfig, Runner
+
+    model, _ = tiny_models("phi3_v")
+    embedder = XVLM2VecEmbedder(model, "tiny")
+    split = load_split(str(built_mmmeb), config, language)
+    scores = [
+        Runner(RunConfig(batch_size=3, num_workers=workers), metric=lambda **_: {}).score_split(
+            embedder, split, "punct", {}, {}
+        )
+        for workers in (0, 2)
+    ]
+    assert len(scores[0]) == len(split.rows) and all(np.array_equal(a, b) for a, b in zip(*scores))
+    # the runner's prepare-ahead path embeds exactly as the embedder's one-call path (model.encode) does
+    texts = [row.text for row in split.rows]
+    images = [split.image(row.image_id) for row in split.rows]
+    direct = embedder.embed(texts, images, 3)
+    assert np.array_equal(embedder.embed_prepared(embedder.prepare(texts, images, 3, num_workers=1)), direct)

@@ -55,6 +55,17 @@ class Embedder(ABC):
     def embed(self, texts: list[str | None], images: list[Image.Image | None], batch_size: int) -> np.ndarray:
         """Embed rows of (text, image), either of which may be None, as an L2-normalised float32 [N, D] array."""
 
+    def prepare(
+        self, texts: list[str | None], images: list[Image.Image | None], batch_size: int, num_workers: int = 0
+    ) -> Any:
+        """The CPU-side work of :meth:`embed` for these rows, done ahead (in a worker thread when ``num_workers``
+        > 0) while the model embeds earlier rows; :meth:`embed_prepared` finishes it. Default: nothing ahead."""
+        return texts, images, batch_size
+
+    def embed_prepared(self, prepared: Any) -> np.ndarray:
+        """:meth:`embed` of rows :meth:`prepare` returned: the same array as embedding them directly."""
+        return self.embed(*prepared)
+
 
 class XVLM2VecEmbedder(Embedder):
     """An XVLM2Vec model (``AutoModel`` with remote code) through its ``encode`` method."""
@@ -98,6 +109,24 @@ class XVLM2VecEmbedder(Embedder):
             }
             self._fingerprint = weights_fingerprint({"model": self.model}, extra)
         return self._fingerprint
+
+    def prepare(
+        self, texts: list[str | None], images: list[Image.Image | None], batch_size: int, num_workers: int = 0
+    ) -> tuple[Any, list]:
+        """``encode``'s plan and processed batches for these rows (the processor runs here, not in the model)."""
+        plan = self.model.plan_encode(list(texts), list(images), None, batch_size)
+        return plan, [self.model.prepare_encode_batch(plan, rows, num_workers) for rows in plan.batches]
+
+    def embed_prepared(self, prepared: tuple[Any, list]) -> np.ndarray:
+        """Run the model on :meth:`prepare`'s batches: bitwise what :meth:`embed` returns for the same rows."""
+        plan, batches = prepared
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            chunks = [self.model.embed_batch(batch) for batch in batches]
+        finally:
+            self.model.train(was_training)
+        return l2_normalize(plan.assemble(chunks).numpy())
 
     def embed(self, texts: list[str | None], images: list[Image.Image | None], batch_size: int) -> np.ndarray:
         """Embed rows with ``model.encode``; prompts keep the canonical tag, the model maps it."""

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES, TIES
-from xvlm2vec_common.cli_arguments import language_file, local_or_hub, positive_int
+from xvlm2vec_common.cli_arguments import language_file, local_or_hub, non_negative_int, positive_int
 from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.model_folder import TRUST_HINT
 
@@ -51,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="formatting styles, each scored on its own (default all three); baselines run without styles",
     )
     parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per embedding batch (default 16)")
+    parser.add_argument(
+        "--num-workers",
+        type=non_negative_int,
+        default=0,
+        help="threads that decode images and run the processor for the next batches while the model embeds "
+        "(default 0: one after the other); scores do not depend on it",
+    )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="candidate-embedding cache (default OUTPUT_DIR/embedding_cache)"
     )
@@ -160,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         metric=args.metric or DEFAULT_METRIC,
         ties=args.ties,
         save_prompts=args.save_prompts,
+        num_workers=args.num_workers,
     )
     runner = Runner(config)
     embedders = [source.load(device=runner.state.device) for source in sources]

@@ -15,6 +15,7 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from modeling_xvlm2vec.instructions import STYLES, TIES
+from modeling_xvlm2vec.prefetch import prefetch
 from xvlm2vec.evaluation.cache import EmbeddingCache, candidate_key
 from xvlm2vec.evaluation.data import QueryRow, SplitData, config_names, load_split, parse_config, split_names
 from xvlm2vec.evaluation.embedders import Embedder
@@ -41,6 +42,8 @@ class RunConfig:
         ties: how a candidate scoring the same as the positive ranks: ``pessimistic`` (above it,
             trec_eval's rule, the default) or ``optimistic`` (below it: the released GPU runs).
         save_prompts: keep a log of every embedded prompt (``Runner.prompt_log``).
+        num_workers: threads that load the next batches' images and run the processor while the model
+            embeds (0: one after the other); the scores do not depend on it.
     """
 
     tasks: list[str] = field(default_factory=list)
@@ -52,6 +55,7 @@ class RunConfig:
     metric: str = DEFAULT_METRIC
     ties: str = "pessimistic"
     save_prompts: bool = False
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         unknown = [style for style in self.styles if style not in STYLES]
@@ -61,6 +65,8 @@ class RunConfig:
             raise ValueError(f"unknown tie rule {self.ties!r}; expected one of {list(TIES)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
 
 def select_splits(data: str, tasks: list[str], languages: list[str]) -> list[tuple[str, str]]:
@@ -132,18 +138,26 @@ class Runner:
     def _embed(
         self, embedder: Embedder, split: SplitData, items: list[tuple[str | None, str | None]], kind: str
     ) -> np.ndarray:
-        """Embed (prompt, image id) rows, split across processes, in batches; rows return in input order."""
-        size = self.config.batch_size
+        """Embed (prompt, image id) rows, split across processes, in batches; rows return in input order.
+
+        The next batches' images are decoded and prepared (:meth:`Embedder.prepare`) by ``num_workers`` threads
+        while the model embeds the current one.
+        """
+        size, workers = self.config.batch_size, self.config.num_workers
         desc = f"{split.config}/{split.language} {kind}"
         chunks: list[np.ndarray] = []
+
+        def prepare(batch: list[tuple[str | None, str | None]]) -> Any:
+            images = [split.image(image_id) for _, image_id in batch]
+            return embedder.prepare([prompt for prompt, _ in batch], images, size, workers)
+
         with self.state.split_between_processes(items) as mine:
-            for start in tqdm(
-                range(0, len(mine), size), desc=desc, leave=False, disable=bar_disabled(self.state.is_main_process)
+            batches = [mine[start : start + size] for start in range(0, len(mine), size)]
+            prepared = prefetch(prepare, batches, workers)
+            for ready in tqdm(
+                prepared, total=len(batches), desc=desc, leave=False, disable=bar_disabled(self.state.is_main_process)
             ):
-                batch = mine[start : start + size]
-                texts = [prompt for prompt, _ in batch]
-                images = [split.image(image_id) for _, image_id in batch]
-                chunks.append(embedder.embed(texts, images, size))
+                chunks.append(embedder.embed_prepared(ready))
         local = [np.concatenate(chunks)] if chunks else []
         self.embedded_rows[kind] += len(items)
         gathered = [part for part in gather_object(local) if len(part)]

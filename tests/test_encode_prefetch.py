@@ -90,3 +90,24 @@ def test_runner_scores_are_bitwise_equal_with_0_and_2_workers(built_mmmeb, tiny_
     images = [split.image(row.image_id) for row in split.rows]
     direct = embedder.embed(texts, images, 3)
     assert np.array_equal(embedder.embed_prepared(embedder.prepare(texts, images, 3, num_workers=1)), direct)
+
+
+def test_teacher_cache_columns_are_bitwise_equal_with_0_and_2_workers(tmp_path) -> None:
+    from test_train_fixtures import corpus_splits, lora_student, skd_config, write_parallel_corpus
+
+    from xvlm2vec.training import SKDTrainer
+
+    train, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=11, dev=2))
+    columns = []
+    for workers in (0, 2):
+        args = skd_config(
+            tmp_path / f"w{workers}",
+            teacher_cache=str(tmp_path / f"cache{workers}"),  # separate folders: both really compute
+            teacher_cache_batch_size=3,  # 11 rows: the last batch is short
+            teacher_cache_num_workers=workers,
+            image_loss=True,
+        )
+        trainer = SKDTrainer(model=lora_student(), args=args, train_dataset=train)
+        columns.append([trainer.train_dataset[name] for name in ("teacher_embedding", "teacher_image_embedding")])
+    assert all(row is not None for row in columns[0][0])
+    assert columns[0] == columns[1]  # float32 values compared exactly

@@ -70,6 +70,9 @@ class SKDConfig(TrainingArguments):
             Single process or DDP only (refused under FSDP: it is filled with unsharded weights before training).
         teacher_cache_batch_size (`int`, defaults to `16`):
             Batch size of the one-off teacher pass that fills the cache.
+        teacher_cache_num_workers (`int`, defaults to `0`):
+            Threads that decode images and run the processor for the next batches of that pass while the teacher
+            embeds (0: one after the other); the cached columns do not depend on it.
 
     Speed levers (`xvlm2vec.training.speedups`, applied by `apply_speedups`; each default is the plain step):
 
@@ -126,6 +129,9 @@ class SKDConfig(TrainingArguments):
         default=None, metadata={"help": "Folder caching the teacher's English embeddings of the training split."}
     )
     teacher_cache_batch_size: int = field(default=16, metadata={"help": "Batch size of the teacher-cache pass."})
+    teacher_cache_num_workers: int = field(
+        default=0, metadata={"help": "Threads preparing the teacher-cache pass's next batches (0: none)."}
+    )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the parallel corpus columns."}
     )

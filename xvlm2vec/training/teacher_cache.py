@@ -14,6 +14,8 @@ import pyarrow
 import pyarrow.ipc
 import torch
 
+from modeling_xvlm2vec.prefetch import CopyPool, prefetch
+
 from ..fingerprint import code_state, processor_state
 from .collator import TEACHER_EMBEDDING, TEACHER_IMAGE_EMBEDDING, ParallelCollator
 from .teacher import Teacher
@@ -53,6 +55,7 @@ def teacher_columns(
     folder: str | Path,
     batch_size: int,
     image_pooling: str = "prefix",
+    num_workers: int = 0,
 ) -> tuple[datasets.Dataset, Path]:
     """`dataset` with the teacher's English embeddings as the `teacher_embedding` column and its image-loss pooling
     (`image_pooling`) as `teacher_image_embedding` (both computed, so runs with and without `image_loss` share
@@ -63,6 +66,9 @@ def teacher_columns(
     `folder/teacher-<fingerprint>.arrow`, so a later run with the same teacher, data and settings reads it
     instead of running the teacher, and a changed one gets another file. A cache file that cannot be read is
     recomputed. Returns the dataset with the columns and the cache file's path.
+
+    With ``num_workers > 0``, that many threads decode the next batches' images and run the processor (each with
+    a private copy of the collator) while the teacher embeds the current batch; the columns are the same.
     """
     names = [TEACHER_EMBEDDING, TEACHER_IMAGE_EMBEDDING]
     dataset = dataset.remove_columns([name for name in names if name in dataset.column_names])
@@ -71,12 +77,34 @@ def teacher_columns(
     device = next(runner.parameters()).device
     dtype = parameter_dtype(runner)
 
-    def embed(batch: dict[str, list]) -> dict[str, list]:
-        examples = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        found: dict[str, list] = {name: [None] * len(examples) for name in names}
-        rows, _ = collator.clean(examples)
+    def prepared(examples: list[dict], own: ParallelCollator) -> tuple[list, Any]:
+        """The rows the collator keeps and their processed English batch (None when none is kept)."""
+        rows, _ = own.clean(examples)
+        if not rows:
+            return rows, None
+        inputs, rows, _ = own.prepare(rows, ("text_en",))
+        return rows, inputs
+
+    def rows_of(batch: dict[str, list]) -> list[dict]:
+        return [dict(zip(batch, values)) for values in zip(*batch.values())]
+
+    copies = CopyPool(collator)
+
+    def prepare_ahead(start: int) -> tuple[int, list, Any]:
+        with copies.borrow() as own:
+            return start, *prepared(rows_of(source[start : start + batch_size]), own)
+
+    ahead = None  # set below, once the source columns are chosen
+
+    def embed(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        found: dict[str, list] = {name: [None] * len(indices) for name in names}
+        if ahead is None:
+            rows, inputs = prepared(rows_of(batch), collator)
+        else:
+            start, rows, inputs = next(ahead)
+            if start != indices[0]:
+                raise RuntimeError(f"teacher cache: batch at row {indices[0]} arrived, row {start} was prepared")
         if rows:
-            inputs, rows, _ = collator.prepare(rows, ("text_en",))
             outputs = teacher.embed(runner, to_dtype(inputs, dtype, device), True, image_pooling)
             for name, values in zip(names, outputs):
                 for row, value in zip(rows, values.float().cpu().tolist()):
@@ -88,12 +116,15 @@ def teacher_columns(
     if isinstance(source.features.get("image"), datasets.Image):
         source = source.cast_column("image", datasets.Image(decode=False))
     features = datasets.Features({name: datasets.List(datasets.Value("float32")) for name in names})
+    if num_workers:  # lazy: nothing is prepared unless the map really runs
+        ahead = prefetch(prepare_ahead, range(0, len(source), batch_size), num_workers)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and not _readable(path):
         logger.warning("teacher cache %s cannot be read; recomputing", path)
         path.unlink()
     columns = source.map(
         embed,
+        with_indices=True,
         batched=True,
         batch_size=batch_size,
         features=features,
@@ -103,6 +134,8 @@ def teacher_columns(
         load_from_cache_file=True,
         desc="teacher cache",
     )
+    if ahead is not None:
+        ahead.close()  # a map read from its cache file never started it; otherwise it is exhausted
     if columns.data.column(TEACHER_EMBEDDING).null_count == len(columns):
         raise ValueError("the teacher cache is empty: every training row is bad")
     return datasets.concatenate_datasets([dataset, columns], axis=1), path

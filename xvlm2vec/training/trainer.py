@@ -112,6 +112,7 @@ class SKDTrainer(Trainer):
                 self.args.teacher_cache,
                 self.args.teacher_cache_batch_size,
                 self.args.image_loss_pooling,
+                self.args.teacher_cache_num_workers,
             )
 
     def compute_loss(

@@ -9,25 +9,34 @@ rounds is reported with its spread (min and max). Measured per round:
 3. on a small config (hidden 512, MLP 2048, 8 layers, real-length texts): ``encode`` with length-sorted
    batches (what ``encode`` does) vs the same batch size on consecutive, unsorted chunks, and the
    achieved FLOP/s of the sorted run (FLOPs counted analytically over real tokens, so padding counts as
-   waste) as a fraction of the round's ceiling.
+   waste) as a fraction of the round's ceiling;
+4. the prefetching pipeline: images/s of ``encode`` on JPEG files (1000x750, decoded by ``encode``) with
+   Phi-3.5-V's own image processor at ``num_crops`` 4 (HD transform, five 336x336 crops: as heavy per image
+   as the real model's) in front of the tiny Phi-3.5-V model (whose 336-pixel vision tower costs about as
+   much per image), with ``num_workers`` 0 (today's: load, process, run, one after the other) and
+   ``--workers`` threads preparing the next batches; the embeddings of both are compared bitwise.
 
 Torch runs one thread by default: on a shared machine extra threads wait on each other at every
 operator and the timings scatter (``--threads`` to change).
 
-    python benchmarks/bench_encode.py [--texts 128] [--rounds 5] [--output bench_encode.json]
+    python benchmarks/bench_encode.py [--texts 128] [--rounds 5] [--only-pipeline] [--output bench_encode.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
+from PIL import Image
 
 from xvlm2vec.testing.tiny_model import build_tiny_model
 
@@ -86,6 +95,18 @@ def padded_tokens(token_counts: list[int], batch_size: int) -> int:
     )
 
 
+def jpeg_files(count: int, folder: Path, size: tuple[int, int] = (1000, 750)) -> list[str]:
+    """``count`` seeded noisy photos-sized JPEG files (noise compresses badly: a realistic decode cost)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(count):
+        pixels = (rng.random((size[1], size[0], 3)) * 255).astype(np.uint8)
+        path = folder / f"{index:04d}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """Median, min and max of per-round values."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
@@ -98,6 +119,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median and spread reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every measurement")
+    parser.add_argument("--images", type=int, default=24, help="JPEG files per pipeline measurement")
+    parser.add_argument("--image-batch-size", type=int, default=4, help="encode batch size of the pipeline runs")
+    parser.add_argument("--workers", type=int, default=2, help="num_workers of the pipeline run")
+    parser.add_argument("--only-pipeline", action="store_true", help="measure the prefetching pipeline only")
     parser.add_argument("--output", type=Path, default=None, help="write the figures to this JSON file")
     return parser.parse_args(argv)
 
@@ -108,22 +133,34 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     texts = sentences(args.texts)
     size = args.batch_size
-    tiny, _ = build_tiny_model("qwen2_vl")
-    small, processor = build_tiny_model("qwen2_vl", hidden=512, intermediate=2048, layers=8, vocab_size=2000)
-    for model in (tiny, small):
-        model.encode(texts[:size], batch_size=size)  # warm-up
-    token_counts = [len(ids) for ids in processor.tokenizer(texts)["input_ids"]]
-    flops = decoder_flops(small.config, token_counts)
-
-    measurements: dict[str, Callable[[], object]] = {
-        "ceiling": matmul_ceiling,
-        "tiny_batched": lambda: tiny.encode(texts, batch_size=size),
-        "tiny_batch1": lambda: [tiny.encode([text], batch_size=1) for text in texts],
-        "small_sorted": lambda: small.encode(texts, batch_size=size),
-        "small_unsorted": lambda: [
-            small.encode(texts[i : i + size], batch_size=size) for i in range(0, len(texts), size)
-        ],
+    phi3v, _ = build_tiny_model("phi3_v")
+    paths = jpeg_files(args.images, Path(tempfile.mkdtemp(prefix="bench_encode_")))
+    pipeline = {
+        workers: (lambda w=workers: phi3v.encode(images=paths, batch_size=args.image_batch_size, num_workers=w))
+        for workers in (0, args.workers)
     }
+    same = np.array_equal(pipeline[0](), pipeline[args.workers]())  # warm-up, and the equality check
+    measurements: dict[str, Callable[[], object]] = {
+        "pipeline_workers0": pipeline[0],
+        "pipeline_workers": pipeline[args.workers],
+    }
+    flops = 0.0
+    if not args.only_pipeline:
+        tiny, _ = build_tiny_model("qwen2_vl")
+        small, processor = build_tiny_model("qwen2_vl", hidden=512, intermediate=2048, layers=8, vocab_size=2000)
+        for model in (tiny, small):
+            model.encode(texts[:size], batch_size=size)  # warm-up
+        token_counts = [len(ids) for ids in processor.tokenizer(texts)["input_ids"]]
+        flops = decoder_flops(small.config, token_counts)
+        measurements |= {
+            "ceiling": matmul_ceiling,
+            "tiny_batched": lambda: tiny.encode(texts, batch_size=size),
+            "tiny_batch1": lambda: [tiny.encode([text], batch_size=1) for text in texts],
+            "small_sorted": lambda: small.encode(texts, batch_size=size),
+            "small_unsorted": lambda: [
+                small.encode(texts[i : i + size], batch_size=size) for i in range(0, len(texts), size)
+            ],
+        }
     rounds: list[dict[str, float]] = []
     names = list(measurements)
     for index in range(args.rounds):
@@ -134,49 +171,69 @@ def main(argv: list[str] | None = None) -> dict:
         rounds.append(taken)
 
     per_round = {
-        "tiny_batched_over_batch1": [r["tiny_batch1"] / r["tiny_batched"] for r in rounds],
-        "small_sorted_over_unsorted": [r["small_unsorted"] / r["small_sorted"] for r in rounds],
-        "small_fraction_of_ceiling": [flops / r["small_sorted"] / r["ceiling"] for r in rounds],
-        "small_sorted_gflops": [flops / r["small_sorted"] / 1e9 for r in rounds],
-        "matmul_ceiling_gflops": [r["ceiling"] / 1e9 for r in rounds],
-        "tiny_batched_inputs_per_s": [len(texts) / r["tiny_batched"] for r in rounds],
+        "pipeline_speedup": [r["pipeline_workers0"] / r["pipeline_workers"] for r in rounds],
+        "pipeline_workers0_images_per_s": [args.images / r["pipeline_workers0"] for r in rounds],
+        "pipeline_workers_images_per_s": [args.images / r["pipeline_workers"] for r in rounds],
     }
-    sorted_counts = sorted(token_counts, reverse=True)
-    results = {
+    results: dict = {
         "settings": {
             "texts": args.texts,
             "batch_size": size,
             "rounds": args.rounds,
             "torch_threads": torch.get_num_threads(),
+            "pipeline": {
+                "images": args.images,
+                "batch_size": args.image_batch_size,
+                "num_workers": args.workers,
+                "image_size": [1000, 750],
+                "processor": "Phi3VImageProcessor, num_crops 4",
+                "model": "tiny phi3_v (hidden 64, 2 layers, 336-pixel CLIP tower)",
+            },
         },
-        "small_tokens": {
+        "pipeline_embeddings_bitwise_equal": bool(same),
+    }
+    if not args.only_pipeline:
+        per_round |= {
+            "tiny_batched_over_batch1": [r["tiny_batch1"] / r["tiny_batched"] for r in rounds],
+            "small_sorted_over_unsorted": [r["small_unsorted"] / r["small_sorted"] for r in rounds],
+            "small_fraction_of_ceiling": [flops / r["small_sorted"] / r["ceiling"] for r in rounds],
+            "small_sorted_gflops": [flops / r["small_sorted"] / 1e9 for r in rounds],
+            "matmul_ceiling_gflops": [r["ceiling"] / 1e9 for r in rounds],
+            "tiny_batched_inputs_per_s": [len(texts) / r["tiny_batched"] for r in rounds],
+        }
+        sorted_counts = sorted(token_counts, reverse=True)
+        results["small_tokens"] = {
             "real": sum(token_counts),
             "padded_sorted": padded_tokens(sorted_counts, size),
             "padded_unsorted": padded_tokens(token_counts, size),
-        },
-        "per_round": per_round,
-        "summary": {name: spread(values) for name, values in per_round.items()},
+        }
         # best-of: each measurement's least disturbed round, the steadiest figure on a loaded machine
-        "best_of": {
+        results["best_of"] = {
             "small_sorted_over_unsorted": min(r["small_unsorted"] for r in rounds)
             / min(r["small_sorted"] for r in rounds),
             "small_fraction_of_ceiling": flops
             / min(r["small_sorted"] for r in rounds)
             / max(r["ceiling"] for r in rounds),
             "tiny_batched_over_batch1": min(r["tiny_batch1"] for r in rounds) / min(r["tiny_batched"] for r in rounds),
-        },
+        }
+    results |= {
+        "per_round": per_round,
+        "summary": {name: spread(values) for name, values in per_round.items()},
+        "load_average_end": os.getloadavg(),
     }
     print(
         f"{args.rounds} interleaved rounds, {torch.get_num_threads()} torch thread(s); median [min, max] over rounds"
     )
     for name, entry in results["summary"].items():
         print(f"{name:<30}{entry['median']:>10.3f}  [{entry['min']:.3f}, {entry['max']:.3f}]")
-    print("best-of rounds: " + ", ".join(f"{name} {value:.3f}" for name, value in results["best_of"].items()))
-    tokens = results["small_tokens"]
-    print(
-        f"small config tokens: {tokens['real']} real, {tokens['padded_sorted']} padded sorted, "
-        f"{tokens['padded_unsorted']} padded unsorted"
-    )
+    print(f"pipeline embeddings bitwise equal: {same}; load average {os.getloadavg()}")
+    if not args.only_pipeline:
+        print("best-of rounds: " + ", ".join(f"{name} {value:.3f}" for name, value in results["best_of"].items()))
+        tokens = results["small_tokens"]
+        print(
+            f"small config tokens: {tokens['real']} real, {tokens['padded_sorted']} padded sorted, "
+            f"{tokens['padded_unsorted']} padded unsorted"
+        )
     return save_figures(results, args.output)
 
 

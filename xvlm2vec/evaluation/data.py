@@ -14,6 +14,7 @@ import datasets
 from PIL import Image
 
 from dataset_builders import hub_layout
+from dataset_builders.hub_folder import read_hub_folder
 from dataset_builders.image_cells import open_image_cell
 from dataset_builders.mmmeb import FEATURES as MMMEB_FEATURES
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
@@ -97,7 +98,8 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
     split and query id. A query whose text is null is kept here: the protocol skips it when scoring.
     """
     dataset_name, task = parse_config(config)
-    table = hub_layout.load_split(data, config, language)
+    folder = read_hub_folder(data)
+    table = folder.load_split(config, language) if folder else hub_layout.load_split(data, config, language)
     missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
     if missing:
         raise ValueError(f"{data} {config}/{language}: missing columns {missing}")
@@ -138,10 +140,12 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
 
 
 def split_names(data: str, config: str) -> list[str]:
-    """The language splits of ``config``."""
-    return list(datasets.get_dataset_split_names(data, config))
+    """The language splits of ``config`` (a local folder's card is parsed once: :mod:`dataset_builders.hub_folder`)."""
+    folder = read_hub_folder(data)
+    return folder.split_names(config) if folder else list(datasets.get_dataset_split_names(data, config))
 
 
 def config_names(data: str) -> list[str]:
     """The ``{dataset}_{task}`` configs of the MMMEB folder or repo ``data``."""
-    return list(datasets.get_dataset_config_names(data))
+    folder = read_hub_folder(data)
+    return folder.config_names() if folder else list(datasets.get_dataset_config_names(data))

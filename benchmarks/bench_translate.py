@@ -31,7 +31,7 @@ import torch
 from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
 from dataset_builders.translate import EngineOptions, load_translator, translate_subset
-from xvlm2vec.testing.release import mmeb_train_rows
+from xvlm2vec.testing.fixtures import mmeb_train_rows
 from xvlm2vec.testing.tiny_mt import tiny_t5
 
 SUBSET, LANG = "OK-VQA", "it"

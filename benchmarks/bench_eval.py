@@ -16,6 +16,7 @@ before anything is reported). Torch runs one thread by default (``--threads``).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -234,6 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "output": str(args.output) if args.output else None,
             },
             "queries_scored": queries,
+            "load_average_end": os.getloadavg(),
             "methods": {name: summary(values, queries) for name, values in seconds.items()},
             "runner_vs_released_cold": statistics.median(
                 [r / o for r, o in zip(seconds["released_cold"], seconds["runner_cold"])]

@@ -14,7 +14,10 @@ rounds is reported with its spread (min and max). Measured per round:
    Phi-3.5-V's own image processor at ``num_crops`` 4 (HD transform, five 336x336 crops: as heavy per image
    as the real model's) in front of the tiny Phi-3.5-V model (whose 336-pixel vision tower costs about as
    much per image), with ``num_workers`` 0 (today's: load, process, run, one after the other) and
-   ``--workers`` threads preparing the next batches; the embeddings of both are compared bitwise.
+   ``--workers`` threads preparing the next batches; the embeddings of both are compared bitwise;
+5. the same with a simulated accelerator: the forward replaced by a wait of ``--device-s-per-image`` seconds per
+   image that uses no CPU (as a GPU forward leaves the CPU free), so the figure shows how much of the CPU-side
+   preparation the pipeline hides when the model does not compete with it for cores.
 
 Torch runs one thread by default: on a shared machine extra threads wait on each other at every
 operator and the timings scatter (``--threads`` to change).
@@ -123,6 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-batch-size", type=int, default=4, help="encode batch size of the pipeline runs")
     parser.add_argument("--workers", type=int, default=2, help="num_workers of the pipeline run")
     parser.add_argument("--only-pipeline", action="store_true", help="measure the prefetching pipeline only")
+    parser.add_argument(
+        "--device-s-per-image",
+        type=float,
+        default=0.1,
+        help="seconds per image of the simulated accelerator's forward (a wait that uses no CPU)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="write the figures to this JSON file")
     return parser.parse_args(argv)
 
@@ -140,9 +149,20 @@ def main(argv: list[str] | None = None) -> dict:
         for workers in (0, args.workers)
     }
     same = np.array_equal(pipeline[0](), pipeline[args.workers]())  # warm-up, and the equality check
+    simulated, _ = build_tiny_model("phi3_v")
+
+    def device_forward(batch, normalize: bool = True) -> torch.Tensor:
+        time.sleep(args.device_s_per_image * batch["input_ids"].shape[0])
+        return torch.zeros(batch["input_ids"].shape[0], 8)  # the width does not matter here
+
+    simulated.embed_batch = device_forward
     measurements: dict[str, Callable[[], object]] = {
         "pipeline_workers0": pipeline[0],
         "pipeline_workers": pipeline[args.workers],
+        "simulated_device_workers0": lambda: simulated.encode(images=paths, batch_size=args.image_batch_size),
+        "simulated_device_workers": lambda: simulated.encode(
+            images=paths, batch_size=args.image_batch_size, num_workers=args.workers
+        ),
     }
     flops = 0.0
     if not args.only_pipeline:
@@ -174,6 +194,9 @@ def main(argv: list[str] | None = None) -> dict:
         "pipeline_speedup": [r["pipeline_workers0"] / r["pipeline_workers"] for r in rounds],
         "pipeline_workers0_images_per_s": [args.images / r["pipeline_workers0"] for r in rounds],
         "pipeline_workers_images_per_s": [args.images / r["pipeline_workers"] for r in rounds],
+        "simulated_device_speedup": [r["simulated_device_workers0"] / r["simulated_device_workers"] for r in rounds],
+        "simulated_device_workers0_images_per_s": [args.images / r["simulated_device_workers0"] for r in rounds],
+        "simulated_device_workers_images_per_s": [args.images / r["simulated_device_workers"] for r in rounds],
     }
     results: dict = {
         "settings": {
@@ -188,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "image_size": [1000, 750],
                 "processor": "Phi3VImageProcessor, num_crops 4",
                 "model": "tiny phi3_v (hidden 64, 2 layers, 336-pixel CLIP tower)",
+                "simulated_device_s_per_image": args.device_s_per_image,
             },
         },
         "pipeline_embeddings_bitwise_equal": bool(same),

@@ -30,17 +30,6 @@ from xvlm2vec_common.cli_errors import UsageError
 
 #: Bumped when the conversion's own settings change, so older conversions are not reused.
 CONVERSION_FORMAT = 1
-#: Generation-config fields with no effect on greedy decoding or handled by :class:`DecodingSettings`.
-_HANDLED = {
-    "eos_token_id",
-    "pad_token_id",
-    "bos_token_id",
-    "decoder_start_token_id",
-    "suppress_tokens",
-    "forced_eos_token_id",
-    "repetition_penalty",
-    "no_repeat_ngram_size",
-}
 #: Generation-config fields that would make transformers decode differently and that this engine refuses.
 _REFUSED = {
     "num_beams": 1,

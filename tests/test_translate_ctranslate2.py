@@ -49,6 +49,24 @@ def test_greedy_outputs_are_token_identical(tmp_path: Path, model: str) -> None:
         assert {len(g.ids) for g in expected} == {24 if model == "no_eos" else 23}
 
 
+@pytest.mark.parametrize(("setting", "value"), [("repetition_penalty", 1.3), ("no_repeat_ngram_size", 2)])
+def test_mapped_generation_settings_stay_token_identical(tmp_path: Path, setting: str, value: float) -> None:
+    _tiny_t5(tmp_path / "t5", end="varied")
+    path = tmp_path / "t5" / "generation_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), setting: value}))
+    reference, ct2 = _engines(tmp_path / "t5", tmp_path / "cache", max_new_tokens=24)
+    texts = _requests(40)
+    expected = reference.generate(texts, LANG)
+    assert ct2.generate(texts, LANG) == expected
+    plain = load_translator(str(_plain(tmp_path)), max_new_tokens=24).generate(texts, LANG)
+    assert sum(a != b for a, b in zip(plain, expected)) > 0  # the setting really changes the outputs
+
+
+def _plain(tmp_path: Path) -> Path:
+    _tiny_t5(tmp_path / "plain", end="varied")
+    return tmp_path / "plain"
+
+
 class _KilledAfter:
     """Wraps a translator; the ``calls``-th call raises KeyboardInterrupt (a kill: not journalled, not caught)."""
 

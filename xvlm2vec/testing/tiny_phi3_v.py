@@ -133,13 +133,17 @@ def tiny_phi3_v_config(
         "bos_token_id": 1,
         "eos_token_id": 2,
     }
-    vision = dict(CLIP_VIT_LARGE_PATCH14_336) if clip_vit_large else {
-        "hidden_size": vision_hidden,
-        "intermediate_size": 2 * vision_hidden,
-        "num_hidden_layers": layers,
-        "num_attention_heads": max(1, vision_hidden // 64),
-        "projection_dim": vision_hidden,
-    }
+    vision = (
+        dict(CLIP_VIT_LARGE_PATCH14_336)
+        if clip_vit_large
+        else {
+            "hidden_size": vision_hidden,
+            "intermediate_size": 2 * vision_hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": max(1, vision_hidden // 64),
+            "projection_dim": vision_hidden,
+        }
+    )
     return Phi3VConfig(text_config=text, vision_config=vision, img_processor={"layer_idx": layer_idx})
 
 

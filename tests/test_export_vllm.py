@@ -9,11 +9,12 @@ import jinja2
 import numpy as np
 import pytest
 from conftest import BACKBONES
+from safetensors import safe_open
 
 from modeling_xvlm2vec import XVLM2VecModel
 from xvlm2vec.cli import main
 from xvlm2vec.convert import ConvertConfig, convert
-from xvlm2vec.export_vllm import export_vllm
+from xvlm2vec.export_vllm import export_vllm, negative_layer_idx
 
 #: Architectures vLLM registers (vllm/model_executor/models/registry.py): under _EMBEDDING_MODELS (pooling
 #: as they are) and, for Qwen2.5-VL and Qwen3-VL, under _MULTIMODAL_MODELS (pooling with --convert embed).
@@ -114,3 +115,52 @@ def test_export_refuses_a_convention_vllm_would_not_reproduce(convention, tmp_pa
     with pytest.raises(ValueError, match=f"convention '{convention}' numbers image tokens like text"):
         export_vllm(folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_llava_next_export_names_the_clip_tower_as_vllm_loads_it(tiny_models, tmp_path) -> None:
+    """vLLM's CLIP module has `vision_model.*` under `vision_tower` (the llava-hf names); transformers 5 saves
+    `vision_tower.embeddings.*`, which vLLM refuses ("no module or parameter named 'vision_tower.embeddings'").
+    """
+    model, _ = tiny_models("llava_next")
+    model.save_pretrained(tmp_path / "model")
+    export_vllm(tmp_path / "model", tmp_path / "vllm")
+    with safe_open(tmp_path / "vllm" / "model.safetensors", "pt") as weights:
+        names = list(weights.keys())
+    tower = [name for name in names if name.startswith("vision_tower.")]
+    assert tower and all(name.startswith("vision_tower.vision_model.") for name in tower)
+    assert "vision_tower.vision_model.embeddings.patch_embedding.weight" in tower
+
+
+def test_phi3v_export_config_and_processor_load_with_remote_code(tiny_models, tmp_path, run_isolated) -> None:
+    """vLLM reads a Phi-3.5-V export with `AutoConfig`/`AutoProcessor` and `trust_remote_code=True`, in a process
+    where this project is not installed: the flat config class comes with the export (`auto_map`), and the
+    processor has the original's `img_tokens` and `calc_num_image_tokens_from_image_size`.
+    """
+    model, _ = tiny_models("phi3_v")
+    model.save_pretrained(tmp_path / "model")
+    report = export_vllm(tmp_path / "model", tmp_path / "vllm")
+    depth = model.config.backbone_config.vision_config.num_hidden_layers
+    code = (
+        "import json\n"
+        "from PIL import Image\n"
+        "from transformers import AutoConfig, AutoProcessor\n"
+        f"folder = {str(tmp_path / 'vllm')!r}\n"
+        "config = AutoConfig.from_pretrained(folder, trust_remote_code=True)\n"
+        "processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)\n"
+        "image = Image.new('RGB', (500, 300))\n"
+        "ids = processor(text='<|image_1|>\\nRepresent the given image', images=[image])['input_ids'][0].tolist()\n"
+        "print(json.dumps({'type': config.model_type, 'hidden': config.hidden_size,\n"
+        "    'layer_idx': config.img_processor['layer_idx'], 'order': config.embd_layer['hd_transform_order'],\n"
+        "    'tags': processor.img_tokens[:2], 'count': processor.calc_num_image_tokens_from_image_size(500, 300),\n"
+        "    'placeholders': ids.count(32044)}))\n"
+    )
+    loaded = run_isolated(code, tmp_path)
+    assert loaded["type"] == "phi3_v" and loaded["hidden"] == model.config.hidden_size
+    assert loaded["order"] == "sub_glb"
+    # the tiny tower's -2 (hidden_states[-2]) stays -2; a non-negative index is written as its negative twin
+    assert loaded["layer_idx"] == -2
+    assert loaded["tags"] == ["<|image_1|>", "<|image_2|>"]
+    assert loaded["count"] == loaded["placeholders"] > 0
+    # the tiny tower is not ViT-L/14-336: vLLM would build another tower, and the report says so
+    assert any("hidden_size=64" in warning for warning in report.warnings)
+    assert negative_layer_idx(1, depth) == 1 - (depth + 1) and negative_layer_idx(-2, depth) == -2

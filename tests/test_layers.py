@@ -21,7 +21,14 @@ LAYERS = ["modeling_xvlm2vec", "xvlm2vec_common", "dataset_builders", "hub_cards
 #: units of the layers below, never anything above it, nor a sibling unit of its own layer (the base modules, which
 #: import nothing but each other, excepted).
 XVLM2VEC_LAYERS = [
-    ["xvlm2vec", "xvlm2vec.progress", "xvlm2vec.resources", "xvlm2vec.fingerprint", "xvlm2vec.phi3v_layout"],
+    [
+        "xvlm2vec",
+        "xvlm2vec.progress",
+        "xvlm2vec.resources",
+        "xvlm2vec.fingerprint",
+        "xvlm2vec.phi3v_layout",
+        "xvlm2vec.phi3v_flat_config",
+    ],
     ["xvlm2vec.testing"],
     ["xvlm2vec.training", "xvlm2vec.evaluation", "xvlm2vec.convert", "xvlm2vec.export_vllm", "xvlm2vec.instructions"],
     ["xvlm2vec.export", "xvlm2vec.integrations"],

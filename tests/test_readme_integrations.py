@@ -66,7 +66,8 @@ def test_vllm_snippet(places) -> None:
     ns = run_block(use_it_with_blocks()[2], places)
     report = ns["report"]
     assert report.architecture == "Qwen2VLForConditionalGeneration"
-    assert report.serve_command == f"vllm serve {places['path/to/model-vllm']} --runner pooling"
+    serve = f"python -m vllm.entrypoints.openai.api_server --model {places['path/to/model-vllm']} --runner pooling"
+    assert report.serve_command == serve
     assert (Path(places["path/to/model-vllm"]) / "1_Pooling" / "config.json").is_file()
 
 

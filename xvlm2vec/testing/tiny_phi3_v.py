@@ -21,7 +21,7 @@ from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaTokenizer
 
 from modeling_xvlm2vec.backbone_phi3_v import Phi3VModel
-from modeling_xvlm2vec.configuration_phi3_v import PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
+from modeling_xvlm2vec.configuration_phi3_v import CLIP_VIT_LARGE_PATCH14_336, PHI3_V_IMAGE_TOKEN_ID, Phi3VConfig
 from modeling_xvlm2vec.image_processing_phi3_v import Phi3VImageProcessor
 from modeling_xvlm2vec.processing_phi3_v import Phi3VProcessor
 from xvlm2vec.phi3v_layout import original_config_from_phi3v
@@ -100,10 +100,15 @@ def build_tiny_phi3_tokenizer(num_pieces: int = 600) -> LlamaTokenizer:
     return tokenizer
 
 
-def tiny_phi3_v_config(hidden: int = 64, layers: int = 2, vision_hidden: int = 64) -> Phi3VConfig:
+def tiny_phi3_v_config(
+    hidden: int = 64, layers: int = 2, vision_hidden: int = 64, clip_vit_large: bool = False, layer_idx: int = -2
+) -> Phi3VConfig:
     """A Phi-3.5-V config at tiny widths: LongRoPE, sliding window, 336x336 crops of 14-pixel patches.
 
-    The CLIP heads are 64 wide as in OpenAI's ViTs (so the converter reads the same tower back).
+    The CLIP heads are 64 wide as in OpenAI's ViTs (so the converter reads the same tower back). With
+    ``clip_vit_large`` the vision tower is the real ViT-L/14-336 shape (24 layers, width 1024), which vLLM's
+    ``Phi3VForCausalLM`` hard-codes, beside the tiny decoder. ``layer_idx`` is the CLIP hidden state taken
+    (``img_processor.layer_idx``; Phi-3.5-V's -2).
     """
     heads = 4
     half_head = hidden // heads // 2
@@ -128,14 +133,18 @@ def tiny_phi3_v_config(hidden: int = 64, layers: int = 2, vision_hidden: int = 6
         "bos_token_id": 1,
         "eos_token_id": 2,
     }
-    vision = {
-        "hidden_size": vision_hidden,
-        "intermediate_size": 2 * vision_hidden,
-        "num_hidden_layers": layers,
-        "num_attention_heads": max(1, vision_hidden // 64),
-        "projection_dim": vision_hidden,
-    }
-    return Phi3VConfig(text_config=text, vision_config=vision)
+    vision = (
+        dict(CLIP_VIT_LARGE_PATCH14_336)
+        if clip_vit_large
+        else {
+            "hidden_size": vision_hidden,
+            "intermediate_size": 2 * vision_hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": max(1, vision_hidden // 64),
+            "projection_dim": vision_hidden,
+        }
+    )
+    return Phi3VConfig(text_config=text, vision_config=vision, img_processor={"layer_idx": layer_idx})
 
 
 def tiny_phi3_v_processor(num_crops: int = 4, num_pieces: int = 600) -> Phi3VProcessor:
@@ -146,14 +155,22 @@ def tiny_phi3_v_processor(num_crops: int = 4, num_pieces: int = 600) -> Phi3VPro
 
 
 def tiny_phi3_v_config_and_processor(
-    vocab_size: int = 600, hidden: int = 64, layers: int = 2, **_: Any
+    vocab_size: int = 600,
+    hidden: int = 64,
+    layers: int = 2,
+    clip_vit_large: bool = False,
+    layer_idx: int = -2,
+    num_crops: int = 4,
+    **_: Any,
 ) -> tuple[Phi3VConfig, Phi3VProcessor]:
     """Hook of :func:`xvlm2vec.testing.tiny_model.build_tiny_model`: tiny config and processor.
 
     ``vocab_size`` is the number of trained BPE pieces (the id layout stays Phi-3.5's); other keywords of
-    the factory (``image_size``) do not apply: Phi-3.5-V always works on 336x336 crops.
+    the factory (``image_size``) do not apply: Phi-3.5-V always works on 336x336 crops. ``clip_vit_large``
+    and ``layer_idx``: see :func:`tiny_phi3_v_config`; ``num_crops``: the processor's HD crops.
     """
-    return tiny_phi3_v_config(hidden=hidden, layers=layers), tiny_phi3_v_processor(num_pieces=vocab_size)
+    config = tiny_phi3_v_config(hidden=hidden, layers=layers, clip_vit_large=clip_vit_large, layer_idx=layer_idx)
+    return config, tiny_phi3_v_processor(num_crops=num_crops, num_pieces=vocab_size)
 
 
 def original_config_dict(config: Phi3VConfig) -> dict:

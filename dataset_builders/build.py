@@ -21,7 +21,7 @@ from dataset_builders.parallel import RELEASE_FILENAME, build_parallel
 from dataset_builders.report import REPORT_FILENAME, BuildReport
 from dataset_builders.source import check_source
 from modeling_xvlm2vec.languages import load_languages
-from xvlm2vec_common.cli_arguments import non_negative_int, positive_int
+from xvlm2vec_common.cli_arguments import language_codes, non_negative_int, positive_int
 from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.safe_outputs import check_output_dir
 
@@ -117,7 +117,7 @@ def _build(args: argparse.Namespace) -> BuildReport:
             args.mmeb_train,
             args.translations,
             Path(scratch) / RELEASE_FILENAME,
-            languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
+            languages=tuple(language_codes(args.languages)),
             subsets=tuple(selected_subsets(args.subsets)),
             rows_per_subset=args.rows_per_subset,
             revision=args.revision or MMEB_TRAIN_REVISION,

@@ -13,7 +13,7 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import datasets
 from datasets import DatasetBuilder, DatasetInfo
@@ -23,6 +23,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from dataset_builders.names import check_name
+from xvlm2vec_common.cli_errors import UsageError
 
 DATA_DIR = "data"
 
@@ -112,7 +113,49 @@ def local_cache_dir(dataset_name: str) -> str | None:
     return str(Path(datasets.config.HF_DATASETS_CACHE) / "xvlm2vec_local" / digest.hexdigest()[:16])
 
 
+def _patterns(data_files: object) -> list[str]:
+    """Every path pattern of a card's ``data_files`` entry (a string, a list, or ``{split, path}`` dicts)."""
+    if isinstance(data_files, str):
+        return [data_files]
+    if isinstance(data_files, dict):
+        return _patterns(data_files.get("path", []))
+    if isinstance(data_files, list):
+        return [pattern for item in data_files for pattern in _patterns(item)]
+    return []
+
+
+def check_data_files(dataset_name: str) -> None:
+    """Raise ``UsageError`` when the card of the local dataset folder ``dataset_name`` points outside it.
+
+    Refused: a ``data_files`` pattern that is absolute, a URL (``hf://``, ``https://``) or holds a ``..``
+    component, and a matched file that resolves outside the folder (a symlink). Hub repos are not checked
+    (their files are the repo's).
+    """
+    folder = Path(dataset_name)
+    card = folder / "README.md"
+    if not card.is_file():
+        return
+    root = folder.resolve()
+    try:
+        configs = DatasetCard.load(card).data.to_dict().get("configs") or []
+    except Exception as error:  # noqa: BLE001 - a card that does not parse is refused with its reason
+        raise UsageError(f"{dataset_name}: its README.md card cannot be read ({error})") from None
+    for config in configs if isinstance(configs, list) else []:
+        for pattern in _patterns(config.get("data_files") if isinstance(config, dict) else None):
+            posix = pattern.replace("\\", "/")
+            parts = PurePosixPath(posix).parts
+            if "://" in posix or posix.startswith("/") or (len(posix) > 1 and posix[1] == ":") or ".." in parts:
+                raise UsageError(f"{dataset_name}: its card's data_files {pattern!r} point outside the dataset folder")
+            for path in root.glob(posix):
+                if not path.resolve().is_relative_to(root):
+                    raise UsageError(
+                        f"{dataset_name}: data file {path.relative_to(root)} links outside the dataset folder"
+                    )
+
+
 def load_split(dataset_name: str, config: str | None, split: str, **kwargs) -> datasets.Dataset:
-    """``load_dataset(dataset_name, config, split=split)`` that never reads a stale cache of a local folder."""
+    """``load_dataset(dataset_name, config, split=split)`` that never reads a stale cache of a local folder
+    and never a data file outside it (:func:`check_data_files`)."""
+    check_data_files(dataset_name)
     kwargs.setdefault("cache_dir", local_cache_dir(dataset_name))
     return datasets.load_dataset(dataset_name, config, split=split, **kwargs)

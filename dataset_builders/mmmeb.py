@@ -21,6 +21,7 @@ from dataset_builders.hub_layout import materialise
 from dataset_builders.report import REPORT_FILENAME, BuildReport, ReportFragment
 from dataset_builders.source import resolve_source
 from modeling_xvlm2vec.languages import check_code
+from xvlm2vec_common.row_checks import check_text, split_name
 from xvlm2vec_common.safe_inputs import ImageStore, JsonlLine, RowError, check_relative_path, iter_jsonl
 from xvlm2vec_common.safe_outputs import atomic_output_dir
 
@@ -109,12 +110,6 @@ def resolve_image_id(image_id: str, dataset: str) -> str:
     return path if has_ext else f"{path}.jpg"
 
 
-def _text(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise RowError("empty_text", f"{what} is empty or not a string")
-    return value
-
-
 def _check_distinct_files(image_ids: list[str], dataset: str) -> None:
     """Raise ``RowError('duplicate_candidates')`` when two ids (``a``, ``a.jpg``, ``xtd_images/a``) name one file."""
     first: dict[str, str] = {}
@@ -136,17 +131,19 @@ def parse_row(record: dict, spec: TaskSpec, store: ImageStore, row_id: str) -> d
     candidates = record[spec.candidate_field]
     if not isinstance(candidates, list) or not candidates:
         raise RowError("empty_candidates", f"{spec.candidate_field!r} is empty or not a list")
-    candidates = [_text(c, f"candidate {i}") for i, c in enumerate(candidates)]
+    candidates = [check_text(c, f"candidate {i}") for i, c in enumerate(candidates)]
     if len(set(candidates)) != len(candidates):
         raise RowError("duplicate_candidates", f"{spec.candidate_field!r} lists the same candidate twice")
     if spec.image_candidates:
         _check_distinct_files(candidates, spec.dataset)
     # A null query text is kept as null: the evaluation skips that query, as the release does.
     raw_text = record[spec.query_text_field] if spec.query_text_field else None
-    query_text = None if raw_text is None else _text(raw_text, spec.query_text_field)
+    query_text = None if raw_text is None else check_text(raw_text, spec.query_text_field)
     query_image = None
     if spec.query_image_field:
-        query_image = store.read_image(resolve_image_id(_text(record[spec.query_image_field], "img"), spec.dataset))
+        query_image = store.read_image(
+            resolve_image_id(check_text(record[spec.query_image_field], "img"), spec.dataset)
+        )
     images = [store.read_image(resolve_image_id(c, spec.dataset)) for c in candidates] if spec.image_candidates else []
     return {
         "id": row_id,
@@ -179,7 +176,7 @@ class MMMEBBuilder(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
         return [
-            datasets.SplitGenerator(name=lang, gen_kwargs={"path": path, "lang": lang})
+            datasets.SplitGenerator(name=split_name(lang), gen_kwargs={"path": path, "lang": lang})
             for lang, path in sorted(self.config.files.items())
         ]
 
@@ -214,14 +211,23 @@ class MMMEBBuilder(datasets.GeneratorBasedBuilder):
                 fragment.save(self.config.report_dir)
 
 
-def find_release_files(folder: Path) -> dict[str, dict[str, str]]:
-    """``{config: {lang: path}}`` for every release file present in ``folder``, any language code."""
+def find_release_files(folder: Path, outside: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """``{config: {lang: path}}`` for every release file present in ``folder``, any language code.
+
+    A file that is a symlink resolving outside ``folder`` is never read: its name is added to ``outside``.
+    """
     found: dict[str, dict[str, str]] = {}
+    root = folder.resolve()
     for spec in TASKS:
         for path in sorted(folder.glob(f"{spec.dataset}_*_{spec.card}_formatted_{spec.task}.jsonl")):
             lang = spec.language_of(path.name)
-            if lang is not None and path.is_file():
-                found.setdefault(spec.config_name, {})[lang] = str(path)
+            if lang is None or not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(root):
+                if outside is not None:
+                    outside.append(path.name)
+                continue
+            found.setdefault(spec.config_name, {})[lang] = str(path)
     return found
 
 
@@ -243,13 +249,16 @@ def build_mmmeb(
     and empty release files, are listed in the report.
     """
     folder = resolve_source(source, revision)
-    files = find_release_files(folder)
+    outside: list[str] = []
+    files = find_release_files(folder, outside)
     if not files:
         raise FileNotFoundError(f"--source {source}: no MMMEB release file (*_formatted_*.jsonl) found")
     image_root = Path(images) if images is not None else folder
     store = ImageStore(image_root)
     report = BuildReport("mmmeb", str(source), str(output_dir), max_rejects)
     report.list_source_files(folder, [Path(path) for per_lang in files.values() for path in per_lang.values()])
+    if outside:
+        report.notes.append(f"{len(outside)} release file(s) linking outside the source never read: {outside[:5]}")
     if store.unsafe_members:
         report.notes.append(
             f"{len(store.unsafe_members)} unsafe archive member(s) never read: {store.unsafe_members[:5]}"

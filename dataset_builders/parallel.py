@@ -25,10 +25,11 @@ from datasets import Image as ImageFeature
 from datasets.builder import Key
 
 from dataset_builders.hub_layout import materialise
-from dataset_builders.mmeb_train import IMAGE_TAG
 from dataset_builders.names import check_language
 from dataset_builders.report import REPORT_FILENAME, BuildReport, ReportFragment
 from dataset_builders.source import resolve_source
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.row_checks import check_image_tags, check_text
 from xvlm2vec_common.safe_inputs import ImageStore, RowError, check_relative_path, iter_jsonl
 from xvlm2vec_common.safe_outputs import atomic_output_dir
 
@@ -59,18 +60,12 @@ def validate_line(record: dict) -> dict:
     missing = [k for k in ("id", "text_en", "text_lang", "img_en", "img_lang") if k not in record]
     if missing:
         raise RowError("missing_field", f"missing field(s) {missing}")
-    text_en, text_lang = record["text_en"], record["text_lang"]
-    for name, text in (("text_en", text_en), ("text_lang", text_lang)):
-        if not isinstance(text, str) or not text.strip():
-            raise RowError("empty_text", f"{name} is empty or not a string")
-    if IMAGE_TAG in text_en and IMAGE_TAG not in text_lang:
-        raise RowError("lost_image_tag", "text_en has the image tag, text_lang does not")
+    text_en, text_lang = check_text(record["text_en"], "text_en"), check_text(record["text_lang"], "text_lang")
     img_en, img_lang = (check_relative_path(img) if img else None for img in (record["img_en"], record["img_lang"]))
     if img_en and img_lang and img_en != img_lang:
         raise RowError("image_mismatch", f"img_en {img_en!r} differs from img_lang {img_lang!r}")
     image = img_en or img_lang
-    if (IMAGE_TAG in text_en) != bool(image):
-        raise RowError("image_tag_mismatch", "the image tag and the image path disagree")
+    check_image_tags(text_en, text_lang, bool(image))
     return {
         "id": str(record["id"]),
         "source_dataset": str(record.get("source_dataset") or "unknown"),
@@ -210,6 +205,8 @@ def build_parallel(
     release = folder / RELEASE_FILENAME
     if not release.is_file():
         raise FileNotFoundError(f"--source {source}: {RELEASE_FILENAME} not found")
+    if not release.resolve().is_relative_to(folder.resolve()):
+        raise UsageError(f"--source {source}: {RELEASE_FILENAME} links outside the source folder; refusing to read it")
     image_root = Path(images) if images is not None else folder
     report = BuildReport("parallel", str(source), str(output_dir), max_rejects)
     report.list_source_files(folder, [release])

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
 from xvlm2vec_common.cli_arguments import is_hub_id, looks_local
 from xvlm2vec_common.cli_errors import UsageError
@@ -34,12 +35,19 @@ def resolve_source(
     An existing path is used as is. Otherwise ``source`` must be a Hub dataset repo id
     (``owner/name``) and ``revision`` a pinned revision (commit sha or tag): the files matching
     ``allow_patterns`` are fetched with ``huggingface_hub.snapshot_download`` (``download`` is
-    injectable so the Hub path can be exercised offline).
+    injectable so the Hub path can be exercised offline); a repo that cannot be fetched (offline with
+    ``HF_HUB_OFFLINE``, no such repo or revision) is a UsageError.
     """
     path = check_source(source)
     if path is not None:
         return path
     if not revision:
         raise UsageError(f"--source {source} is a Hub repo: pass --revision (a commit sha or tag) to pin it")
-    local = download(repo_id=str(source), repo_type="dataset", revision=revision, allow_patterns=allow_patterns)
+    try:
+        local = download(repo_id=str(source), repo_type="dataset", revision=revision, allow_patterns=allow_patterns)
+    except (LocalEntryNotFoundError, HfHubHTTPError, ConnectionError) as error:
+        raise UsageError(
+            f"--source {source}: no such folder, and the Hub dataset at revision {revision} cannot be fetched "
+            f"({type(error).__name__}; offline (HF_HUB_OFFLINE) or a typo?)"
+        ) from None
     return Path(local)

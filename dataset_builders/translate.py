@@ -54,12 +54,11 @@ from dataset_builders.source import check_source, resolve_source
 from modeling_xvlm2vec.languages import (
     Language,
     LanguageRegistry,
-    check_code,
     load_languages,
     read_language_file,
     write_language_file,
 )
-from xvlm2vec_common.cli_arguments import local_or_hub, positive_int
+from xvlm2vec_common.cli_arguments import language_codes, local_or_hub, positive_int, torch_device
 from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.model_folder import check_remote_code, read_config
 from xvlm2vec_common.safe_inputs import JsonlLine, RowError
@@ -564,7 +563,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=MAX_NEW_TOKENS,
         help="generation length limit; an output that reaches it is rejected as truncated",
     )
-    parser.add_argument("--device", default=None, help="torch device (default: this process's accelerator device)")
+    parser.add_argument(
+        "--device", type=torch_device, default=None, help="torch device (default: this process's accelerator device)"
+    )
     add_engine_arguments(parser)
     add_trust_argument(parser)
 
@@ -615,11 +616,7 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model, translate, print per-subset counts and the rejections and failures per reason."""
     state = process_state()
-    languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
-    try:
-        languages = [check_code(lang) for lang in languages]
-    except ValueError as err:
-        raise UsageError(f"--languages: {err}") from err
+    languages = language_codes(args.languages)
     if "en" in languages or not languages:
         raise UsageError("--languages: give target language codes other than en")
     subsets = selected_subsets(args.subsets)

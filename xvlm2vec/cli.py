@@ -7,7 +7,8 @@ when that verb runs, so ``xvlm2vec --help`` stays fast. ``train`` is TRL-parsed 
 Error policy: a user error (a bad argument value, a missing path, an unknown task or language, an
 empty selection, a model that would run untrusted code) is one line ``error: ...`` naming the
 argument on stderr and exit status 2; verbs raise ``xvlm2vec_common.cli_errors.UsageError`` (an
-``argparse.ArgumentTypeError``). Any other exception is a crash: traceback, status 1.
+``argparse.ArgumentTypeError``). A file-system error from the user's environment (disk full, read-only,
+no permission) is one line and status 2 too. Any other exception is a crash: traceback, status 1.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from modeling_xvlm2vec.languages import (
     IMAGE_TAG,
     Language,
     LanguageRegistry,
-    check_code,
     load_languages,
     merge_entries,
     placeholder_problems,
@@ -30,7 +29,7 @@ from modeling_xvlm2vec.languages import (
     table_with_entries,
     write_language_file,
 )
-from xvlm2vec_common.cli_arguments import language_file, language_file_or_new
+from xvlm2vec_common.cli_arguments import language_codes, language_file, language_file_or_new, torch_device
 from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.safe_outputs import write_text_atomic
 
@@ -78,17 +77,9 @@ def translate_instructions(
     return accepted, refused
 
 
-def _languages(value: str) -> list[str]:
-    codes = [code.strip() for code in value.split(",") if code.strip()]
-    try:
-        return [check_code(code) for code in codes]
-    except ValueError as err:
-        raise UsageError(f"--languages: {err}") from err
-
-
 def run_translate(args: argparse.Namespace) -> int:
     """Translate, check, and write the language file (only when nothing was refused, unless ``--partial``)."""
-    languages = _languages(args.languages)
+    languages = language_codes(args.languages)
     if not languages or "en" in languages:
         raise UsageError("--languages: give target language codes other than en")
     model, trust = translator_source(args.model, args.trust_remote_code)
@@ -134,7 +125,7 @@ def run_apply(args: argparse.Namespace) -> int:
     """Write the file's instructions (all its languages, or ``--languages``) into the model's config."""
     entries = read_language_file(args.languages_file)
     if args.languages:
-        wanted = _languages(args.languages)
+        wanted = language_codes(args.languages)
         missing = [code for code in wanted if code not in entries]
         if missing:
             raise UsageError(f"{args.languages_file} has no entry for {missing}")
@@ -173,7 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--partial", action="store_true", help="write the accepted instructions even when some are refused"
     )
     translate.add_argument("--max-new-tokens", type=int, default=128, help="generation length limit")
-    translate.add_argument("--device", default=None, help="torch device (default cpu)")
+    translate.add_argument("--device", type=torch_device, default=None, help="torch device (default cpu)")
     add_trust_argument(translate)
     apply = sub.add_parser(
         "apply",

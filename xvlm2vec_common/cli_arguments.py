@@ -84,3 +84,41 @@ def language_file_or_new(text: str) -> Path:
     if not path.parent.is_dir():
         raise UsageError(f"--languages-file {text}: folder {path.parent} does not exist")
     return path
+
+
+def distinct(values: list[str], argument: str) -> list[str]:
+    """``values`` when none is repeated; a repeated one is a UsageError (it would double rows or scores)."""
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise UsageError(f"{argument}: {', '.join(repeated)} given more than once")
+    return values
+
+
+def language_codes(text: str, argument: str = "--languages") -> list[str]:
+    """The language codes of a comma-separated value (``it,pt-BR``); a bad or repeated code is a UsageError."""
+    from modeling_xvlm2vec.languages import check_code
+
+    codes = [code.strip() for code in text.split(",") if code.strip()]
+    try:
+        codes = [check_code(code) for code in codes]
+    except ValueError as err:
+        raise UsageError(f"{argument}: {err}") from None
+    return distinct(codes, argument)
+
+
+def torch_device(text: str) -> str:
+    """An argparse ``type=`` for ``--device``: a torch device this machine has (``cpu``, ``cuda``, ``cuda:1``,
+    ``mps``); a GPU that is not there is a UsageError before any model loads."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"{text!r} is not a torch device (cpu, cuda, cuda:N, mps)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise UsageError(f"{text}: this machine has {count} CUDA device(s) visible to torch")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{text}: MPS is not available on this machine")
+    return text

@@ -4,7 +4,8 @@ A :class:`UsageError` is a mistake in what the user asked for (a bad argument va
 does not exist, an unknown task or language, an empty selection, a model that would run code it
 was not allowed to run). The ``xvlm2vec`` console script (and ``train.py``) prints it as one line
 ``error: ...`` and exits with status 2, before any model is loaded where it can be known then;
-anything else is a crash: its traceback is kept and the status is 1.
+a file-system error from the user's environment (disk full, read-only, no permission) is printed the
+same way; anything else is a crash: its traceback is kept and the status is 1.
 
 It is an ``argparse.ArgumentTypeError`` (what argparse ``type=`` callables raise, so one check
 serves the parser and the verbs) and a ``ValueError`` (what library callers catch).
@@ -13,6 +14,7 @@ serves the parser and the verbs) and a ``ValueError`` (what library callers catc
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -40,10 +42,33 @@ class OneLineErrorParser(argparse.ArgumentParser):
         exit_usage_error(self, message)
 
 
+#: File-system errors that come from where the user asked to read or write, not from a bug: disk full or
+#: over quota, a read-only file system, no permission, a file where a folder is needed (or the reverse).
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+)
+
+
+def environment_error(error: OSError) -> str:
+    """One line naming what failed and where, for an error of :data:`ENVIRONMENT_ERRNOS`."""
+    where = " or ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    reason = error.strerror or str(error)
+    return f"{reason}: {where}" if where else reason
+
+
 def report_usage_errors(function: Callable[..., int | None], *args: Any) -> int:
-    """Run ``function(*args)``; a user error becomes one line ``error: ...`` and status 2, other errors propagate."""
+    """Run ``function(*args)``; a user error becomes one line ``error: ...`` and status 2, other errors propagate.
+
+    A file-system error of :data:`ENVIRONMENT_ERRNOS` (disk full, read-only) is reported the same way: outputs
+    are written atomically, so the failed run replaced nothing.
+    """
     try:
         return int(function(*args) or 0)
     except argparse.ArgumentTypeError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {one_line(environment_error(error))}", file=sys.stderr)
         return 2

@@ -5,7 +5,8 @@ paths and archive members that would escape their folder (zip-slip) are refused 
 :class:`UnsafePathError`. Bad lines and bad images raise :class:`RowError` with a short
 ``reason`` that builders count in their build report: nothing a row holds (an image id with a NUL
 byte or a 300-byte name, a lone surrogate, a decompression bomb, a truncated image) may raise
-anything else.
+anything else. :class:`RowError` and the checks every later verb relies on (text length, aspect ratio,
+image tags) live in :mod:`xvlm2vec_common.row_checks`.
 
 Images are decoded in full once per path (JPEG at reduced scale, which still reads every byte)
 and refused above :data:`MAX_IMAGE_PIXELS` before any pixel is decoded.
@@ -26,6 +27,8 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from xvlm2vec_common.row_checks import RowError, image_shape_problem
+
 MAX_IMAGE_PIXELS = 89_478_485
 """Largest image accepted, in pixels (PIL's default bomb limit, about 9459 x 9459); larger is ``image_too_large``."""
 MAX_IMAGE_BYTES = 256 * 2**20
@@ -33,15 +36,6 @@ MAX_IMAGE_BYTES = 256 * 2**20
 MAX_NAME_BYTES = 255
 """Longest path component, in UTF-8 bytes (the usual file-system limit); longer is ``name_too_long``."""
 MAX_PATH_BYTES = 4096
-
-
-class RowError(ValueError):
-    """A row that cannot be used; ``reason`` is the counted rejection reason, ``line_no`` its line when known."""
-
-    def __init__(self, reason: str, message: str, line_no: int | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.line_no = line_no
 
 
 class UnsafePathError(RowError):
@@ -234,6 +228,9 @@ def _decode(data: bytes) -> tuple[str, str] | None:
                 width, height = img.size
                 if width * height > MAX_IMAGE_PIXELS:
                     return "image_too_large", f"{width}x{height} pixels, over the limit of {MAX_IMAGE_PIXELS}"
+                problem = image_shape_problem(width, height)
+                if problem is not None:
+                    return problem
                 img.verify()
             with Image.open(io.BytesIO(data)) as img:
                 img.draft(img.mode, (max(width // 8, 1), max(height // 8, 1)))

@@ -44,6 +44,38 @@ class OutputDirError(UsageError):
     """An output folder that cannot be written safely: a user error (the CLI prints one line, exit 2)."""
 
 
+def current_umask() -> int:
+    """The process's umask (read from ``/proc/self/status`` where it is listed, else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(path: str | Path, argument: str) -> Path:
+    """Return ``path`` resolved, or raise :class:`OutputDirError` when a folder cannot be written there.
+
+    Refused: ``path`` or one of its parents is a file, or the nearest existing folder is not writable
+    (a read-only file system, a folder of another user).
+    """
+    path = Path(path).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise OutputDirError(f"{argument} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputDirError(f"{argument} {path}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputDirError(f"{argument} {path}: {existing} is not writable (read-only or another user's)")
+    return path
+
+
 def _kept(name: str, keep: Collection[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in keep)
 
@@ -53,13 +85,12 @@ def check_output_dir(
 ) -> Path:
     """Return ``target`` resolved, or raise :class:`OutputDirError` when replacing it could lose data.
 
-    Refused: ``target`` is a file; ``target`` is, or contains outside its ``keep`` entries, one of
-    ``inputs`` (existing local paths only; Hub ids are ignored); ``target`` is a non-empty folder without
-    ``marker`` that would lose an entry not matched by the ``keep`` patterns.
+    Refused: ``target`` is a file or cannot be written (:func:`check_writable`); ``target`` is, or contains
+    outside its ``keep`` entries, one of ``inputs`` (existing local paths only; Hub ids are ignored);
+    ``target`` is a non-empty folder without ``marker`` that would lose an entry not matched by the ``keep``
+    patterns.
     """
-    target = Path(target).expanduser().resolve()
-    if target.exists() and not target.is_dir():
-        raise OutputDirError(f"--output-dir {target} is a file")
+    target = check_writable(target, "--output-dir")
     for item in inputs:
         if item is None or not Path(item).exists():
             continue
@@ -127,7 +158,8 @@ def atomic_output_dir(
     nothing of it would be lost. ``keep``: glob patterns of entries of the existing folder carried
     into the new one unless the new one has an entry of that name (e.g. an embedding cache).
     ``inputs``: paths the command reads; a ``target`` equal to or containing one is refused.
-    On an exception the staging folder is deleted and ``target`` is left as it was.
+    On an exception the staging folder is deleted and ``target`` is left as it was. The new folder gets
+    the mode a plain ``mkdir`` would give (the umask applies).
     """
     target = check_output_dir(target, marker, keep, inputs)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +168,7 @@ def atomic_output_dir(
             "%s is left from an interrupted or concurrent run into %s; delete it when no run is going", stale, target
         )
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL_INFIX}", dir=target.parent))
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 would become the output's mode
     try:
         yield staging
     except BaseException:

@@ -6,24 +6,35 @@ identity) and ``embeddings`` (float32 [N, D]). Changing the model's weights, con
 processor or tokenizer files or code (see :mod:`xvlm2vec.fingerprint`), the data, the
 instruction, the formatting style or the candidate itself changes the file or the key, so a stale
 embedding is never reused. A file that cannot be trusted (truncated, garbage, inconsistent
-shapes, non-finite values, another width than the model's) is discarded with a warning and its
-embeddings are computed again.
+shapes, non-finite values, another width than the model's, a checksum that does not match: a zeroed
+or overwritten file) is discarded with a warning and its embeddings are computed again. A file that
+cannot be written (disk full, read-only) is skipped with a warning: the scores do not depend on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from dataset_builders.names import check_name
 
 KEY_BYTES = 32
+CHECKSUM_KEY = "sha256"
 logger = logging.getLogger(__name__)
+
+
+def checksum(keys: np.ndarray, embeddings: np.ndarray) -> str:
+    """SHA-256 (hex) of a cache file's two tensors, stored in its metadata and checked on load."""
+    digest = hashlib.sha256(np.ascontiguousarray(keys, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(embeddings, dtype="<f4").tobytes())
+    return digest.hexdigest()
 
 
 def candidate_key(prompt: str | None, image_id: str | None) -> bytes:
@@ -61,8 +72,9 @@ class EmbeddingCache:
         if path is None or not path.is_file():
             return {}
         try:
-            tensors = load_file(str(path))
-            keys, embeddings = tensors["keys"], tensors["embeddings"]
+            with safe_open(str(path), framework="np") as handle:
+                stored = (handle.metadata() or {}).get(CHECKSUM_KEY)
+                keys, embeddings = handle.get_tensor("keys"), handle.get_tensor("embeddings")
         except Exception as error:  # safetensors raises several types for damaged files
             return self._discard(path, f"unreadable ({type(error).__name__}: {error})")
         if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != KEY_BYTES:
@@ -75,6 +87,8 @@ class EmbeddingCache:
             return self._discard(path, f"embeddings of width {embeddings.shape[1]}, the model's is {width}")
         if not np.isfinite(embeddings).all():
             return self._discard(path, "non-finite embeddings")
+        if embeddings.dtype != np.float32 or stored != checksum(keys, embeddings):
+            return self._discard(path, "checksum missing or not matching (a damaged or overwritten file)")
         return {bytes(key): vector for key, vector in zip(keys, embeddings.astype(np.float32))}
 
     @staticmethod
@@ -84,12 +98,21 @@ class EmbeddingCache:
         return {}
 
     def save(self, path: Path | None, entries: dict[bytes, np.ndarray]) -> None:
-        """Write ``entries`` to ``path`` atomically (a temporary file renamed into place)."""
+        """Write ``entries`` to ``path`` atomically (a temporary file renamed into place), with their checksum.
+
+        A file system error (disk full, read-only folder) leaves no partial file and is a warning.
+        """
         if path is None or not entries:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.frombuffer(b"".join(entries), dtype=np.uint8).reshape(len(entries), KEY_BYTES)
         embeddings = np.stack(list(entries.values())).astype(np.float32)
         temporary = path.with_suffix(f".tmp{os.getpid()}")
-        save_file({"keys": keys, "embeddings": embeddings}, str(temporary))
-        os.replace(temporary, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            metadata = {CHECKSUM_KEY: checksum(keys, embeddings)}
+            save_file({"keys": keys, "embeddings": embeddings}, str(temporary), metadata=metadata)
+            os.replace(temporary, path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            logger.warning("embedding cache file %s not written (%s); the scores are not affected", path, error)

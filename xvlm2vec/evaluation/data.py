@@ -7,6 +7,7 @@ bytes, or its path when it is stored by path only) and decoded from a table of u
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -18,6 +19,8 @@ from dataset_builders.hub_folder import read_hub_folder
 from dataset_builders.image_cells import open_image_cell
 from dataset_builders.mmmeb import FEATURES as MMMEB_FEATURES
 from modeling_xvlm2vec.instructions import INSTRUCTIONS
+from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.row_checks import RowError, check_text, image_shape_problem, split_language
 
 REQUIRED_COLUMNS = tuple(MMMEB_FEATURES)
 # Rows decoded to Python at a time: a t2i row may carry a thousand encoded candidate images.
@@ -80,6 +83,37 @@ class SplitData:
         return None if image_id is None else self.images[image_id].get("path")
 
 
+class DataError(UsageError):
+    """A row of the ``--data`` dataset that no model can process (one the builders reject): a user error."""
+
+
+def _check_text(text: str | None, what: str, where: str) -> None:
+    """Raise :class:`DataError` when a present ``text`` is longer than the builders accept (an empty one still
+    embeds)."""
+    if text is None:
+        return
+    try:
+        check_text(text, what)
+    except RowError as error:
+        if error.reason == "empty_text":
+            return
+        raise DataError(f"{where}: {error}; rebuild the dataset with `xvlm2vec build mmmeb`") from None
+
+
+def _check_image(stored: dict, where: str) -> None:
+    """Raise :class:`DataError` when a stored image's header declares a shape the builders reject."""
+    if stored.get("bytes") is None:
+        return
+    try:
+        with Image.open(io.BytesIO(stored["bytes"])) as image:
+            size = image.size
+    except (OSError, Image.DecompressionBombError) as error:
+        raise DataError(f"{where}: unreadable image ({error})") from None
+    problem = image_shape_problem(*size)
+    if problem is not None:
+        raise DataError(f"{where}: image of {problem[1]}; rebuild the dataset with `xvlm2vec build mmmeb`")
+
+
 def _image_id(stored: dict | None, where: str) -> str | None:
     if stored is None:
         return None
@@ -87,22 +121,26 @@ def _image_id(stored: dict | None, where: str) -> str | None:
         return "sha256:" + hashlib.sha256(stored["bytes"]).hexdigest()
     if stored.get("path"):
         return "path:" + stored["path"]
-    raise ValueError(f"{where}: image has neither bytes nor path")
+    raise DataError(f"{where}: image has neither bytes nor path")
 
 
 def load_split(data: str, config: str, language: str, max_queries: int | None = None) -> SplitData:
     """Load split ``language`` of ``config`` from the folder or Hub repo ``data``.
 
     Validates columns and each row (a candidate list must be all texts or all images and
-    non-empty; the positive index must fall inside it), raising a ``ValueError`` that names the
-    split and query id. A query whose text is null is kept here: the protocol skips it when scoring.
+    non-empty; the positive index must fall inside it; a text or image the builders reject,
+    ``xvlm2vec_common.row_checks``: over ``MAX_TEXT_CHARS``, an extreme aspect ratio), raising a
+    :class:`DataError` (a ``ValueError``; the CLI prints it as one line) that names the split and
+    query id. A query whose text is null is kept here: the protocol skips it when scoring.
+    ``language`` is a split name (``pt_BR``); the split's ``language`` is its code (``pt-BR``).
     """
     dataset_name, task = parse_config(config)
+    hub_layout.check_data_files(data)  # no data file outside the folder, whichever reader follows
     folder = read_hub_folder(data)
     table = folder.load_split(config, language) if folder else hub_layout.load_split(data, config, language)
     missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
     if missing:
-        raise ValueError(f"{data} {config}/{language}: missing columns {missing}")
+        raise DataError(f"{data} {config}/{language}: missing columns {missing}")
     if max_queries is not None:
         table = table.select(range(min(max_queries, len(table))))
     rows: list[QueryRow] = []
@@ -113,30 +151,36 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
         batch = raw[start : start + ROWS_PER_READ].to_pylist()
         for record in batch:
             where = f"{config}/{language} query {record['id']!r}"
+            _check_text(record["query_text"], "query text", where)
             query_image = _image_id(record["query_image"], where)
-            if query_image is not None:
-                images.setdefault(query_image, record["query_image"])
+            if query_image is not None and query_image not in images:
+                _check_image(record["query_image"], where)
+                images[query_image] = record["query_image"]
             texts, stored_images = record["candidate_texts"] or [], record["candidate_images"] or []
             if bool(texts) == bool(stored_images):
-                raise ValueError(
+                raise DataError(
                     f"{where}: needs either candidate texts or candidate images "
                     f"(got {len(texts)} and {len(stored_images)})"
                 )
             if texts:
+                for position, text in enumerate(texts):
+                    _check_text(text, f"candidate {position}", where)
                 candidates = [Candidate(text, None) for text in texts]
             else:
                 candidates = []
                 for stored in stored_images:
                     image_id = _image_id(stored, where)
-                    images.setdefault(image_id, stored)
+                    if image_id not in images:
+                        _check_image(stored, where)
+                        images[image_id] = stored
                     candidates.append(Candidate(None, image_id))
             positive = int(record["positive_index"])
             if not 0 <= positive < len(candidates):
-                raise ValueError(f"{where}: positive index {positive} out of range for {len(candidates)} candidates")
+                raise DataError(f"{where}: positive index {positive} out of range for {len(candidates)} candidates")
             row = QueryRow(record["id"], record["query_text"], query_image, candidates, positive)
             digest.update(json.dumps(asdict(row), ensure_ascii=False).encode())
             rows.append(row)
-    return SplitData(config, dataset_name, task, language, digest.hexdigest(), rows, images)
+    return SplitData(config, dataset_name, task, split_language(language), digest.hexdigest(), rows, images)
 
 
 def split_names(data: str, config: str) -> list[str]:
@@ -146,6 +190,8 @@ def split_names(data: str, config: str) -> list[str]:
 
 
 def config_names(data: str) -> list[str]:
-    """The ``{dataset}_{task}`` configs of the MMMEB folder or repo ``data``."""
+    """The ``{dataset}_{task}`` configs of the MMMEB folder or repo ``data`` (a card pointing outside a local
+    folder is a UsageError, :func:`dataset_builders.hub_layout.check_data_files`)."""
+    hub_layout.check_data_files(data)
     folder = read_hub_folder(data)
     return folder.config_names() if folder else list(datasets.get_dataset_config_names(data))

@@ -10,9 +10,11 @@ import argparse
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES, TIES
-from xvlm2vec_common.cli_arguments import language_file, local_or_hub, non_negative_int, positive_int
+from xvlm2vec_common.cli_arguments import distinct, language_file, local_or_hub, non_negative_int, positive_int
 from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.model_folder import TRUST_HINT
+from xvlm2vec_common.row_checks import split_name
+from xvlm2vec_common.safe_outputs import check_output_dir, check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,10 +102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(args: argparse.Namespace) -> list:
-    """User errors found before any model loads: models (paths, types, trust), data, tasks, languages, metric.
+    """User errors found before any model loads: models (paths, types, trust), data, tasks, languages, metric,
+    repeated tasks or languages, contradicting cache flags, a cache or output folder that cannot be written.
 
     Returns the checked model sources (``EmbedderSource``) in ``--model`` order.
     """
+    from xvlm2vec.evaluation.pipeline import RESULTS_FILENAME
     from xvlm2vec.evaluation.registry import check_embedder_source
     from xvlm2vec.evaluation.runner import select_splits
 
@@ -111,10 +115,25 @@ def check_arguments(args: argparse.Namespace) -> list:
         raise UsageError(
             f"--metric {args.metric}: a metric module is Python code that runs when it loads; {TRUST_HINT}"
         )
+    distinct(args.tasks, "--tasks")
+    distinct([split_name(lang) for lang in args.languages], "--languages")
+    if args.no_cache and args.cache_dir is not None:
+        raise UsageError("--no-cache and --cache-dir contradict each other: give one")
+    cache_dir = cache_folder(args)
+    if cache_dir is not None:
+        check_writable(cache_dir, "--cache-dir")
+    models = [part for spec in args.model for part in spec.split("+")]
+    keep = _cache_entry(cache_dir, args.output_dir)
+    check_output_dir(args.output_dir, RESULTS_FILENAME, keep=keep, inputs=[args.data, *models])
     sources = [check_embedder_source(spec, args.trust_remote_code) for spec in args.model]
     data = local_or_hub(args.data, "--data")
     try:
         select_splits(data, args.tasks, args.languages)
+    except ConnectionError as error:
+        raise UsageError(
+            f"--data {args.data}: no such folder, and the Hub cannot be reached ({first_line(error)}; "
+            "offline (HF_HUB_OFFLINE) or a typo?)"
+        ) from None
     except FileNotFoundError as error:
         raise UsageError(
             f"--data {args.data}: not an MMMEB dataset folder or Hub repo ({first_line(error)})"
@@ -149,14 +168,21 @@ def _cache_entry(cache_dir: Path | None, output_dir: Path) -> tuple[str, ...]:
     return (parts[0],) if parts else ("*",)
 
 
+def cache_folder(args: argparse.Namespace) -> Path | None:
+    """The candidate-embedding cache folder: ``--cache-dir``, else OUTPUT_DIR/embedding_cache; None with --no-cache."""
+    from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME
+
+    return None if args.no_cache else (args.cache_dir or args.output_dir / CACHE_DIRNAME)
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the models and data, score them, write the outputs and print the table."""
-    from xvlm2vec.evaluation.pipeline import CACHE_DIRNAME, evaluate_models
+    from xvlm2vec.evaluation.pipeline import evaluate_models
     from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
     from xvlm2vec_common.results_document import markdown_table
 
     sources = check_arguments(args)
-    cache_dir = None if args.no_cache else (args.cache_dir or args.output_dir / CACHE_DIRNAME)
+    cache_dir = cache_folder(args)
     config = RunConfig(
         tasks=args.tasks,
         languages=args.languages,

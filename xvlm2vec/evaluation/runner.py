@@ -22,6 +22,7 @@ from xvlm2vec.evaluation.embedders import Embedder
 from xvlm2vec.evaluation.prompts import Input, candidate_input, embedder_styles, query_input
 from xvlm2vec.progress import bar_disabled
 from xvlm2vec.resources import metric_path
+from xvlm2vec_common.row_checks import split_name
 
 DEFAULT_METRIC = metric_path()
 MetricFn = Callable[..., dict]
@@ -73,8 +74,10 @@ def select_splits(data: str, tasks: list[str], languages: list[str]) -> list[tup
     """(config, language) pairs of ``data`` matching ``tasks`` and ``languages`` (empty = all).
 
     A requested task, config or language that matches nothing is a ValueError (``--languages en xx``
-    is one: ``xx`` is not silently dropped).
+    is one: ``xx`` is not silently dropped). Languages are codes (``pt-BR``) or split names (``pt_BR``);
+    the pairs hold split names.
     """
+    languages = [split_name(lang) for lang in languages]
     configs = config_names(data)
     for config in configs:
         try:
@@ -228,13 +231,21 @@ class Runner:
     ) -> list[np.ndarray]:
         """Each kept query's scores over its own candidate list under ``style`` (cosine of normalised vectors,
         float32).
+
+        Each distinct candidate (same prompt, same image bytes) is scored once per query and its score is
+        repeated at each of its positions: identical candidates tie exactly (``ties_at_top``, ``--ties``),
+        whatever the order a matrix product sums them in.
         """
         inputs = inputs if inputs is not None else self.split_inputs(embedder, split, style)
         if not inputs.rows:
             return []
         candidates = self._vectors(embedder, split, list(inputs.candidates), candidate_store, "candidates")
         query_vectors = self._vectors(embedder, split, inputs.queries, query_store, "queries")
-        return [candidates[indices] @ vector for indices, vector in zip(inputs.lists, query_vectors)]
+        scores = []
+        for indices, vector in zip(inputs.lists, query_vectors):
+            distinct, positions = np.unique(indices, return_inverse=True)
+            scores.append((candidates[distinct] @ vector)[positions])
+        return scores
 
     def _log_prompts(self, embedder: Embedder, split: SplitData, style: str | None, inputs: SplitInputs) -> None:
         """Add one prompt-log line per kept query and per distinct candidate of the split."""
@@ -276,7 +287,7 @@ class Runner:
             pairs, desc=f"MMMEB {embedder.name}", disable=bar_disabled(self.state.is_main_process)
         ):
             split = load_split(data, config, lang, cfg.max_queries)
-            self.data_fingerprints[f"{config}/{lang}"] = split.fingerprint
+            self.data_fingerprints[f"{config}/{split.language}"] = split.fingerprint
             path = self.cache.path(embedder.fingerprint, split.fingerprint, config, lang)
             query_store: dict[bytes, np.ndarray] = {}
             candidate_store = self.cache.load(path, self._width(embedder, split, query_store))
@@ -284,7 +295,9 @@ class Runner:
             for style in embedder_styles(embedder, cfg.styles):
                 inputs = self.split_inputs(embedder, split, style)
                 if not inputs.rows:
-                    raise ValueError(f"{config}/{lang}: every query was skipped (null text), nothing to score")
+                    raise ValueError(
+                        f"{config}/{split.language}: every query was skipped (null text), nothing to score"
+                    )
                 if cfg.save_prompts:
                     self._log_prompts(embedder, split, style, inputs)
                 scores = self.score_split(embedder, split, style, candidate_store, query_store, inputs)
@@ -298,7 +311,7 @@ class Runner:
                         "dataset": split.dataset,
                         "task": split.task,
                         "config": config,
-                        "language": lang,
+                        "language": split.language,
                         "style": style,
                         "skipped_queries": inputs.skipped,
                         **result,

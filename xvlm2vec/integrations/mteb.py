@@ -134,7 +134,7 @@ def _split_data(source: str, config: str, language: str, category: str) -> Retri
     """One MMMEB split as MTEB retrieval data: deduplicated candidates, each query's own list as ``top_ranked``."""
     split = load_split(source, config, language)
     # A query the protocol skips (null text where its instruction takes one) is left out, as ``xvlm2vec eval`` does.
-    rows = [row for row in split.rows if query_prompt(split.task, language, row.text, STYLES[0]) is not None]
+    rows = [row for row in split.rows if query_prompt(split.task, split.language, row.text, STYLES[0]) is not None]
     doc_ids: dict[tuple[str | None, str | None], str] = {}
     top_ranked: dict[str, list[str]] = {}
     relevant: dict[str, dict[str, int]] = {}

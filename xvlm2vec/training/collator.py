@@ -12,7 +12,7 @@ from PIL import Image
 from transformers import BatchFeature
 
 from dataset_builders.image_cells import open_image_cell
-from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
+from xvlm2vec_common.row_checks import RowError, check_image_tags, check_text, image_shape_problem
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,12 @@ def decode_image(value: Any, row_id: str, resize: Sequence[int] | None = None) -
         image = open_image_cell(value)
     except ValueError as error:
         raise ValueError(f"row {row_id}: {error}") from error
-    return None if image is None else to_rgb(image, resize)
+    if image is None:
+        return None
+    problem = image_shape_problem(*image.size) if resize is None else None
+    if problem is not None:
+        raise ValueError(f"row {row_id}: image of {problem[1]}")
+    return to_rgb(image, resize)
 
 
 class ParallelCollator:
@@ -65,10 +70,11 @@ class ParallelCollator:
     when the dataset has them (the teacher cache, `teacher_columns`), or `teacher_inputs` (the English side);
     and `skipped_rows`, the number of bad rows dropped.
 
-    A row is bad when a text is empty, its image cannot be read, the image tag appears on one side only
-    (or without an image), or a side is longer than `max_length` tokens. `bad_rows="skip"` drops it with a
-    warning naming its id; `"error"` raises `ValueError` naming it. With `image_resize` (width, height) every
-    image is resized to that size first (the released run: 1344x1344).
+    A row is bad when it fails the checks the builders apply (`xvlm2vec_common.row_checks`: a text empty or
+    too long, an image of extreme aspect ratio unless `image_resize` is set, image tags on one side only or
+    without an image), its image cannot be read, or a side is longer than `max_length` tokens.
+    `bad_rows="skip"` drops it with a warning naming its id; `"error"` raises `ValueError` naming it. With
+    `image_resize` (width, height) every image is resized to that size first (the released run: 1344x1344).
     """
 
     def __init__(
@@ -97,15 +103,11 @@ class ParallelCollator:
     @staticmethod
     def _check_texts(row: dict[str, Any], row_id: str) -> str | None:
         """Return why the row's texts are bad, or None."""
-        text_en, text_x = row.get("text_en"), row.get("text_lang")
-        for side, text in (("text_en", text_en), ("text_lang", text_x)):
-            if not isinstance(text, str) or not text.replace(CANONICAL_IMAGE_TAG, "").strip():
-                return f"{side} is empty"
-        tags_en, tags_x = text_en.count(CANONICAL_IMAGE_TAG), text_x.count(CANONICAL_IMAGE_TAG)
-        if tags_en != tags_x:
-            return f"image tag mismatch between sides ({tags_en} in text_en, {tags_x} in text_lang)"
-        if (row.get("image") is None) != (tags_en == 0):
-            return "image tag without image" if row.get("image") is None else "image without image tag"
+        try:
+            text_en, text_x = check_text(row.get("text_en"), "text_en"), check_text(row.get("text_lang"), "text_lang")
+            check_image_tags(text_en, text_x, row.get("image") is not None)
+        except RowError as error:
+            return str(error)
         return None
 
     def _fits(self, row: ParallelRow) -> str | None:

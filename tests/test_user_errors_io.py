@@ -207,3 +207,25 @@ def metric():
     import evaluate
 
     return evaluate.load(RunConfig().metric).compute
+
+
+def test_a_full_disk_wrapped_by_a_library_is_one_line(capsys):
+    """``datasets`` wraps a write's ENOSPC in its own ``DatasetGenerationError``: still one line, exit 2."""
+    from datasets.exceptions import DatasetGenerationError
+
+    from xvlm2vec_common.cli_errors import report_usage_errors
+
+    def build() -> int:
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as error:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from error
+
+    assert report_usage_errors(build) == 2
+    assert one_error_line(capsys) == "error: No space left on device"
+
+    def bug() -> int:
+        raise DatasetGenerationError("a bug") from KeyError("x")
+
+    with pytest.raises(DatasetGenerationError):
+        report_usage_errors(bug)

@@ -49,6 +49,18 @@ ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
+def environment_cause(error: BaseException | None) -> OSError | None:
+    """The :data:`ENVIRONMENT_ERRNOS` error behind ``error`` (itself, or its cause or context, as libraries such as
+    ``datasets`` wrap a full disk in their own error), else None."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRNOS:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def environment_error(error: OSError) -> str:
     """One line naming what failed and where, for an error of :data:`ENVIRONMENT_ERRNOS`."""
     where = " or ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
@@ -67,8 +79,9 @@ def report_usage_errors(function: Callable[..., int | None], *args: Any) -> int:
     except argparse.ArgumentTypeError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
-    except OSError as error:
-        if error.errno not in ENVIRONMENT_ERRNOS:
+    except Exception as error:
+        cause = environment_cause(error)
+        if cause is None:
             raise
-        print(f"error: {one_line(environment_error(error))}", file=sys.stderr)
+        print(f"error: {one_line(environment_error(cause))}", file=sys.stderr)
         return 2

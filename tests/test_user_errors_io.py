@@ -87,12 +87,18 @@ def test_disk_full_during_a_build_is_one_line_and_keeps_the_earlier_build(paths,
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".full")) == []
 
 
-def test_cache_that_cannot_be_written_loses_no_scores(tmp_path, monkeypatch, caplog, metric):
-    """Disk full while saving the embedding cache: a warning, the scores still come back, no partial file."""
+@pytest.mark.parametrize("error", ["OSError", "SafetensorError"])
+def test_cache_that_cannot_be_written_loses_no_scores(error, tmp_path, monkeypatch, caplog, metric):
+    """Disk full while saving the embedding cache (as an ``OSError``, or as safetensors reports it): a warning,
+    the scores still come back, no partial file."""
+    from safetensors import SafetensorError
+
     import xvlm2vec.evaluation.cache as cache_module
 
     def disk_full(tensors, filename, metadata=None):
         Path(filename).write_bytes(b"\0" * 10)
+        if error == "SafetensorError":
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filename)
 
     data = write_mmmeb_folder(

@@ -552,12 +552,16 @@ def corpus_cases(p: Probe) -> None:
 
     @p.case("corpus and translation", "translate into the journal folder of a file")
     def _(d):
+        sys.path.insert(0, str(ROOT / "tests"))
+        from test_datasets_translate import _tiny_t5
+
+        _tiny_t5(d / "t5")
         run = xvlm2vec(
-            "translate", "--model", str(p.model), "--source", str(d), "--output-dir", str(p.file), "--languages", "it"
+            "translate", "--model", str(d / "t5"), "--source", str(d), "--output-dir", str(p.file), "--languages", "it"
         )
         if p.file.read_text() != "a file, not a folder":
             return "data lost", "the file was changed"
-        return refused(run)
+        return refused(run, str(p.file))
 
 
 def evaluation_cases(p: Probe) -> None:

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from dataset_builders.names import check_name
@@ -112,7 +112,7 @@ class EmbeddingCache:
             metadata = {CHECKSUM_KEY: checksum(keys, embeddings)}
             save_file({"keys": keys, "embeddings": embeddings}, str(temporary), metadata=metadata)
             os.replace(temporary, path)
-        except OSError as error:
+        except (OSError, SafetensorError) as error:  # safetensors reports a full disk as its own error
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
             logger.warning("embedding cache file %s not written (%s); the scores are not affected", path, error)

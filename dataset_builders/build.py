@@ -13,6 +13,7 @@ from pathlib import Path
 from dataset_builders.mmeb_train import (
     MMEB_TRAIN_REVISION,
     add_selection_arguments,
+    check_local_subsets,
     reproduce_parallel_jsonl,
     selected_subsets,
 )
@@ -109,6 +110,9 @@ def _build(args: argparse.Namespace) -> BuildReport:
         raise UsageError("build parallel --mmeb-train: --images (the MMEB image root) is required")
     if args.sample is not None:
         raise UsageError("build parallel --mmeb-train: use --rows-per-subset, --sample applies to --source builds")
+    languages = tuple(language_codes(args.languages))
+    subsets = tuple(selected_subsets(args.subsets))
+    check_local_subsets(args.mmeb_train, subsets, "--mmeb-train")
     args.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(
         prefix=f".{args.output_dir.name}.corpus-", dir=args.output_dir.resolve().parent
@@ -117,8 +121,8 @@ def _build(args: argparse.Namespace) -> BuildReport:
             args.mmeb_train,
             args.translations,
             Path(scratch) / RELEASE_FILENAME,
-            languages=tuple(language_codes(args.languages)),
-            subsets=tuple(selected_subsets(args.subsets)),
+            languages=languages,
+            subsets=subsets,
             rows_per_subset=args.rows_per_subset,
             revision=args.revision or MMEB_TRAIN_REVISION,
             split=args.split,

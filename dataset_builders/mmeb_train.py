@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 from datasets import load_dataset
 
 from dataset_builders.report import ReportFragment
@@ -25,7 +26,7 @@ from dataset_builders.source import resolve_source
 from modeling_xvlm2vec.instructions import CANONICAL_IMAGE_TAG
 from modeling_xvlm2vec.languages import Language, LanguageRegistry, load_languages
 from xvlm2vec_common.cli_arguments import language_file_or_new, positive_int
-from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.cli_errors import UsageError, one_line
 from xvlm2vec_common.safe_inputs import JsonlLine, RowError, iter_jsonl
 
 IMAGE_TAG = CANONICAL_IMAGE_TAG + "\n"
@@ -204,6 +205,23 @@ def clean_pair(text_en: str, text_lang: str, lang: Language | None = None) -> st
     if IMAGE_TAG in text_en and IMAGE_TAG not in text_lang:
         raise RowError("lost_image_tag", "English side has the image tag, translation lost it")
     return text_lang
+
+
+def check_local_subsets(source: str | Path, subsets: list[str] | tuple[str, ...], argument: str = "--source") -> None:
+    """Raise ``UsageError`` when the local folder ``source`` is not MMEB-train: a chosen subset is not one of its
+    configs. Hub ids are not checked here (they are read at a pinned revision)."""
+    if not Path(source).is_dir():
+        return
+    try:
+        configs = set(datasets.get_dataset_config_names(str(source)))
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(f"{argument} {source}: not an MMEB-train folder ({one_line(error)})") from None
+    missing = [subset for subset in subsets if subset not in configs]
+    if missing:
+        raise UsageError(
+            f"{argument} {source}: not an MMEB-train folder with the subset(s) {missing[:5]} "
+            f"(its configs: {sorted(configs)[:5]})"
+        )
 
 
 def load_subset(source: Path, subset: str, split: str = "train", limit: int = ROWS_PER_SUBSET) -> list[dict]:

@@ -39,6 +39,7 @@ from dataset_builders.mmeb_train import (
     ROWS_PER_SUBSET,
     TRANSLATED_SUBSETS,
     add_selection_arguments,
+    check_local_subsets,
     default_targets,
     final_records,
     journal_path,
@@ -62,6 +63,7 @@ from xvlm2vec_common.cli_arguments import language_codes, local_or_hub, positive
 from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.model_folder import check_remote_code, read_config
 from xvlm2vec_common.safe_inputs import JsonlLine, RowError
+from xvlm2vec_common.safe_outputs import check_writable
 
 MADLAD_PREFIX = "<2{lang}> "
 #: Generation limit of the release (MADLAD-400 3B, greedy).
@@ -531,6 +533,7 @@ def translate_mmeb_train(
     registry = ensure_markers(
         translator, registry or load_languages(), languages, languages_file, write=state.is_main_process
     )
+    check_local_subsets(folder, subsets)
     counts = {}
     for subset in subsets:
         rows = load_subset(folder, subset, split, rows_per_subset)
@@ -622,6 +625,7 @@ def run(args: argparse.Namespace) -> int:
     subsets = selected_subsets(args.subsets)
     check_source(args.source)
     model, trust = translator_source(args.model, args.trust_remote_code)
+    check_writable(args.output_dir, "--output-dir")
     known = args.languages_file is not None and args.languages_file.is_file()
     registry = load_languages(args.languages_file if known else None)
     translator = load_translator(

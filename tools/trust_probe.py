@@ -550,14 +550,44 @@ def corpus_cases(p: Probe) -> None:
         )
         return refused(run, "--languages")
 
-    @p.case("corpus and translation", "translate into the journal folder of a file")
+    @p.case("corpus and translation", "translate --source a folder that is not MMEB-train")
     def _(d):
         sys.path.insert(0, str(ROOT / "tests"))
         from test_datasets_translate import _tiny_t5
 
         _tiny_t5(d / "t5")
         run = xvlm2vec(
-            "translate", "--model", str(d / "t5"), "--source", str(d), "--output-dir", str(p.file), "--languages", "it"
+            "translate",
+            "--model",
+            str(d / "t5"),
+            "--source",
+            str(p.release),
+            "--output-dir",
+            str(d / "t"),
+            "--languages",
+            "it",
+        )
+        return refused(run, "not an MMEB-train folder")
+
+    @p.case("corpus and translation", "translate into the journal folder of a file")
+    def _(d):
+        sys.path.insert(0, str(ROOT / "tests"))
+        from test_datasets_translate import _tiny_t5
+
+        from xvlm2vec.testing.fixtures import write_mmeb_train
+
+        _tiny_t5(d / "t5")
+        write_mmeb_train(d / "mmeb", rows_per_subset=2)
+        run = xvlm2vec(
+            "translate",
+            "--model",
+            str(d / "t5"),
+            "--source",
+            str(d / "mmeb"),
+            "--output-dir",
+            str(p.file),
+            "--languages",
+            "it",
         )
         if p.file.read_text() != "a file, not a folder":
             return "data lost", "the file was changed"

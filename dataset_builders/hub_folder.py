@@ -22,6 +22,8 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataset_builders.hub_layout import check_data_file_path, check_data_file_pattern, data_file_patterns
+
 #: Memoised folders (each entry is a few paths per split; the table data is never kept here).
 _MEMO_SIZE = 16
 
@@ -67,7 +69,8 @@ def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 @lru_cache(maxsize=_MEMO_SIZE)
 def _parse(folder: Path, listing: tuple[tuple[str, int, int], ...]) -> HubFolder | None:
-    """Parse ``folder``'s card once for this ``listing``; None when it has no parquet ``configs``."""
+    """Parse ``folder``'s card once for this ``listing``; None when it has no parquet ``configs``. A data file
+    pattern or file leaving the folder is a ``UsageError`` (``hub_layout.check_data_files``' rules)."""
     from datasets.data_files import DataFilesDict, sanitize_patterns
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard
@@ -83,8 +86,12 @@ def _parse(folder: Path, listing: tuple[tuple[str, int, int], ...]) -> HubFolder
         patterns = settings.get("data_files")
         if patterns is None or settings.get("data_dir") is not None:
             return None
+        for pattern in data_file_patterns(patterns):  # nothing outside the folder is resolved, let alone read
+            check_data_file_pattern(str(folder), pattern)
         resolved = DataFilesDict.from_patterns(sanitize_patterns(patterns), base_path=str(folder))
         splits = {split: tuple(str(path) for path in paths) for split, paths in resolved.items()}
+        for path in (path for paths in splits.values() for path in paths):
+            check_data_file_path(str(folder), folder, path)
         if not all(paths and all(path.endswith(".parquet") for path in paths) for paths in splits.values()):
             return None
         files[name] = splits

@@ -113,23 +113,42 @@ def local_cache_dir(dataset_name: str) -> str | None:
     return str(Path(datasets.config.HF_DATASETS_CACHE) / "xvlm2vec_local" / digest.hexdigest()[:16])
 
 
-def _patterns(data_files: object) -> list[str]:
+def data_file_patterns(data_files: object) -> list[str]:
     """Every path pattern of a card's ``data_files`` entry (a string, a list, or ``{split, path}`` dicts)."""
     if isinstance(data_files, str):
         return [data_files]
     if isinstance(data_files, dict):
-        return _patterns(data_files.get("path", []))
+        return data_file_patterns(data_files.get("path", []))
     if isinstance(data_files, list):
-        return [pattern for item in data_files for pattern in _patterns(item)]
+        return [pattern for item in data_files for pattern in data_file_patterns(item)]
     return []
+
+
+def check_data_file_pattern(dataset_name: str, pattern: str) -> None:
+    """Raise ``UsageError`` when a card's ``data_files`` pattern can leave the dataset folder: absolute, a URL
+    (``hf://``, ``https://``) or holding a ``..`` component."""
+    posix = pattern.replace("\\", "/")
+    if (
+        "://" in posix
+        or posix.startswith("/")
+        or (len(posix) > 1 and posix[1] == ":")
+        or ".." in PurePosixPath(posix).parts
+    ):
+        raise UsageError(f"{dataset_name}: its card's data_files {pattern!r} point outside the dataset folder")
+
+
+def check_data_file_path(dataset_name: str, root: Path, path: str | Path) -> None:
+    """Raise ``UsageError`` when the data file ``path`` resolves outside the folder ``root`` (a symlink)."""
+    if not Path(path).resolve().is_relative_to(root):
+        raise UsageError(f"{dataset_name}: data file {path} links outside the dataset folder")
 
 
 def check_data_files(dataset_name: str) -> None:
     """Raise ``UsageError`` when the card of the local dataset folder ``dataset_name`` points outside it.
 
-    Refused: a ``data_files`` pattern that is absolute, a URL (``hf://``, ``https://``) or holds a ``..``
-    component, and a matched file that resolves outside the folder (a symlink). Hub repos are not checked
-    (their files are the repo's).
+    Refused: a ``data_files`` pattern that :func:`check_data_file_pattern` refuses, and a matched file that
+    resolves outside the folder (:func:`check_data_file_path`). Hub repos are not checked (their files are
+    the repo's).
     """
     folder = Path(dataset_name)
     card = folder / "README.md"
@@ -141,16 +160,10 @@ def check_data_files(dataset_name: str) -> None:
     except Exception as error:  # noqa: BLE001 - a card that does not parse is refused with its reason
         raise UsageError(f"{dataset_name}: its README.md card cannot be read ({error})") from None
     for config in configs if isinstance(configs, list) else []:
-        for pattern in _patterns(config.get("data_files") if isinstance(config, dict) else None):
-            posix = pattern.replace("\\", "/")
-            parts = PurePosixPath(posix).parts
-            if "://" in posix or posix.startswith("/") or (len(posix) > 1 and posix[1] == ":") or ".." in parts:
-                raise UsageError(f"{dataset_name}: its card's data_files {pattern!r} point outside the dataset folder")
-            for path in root.glob(posix):
-                if not path.resolve().is_relative_to(root):
-                    raise UsageError(
-                        f"{dataset_name}: data file {path.relative_to(root)} links outside the dataset folder"
-                    )
+        for pattern in data_file_patterns(config.get("data_files") if isinstance(config, dict) else None):
+            check_data_file_pattern(dataset_name, pattern)
+            for path in root.glob(pattern.replace("\\", "/")):
+                check_data_file_path(dataset_name, root, path)
 
 
 def load_split(dataset_name: str, config: str | None, split: str, **kwargs) -> datasets.Dataset:

@@ -135,7 +135,6 @@ def load_split(data: str, config: str, language: str, max_queries: int | None = 
     ``language`` is a split name (``pt_BR``); the split's ``language`` is its code (``pt-BR``).
     """
     dataset_name, task = parse_config(config)
-    hub_layout.check_data_files(data)  # no data file outside the folder, whichever reader follows
     folder = read_hub_folder(data)
     table = folder.load_split(config, language) if folder else hub_layout.load_split(data, config, language)
     missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
@@ -192,6 +191,8 @@ def split_names(data: str, config: str) -> list[str]:
 def config_names(data: str) -> list[str]:
     """The ``{dataset}_{task}`` configs of the MMMEB folder or repo ``data`` (a card pointing outside a local
     folder is a UsageError, :func:`dataset_builders.hub_layout.check_data_files`)."""
-    hub_layout.check_data_files(data)
     folder = read_hub_folder(data)
-    return folder.config_names() if folder else list(datasets.get_dataset_config_names(data))
+    if folder is not None:
+        return folder.config_names()
+    hub_layout.check_data_files(data)
+    return list(datasets.get_dataset_config_names(data))

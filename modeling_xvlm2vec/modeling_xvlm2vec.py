@@ -23,7 +23,7 @@ from .configuration_xvlm2vec import XVLM2VecConfig
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
 from .instructions import compose_prompt
 from .prefetch import CopyPool, pin_tensors, prefetch
-from .processing_xvlm2vec import ImageInput, prepare_inputs
+from .processing_xvlm2vec import ImageInput, format_prompts, prepare_inputs
 from .sentence_xvlm2vec import write_sentence_transformers_files
 
 logger = logging.getLogger(__name__)
@@ -262,6 +262,17 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
             row_ids=row_ids,
             convention=self.convention,
             system_prompt=system_prompt if system_prompt is not None else self.config.system_prompt,
+        )
+
+    def format_prompts(self, texts: Sequence[str | None], images: Sequence[ImageInput]) -> list[str]:
+        """The exact prompt strings `encode(texts, images)` hands the backbone's processor (instruction-free rows,
+        the model's convention and default system prompt): what another engine must tokenize to match it."""
+        return format_prompts(
+            [compose_prompt(None, text) for text in texts],
+            images,
+            self.config.image_tag,
+            convention=self.convention,
+            system_prompt=self.config.system_prompt,
         )
 
     # ----------------------------------------------------------------- forward

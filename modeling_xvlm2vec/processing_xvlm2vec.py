@@ -75,6 +75,23 @@ def check_rows(
             raise ValueError(f"row {row}: empty text and no image")
 
 
+def format_prompts(
+    texts: Sequence[str],
+    images: Sequence[Any],
+    image_tag: str,
+    row_ids: Sequence[int] | None = None,
+    convention: Convention = CONVENTIONS[DEFAULT_CONVENTION],
+    system_prompt: str | None = None,
+) -> list[str]:
+    """The exact prompt strings :func:`prepare_inputs` gives the processor: rows checked, image tags added where
+    missing, each row put in ``convention``'s prompt, the backbone's ``image_tag`` in place of the canonical one."""
+    texts = add_image_tags(texts, images, image_tag)
+    check_rows(texts, images, image_tag, row_ids)
+    if image_tag != CANONICAL_IMAGE_TAG:
+        texts = [text.replace(image_tag, CANONICAL_IMAGE_TAG) for text in texts]
+    return [to_image_tag(format_row(convention, text, system_prompt), image_tag) for text in texts]
+
+
 def prepare_inputs(
     processor: Any,
     texts: Sequence[str],
@@ -97,12 +114,8 @@ def prepare_inputs(
     Errors name rows by ``row_ids`` (default: positions in this call).
     """
     row_ids = list(range(len(texts))) if row_ids is None else list(row_ids)
-    texts = add_image_tags(texts, images, image_tag)
-    check_rows(texts, images, image_tag, row_ids)
+    prompts = format_prompts(texts, images, image_tag, row_ids, convention, system_prompt)
     loaded = [load_image(image, row) for row, image in zip(row_ids, images)]
-    if image_tag != CANONICAL_IMAGE_TAG:
-        texts = [text.replace(image_tag, CANONICAL_IMAGE_TAG) for text in texts]
-    prompts = [to_image_tag(format_row(convention, text, system_prompt), image_tag) for text in texts]
     present = [image for image in loaded if image is not None]
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = padding_side

@@ -119,3 +119,18 @@ def released_table_mmmeb(tmp_path_factory) -> Path:
     report = build_mmmeb(write_release(root / "release"), root / "built")
     assert report.rejected == {}  # a null query text is kept (as null), not rejected
     return root / "built"
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    """The vLLM venv's Python (marker ``vllm`` tests); skipped with the reason when it cannot be built (a failure
+    under CI)."""
+    from xvlm2vec.export_vllm import VLLM_VERSION
+    from xvlm2vec.integrations.vllm_env import ensure_vllm_env
+
+    try:
+        return ensure_vllm_env()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the vLLM {VLLM_VERSION} environment could not be built: {error}")

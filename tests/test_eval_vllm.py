@@ -1,6 +1,7 @@
 """``xvlm2vec eval --engine vllm`` scores like the default engine: same prompts, same results, same cache layout.
 
-A tiny fp32 Qwen2-VL (decoder width 128, head size 32 as vLLM's CPU attention needs) is evaluated on the
+A tiny fp32 Qwen2-VL and Qwen2.5-VL (the latter served with ``--convert embed``; decoder width 128, head size
+32 as vLLM's CPU attention needs) are each evaluated on the
 built tiny MMMEB (an image-query and a text-query task, every style, several batches) by both engines; vLLM's
 CPU build runs from its own venv (:mod:`xvlm2vec.integrations.vllm_env`). Marker ``vllm`` (``make test-vllm``).
 
@@ -56,9 +57,10 @@ def cache_files(out: Path) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def test_vllm_engine_equals_default_engine(built_mmmeb, tmp_path, monkeypatch, vllm_python) -> None:
+@pytest.mark.parametrize("backbone", ["qwen2_vl", "qwen2_5_vl"])
+def test_vllm_engine_equals_default_engine(backbone, built_mmmeb, tmp_path, monkeypatch, vllm_python) -> None:
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
-    model = save_tiny_model("qwen2_vl", tmp_path / "model", hidden=128)
+    model = save_tiny_model(backbone, tmp_path / "model", hidden=128)
     common = ["--model", str(model), "--data", str(built_mmmeb), "--tasks", "xtd_i2t", "vqa", "--languages", "fr"]
     common += ["--batch-size", "5", "--save-prompts"]
     assert main(["eval", *common, "--output-dir", str(tmp_path / "default")]) == 0

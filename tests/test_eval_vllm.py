@@ -1,9 +1,10 @@
 """``xvlm2vec eval --engine vllm`` scores like the default engine: same prompts, same results, same cache layout.
 
-A tiny fp32 Qwen2-VL and Qwen2.5-VL (the latter served with ``--convert embed``; decoder width 128, head size
-32 as vLLM's CPU attention needs) are each evaluated on the
-built tiny MMMEB (an image-query and a text-query task, every style, several batches) by both engines; vLLM's
-CPU build runs from its own venv (:mod:`xvlm2vec.integrations.vllm_env`). Marker ``vllm`` (``make test-vllm``).
+A tiny fp32 Qwen2-VL and Qwen2.5-VL (the latter served with ``--convert embed``, by two engines standing for
+two visible GPUs: the data-parallel path; decoder width 128, head size 32 as vLLM's CPU attention needs) are
+each evaluated on the built tiny MMMEB (an image-query and a text-query task, every style, several batches) by
+both engines; vLLM's CPU build runs from its own venv (:mod:`xvlm2vec.integrations.vllm_env`).
+Marker ``vllm`` (``make test-vllm``).
 
 Tolerance 1e-5 (absolute): fp32 on both sides with the same weights and preprocessing, only the kernels differ
 (``tests/test_vllm_engine.py`` measures 1.6e-7 on the same kind of model).
@@ -19,8 +20,9 @@ import pytest
 from safetensors.numpy import load_file
 
 from xvlm2vec.cli import main
-from xvlm2vec.evaluation.vllm_embedder import ensure_export
 from xvlm2vec.export_vllm import REPORT_NAME
+from xvlm2vec.integrations import vllm_engine
+from xvlm2vec.integrations.vllm_embedder import ensure_export
 from xvlm2vec.testing.tiny_model import save_tiny_model
 from xvlm2vec_common.results_document import validate
 
@@ -57,9 +59,25 @@ def cache_files(out: Path) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-@pytest.mark.parametrize("backbone", ["qwen2_vl", "qwen2_5_vl"])
-def test_vllm_engine_equals_default_engine(backbone, built_mmmeb, tmp_path, monkeypatch, vllm_python) -> None:
+def spy(send, calls: list):
+    """``VLLMEngines._send`` that also records (engine, rows) of each embedding request."""
+
+    def recorded(self, process, request):
+        if "inputs" in request:
+            calls.append((self.processes.index(process), len(request["inputs"])))
+        return send(self, process, request)
+
+    return recorded
+
+
+@pytest.mark.parametrize(("backbone", "engines"), [("qwen2_vl", 1), ("qwen2_5_vl", 2)])
+def test_vllm_engine_equals_default_engine(backbone, engines, built_mmmeb, tmp_path, monkeypatch, vllm_python) -> None:
+    """With ``engines`` 2, two CPU engines stand for two visible GPUs: each batch is shared between them."""
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    gpus = [str(index) for index in range(engines)] if engines > 1 else []
+    monkeypatch.setattr(vllm_engine, "visible_gpus", lambda: gpus)
+    requests: list[tuple[int, int]] = []
+    monkeypatch.setattr(vllm_engine.VLLMEngines, "_send", spy(vllm_engine.VLLMEngines._send, requests))
     model = save_tiny_model(backbone, tmp_path / "model", hidden=128)
     common = ["--model", str(model), "--data", str(built_mmmeb), "--tasks", "xtd_i2t", "vqa", "--languages", "fr"]
     common += ["--batch-size", "5", "--save-prompts"]
@@ -86,6 +104,11 @@ def test_vllm_engine_equals_default_engine(backbone, built_mmmeb, tmp_path, monk
         difference = np.abs(vllm_cache[name]["embeddings"] - tensors["embeddings"]).max()
         print(f"{name}: max abs difference of cached embeddings {difference:.2e}")  # shown by -rP
         np.testing.assert_allclose(vllm_cache[name]["embeddings"], tensors["embeddings"], atol=ATOL, rtol=0)
+
+    # Every engine embedded rows (a batch of 5 is shared 3 + 2 between two engines).
+    assert {engine for engine, _ in requests} == set(range(engines))
+    if engines == 2:
+        assert (0, 3) in requests and (1, 2) in requests
 
     # One export, named by the model's fingerprint (the default engine's), which a later run reuses.
     exports = list((tmp_path / "x").iterdir())

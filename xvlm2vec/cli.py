@@ -36,7 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
         "xvlm2vec.instructions",
         "translate the instruction table into new languages; apply it to a model",
     ),
-    "eval": ("xvlm2vec.evaluation.eval", "evaluate embedding models on MMMEB"),
+    "eval": ("xvlm2vec.integrations.eval_verb", "evaluate embedding models on MMMEB"),
     "convert": ("xvlm2vec.convert", "convert an original Phi-3.5-V / VLM2Vec checkpoint"),
     "export": ("xvlm2vec.export", "export a model folder for vLLM (native layout) or sentence-transformers"),
     "publish": ("hub_cards.publish", "publish a model, dataset or metric folder to the Hub"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from modeling_xvlm2vec.instructions import STYLES, TIES
@@ -178,26 +178,15 @@ def check_arguments(args: argparse.Namespace) -> list:
         ) from error
     except ValueError as error:  # unknown task or language, empty selection
         raise UsageError(first_line(error)) from error
-    return vllm_sources(sources, args) if args.engine == "vllm" else sources
+    if args.engine == "vllm":
+        from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
 
-
-def vllm_sources(sources: list, args: argparse.Namespace) -> list:
-    """``sources`` loaded through vLLM (:class:`~xvlm2vec.evaluation.vllm_embedder.VLLMEmbedder`); a model that
-    is not xVLM2Vec or a vLLM environment that cannot be built is a UsageError."""
-    from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
-    from xvlm2vec.evaluation.registry import EmbedderSource
-    from xvlm2vec.evaluation.vllm_embedder import VLLMEmbedder
-    from xvlm2vec.integrations.vllm_env import ensure_vllm_env
-
-    for source in sources:
-        if source.loader != XVLM2VecEmbedder.from_pretrained:
-            raise UsageError(f"--engine vllm: --model {source.spec} is not an xVLM2Vec model (only those run on vLLM)")
-    try:
-        python = ensure_vllm_env()
-    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-        raise UsageError(f"--engine vllm: the vLLM environment is unavailable ({first_line(error)})") from error
-    options = {"python": python, "export_root": args.vllm_exports, "engine": args.vllm_engine_args}
-    return [EmbedderSource(source.spec, VLLMEmbedder.from_pretrained, source.sources, options) for source in sources]
+        for source in sources:
+            if source.loader != XVLM2VecEmbedder.from_pretrained:
+                raise UsageError(
+                    f"--engine vllm: --model {source.spec} is not an xVLM2Vec model (only those run on vLLM)"
+                )
+    return sources
 
 
 def add_languages(embedder, languages_file: Path) -> None:
@@ -232,13 +221,19 @@ def cache_folder(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else (args.cache_dir or args.output_dir / CACHE_DIRNAME)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Load the models and data, score them, write the outputs and print the table."""
+def run(args: argparse.Namespace, engine: Callable[[list, argparse.Namespace], list] | None = None) -> int:
+    """Load the models and data, score them, write the outputs and print the table.
+
+    ``engine`` turns the checked model sources into those of another engine (``--engine vllm``: the eval verb of
+    :mod:`xvlm2vec.integrations.eval_verb`, a layer above); it raises ``UsageError`` for what it cannot run.
+    """
     from xvlm2vec.evaluation.pipeline import evaluate_models
     from xvlm2vec.evaluation.runner import DEFAULT_METRIC, RunConfig, Runner
     from xvlm2vec_common.results_document import markdown_table
 
     sources = check_arguments(args)
+    if engine is not None:
+        sources = engine(sources, args)
     cache_dir = cache_folder(args)
     config = RunConfig(
         tasks=args.tasks,

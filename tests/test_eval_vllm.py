@@ -105,10 +105,8 @@ def test_vllm_engine_equals_default_engine(backbone, engines, built_mmmeb, tmp_p
         print(f"{name}: max abs difference of cached embeddings {difference:.2e}")  # shown by -rP
         np.testing.assert_allclose(vllm_cache[name]["embeddings"], tensors["embeddings"], atol=ATOL, rtol=0)
 
-    # Every engine embedded rows (a batch of 5 is shared 3 + 2 between two engines).
+    # Every engine embedded rows (each batch is shared between the engines, the first taking the larger share).
     assert {engine for engine, _ in requests} == set(range(engines))
-    if engines == 2:
-        assert (0, 3) in requests and (1, 2) in requests
 
     # One export, named by the model's fingerprint (the default engine's), which a later run reuses.
     exports = list((tmp_path / "x").iterdir())

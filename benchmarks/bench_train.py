@@ -65,7 +65,9 @@ def run_strategy(name: str, args: argparse.Namespace) -> dict:
 
     from xvlm2vec.testing.tiny_model import build_tiny_model
     from xvlm2vec.training import SKDConfig, SKDTrainer
-    from xvlm2vec.training.script import SKDScriptArguments, add_lora, load_split
+    from xvlm2vec.training.data import load_split
+    from xvlm2vec.training.models import add_lora
+    from xvlm2vec.training.script import SKDScriptArguments
 
     torch.set_num_threads(args.threads)
     settings = STRATEGIES[name]

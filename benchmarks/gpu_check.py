@@ -15,7 +15,7 @@ is recorded as skipped). A phase that fails (an out-of-memory error, say) is rec
   image and text-only rows batched as shuffled vs length-grouped;
 - ``encode_texts`` / ``encode_images``: ``XVLM2VecModel.encode`` throughput at batch 32.
 
-Every training phase runs the trainer's own step (``xvlm2vec.training.step.skd_loss``) on the same batch (per
+Every training phase runs the trainer's own loss (``xvlm2vec.training.loss.DistillationLoss``) on the same batch (per
 device 8 pairs, 1344x1344 images) with AdamW and gradient clipping 0.3, and every LoRA phase starts from the same
 adapters, so its losses are compared with the shipped LoRA recipe's (``loss_max_rel_drift``: the bf16 drift).
 
@@ -69,6 +69,7 @@ from modeling_xvlm2vec import XVLM2VecConfig, XVLM2VecModel
 from modeling_xvlm2vec.configuration_phi3_v import Phi3VConfig
 from xvlm2vec.testing.tiny_phi3_v import tiny_phi3_v_config, tiny_phi3_v_processor
 from xvlm2vec.training.collator import ParallelCollator
+from xvlm2vec.training.loss import DistillationLoss
 from xvlm2vec.training.memory import phi35v_config
 from xvlm2vec.training.speedups import (
     apply_liger,
@@ -79,7 +80,6 @@ from xvlm2vec.training.speedups import (
     liger_available,
     modality_length,
 )
-from xvlm2vec.training.step import skd_loss
 from xvlm2vec.training.teacher import Teacher
 
 #: bf16 dense peak (TFLOP/s, no sparsity) of the cards the check is meant for, by name fragment.
@@ -321,10 +321,11 @@ def skd_phase(
     optimizer = torch.optim.AdamW(parameters, lr=LEARNING_RATE, weight_decay=0.0, fused=fused)
     model.train()
     losses: list[torch.Tensor] = []
+    loss_fn = DistillationLoss()
 
     def step() -> None:
         for batch in batches:
-            loss, _, _ = skd_loss(model, teacher, batch)
+            loss = loss_fn(model, teacher, batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, MAX_GRAD_NORM)
             optimizer.step()

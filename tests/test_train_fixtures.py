@@ -103,7 +103,7 @@ def lora_student(seed: int = 0):
     from trl import ModelConfig
 
     from xvlm2vec.testing.tiny_model import build_tiny_model
-    from xvlm2vec.training.script import add_lora
+    from xvlm2vec.training.models import add_lora
 
     model, _ = build_tiny_model("qwen2_vl", seed=seed)
     model_args = ModelConfig(
@@ -142,7 +142,8 @@ def skd_config(output_dir: Path, **overrides):
 def corpus_splits(folder: Path) -> tuple[datasets.Dataset, datasets.Dataset]:
     """The train and dev splits of a corpus folder, loaded as train.py loads them."""
 
-    from xvlm2vec.training.script import SKDScriptArguments, load_split
+    from xvlm2vec.training.data import load_split
+    from xvlm2vec.training.script import SKDScriptArguments
 
     script_args = SKDScriptArguments(dataset_name=str(folder), dataset_config="it")
     return load_split(script_args, "train", None), load_split(script_args, "dev", None)

@@ -2,7 +2,7 @@
 
 accelerate does not turn FSDP on without accelerators, so this test drives the same sharding directly:
 `fully_shard` on every class in the model's `_no_split_modules` (what accelerate's TRANSFORMER_BASED_WRAP
-wraps), then on the root; the loss is the trainer's own (`skd_outputs` + `distillation_terms`). This file is
+wraps), then on the root; the loss is the trainer's own (`DistillationLoss`). This file is
 also the worker script that `torchrun` runs.
 """
 
@@ -28,8 +28,7 @@ def run_worker(output: Path, shard: bool, lr: float = LR) -> list[float]:
     """Train STEPS SGD steps on fixed rows; each process takes its share of every global batch."""
     from test_train_fixtures import lora_student, parallel_rows
 
-    from xvlm2vec.training import ParallelCollator, combine_terms, distillation_terms
-    from xvlm2vec.training.step import skd_outputs
+    from xvlm2vec.training import DistillationLoss, ParallelCollator
     from xvlm2vec.training.teacher import Teacher
 
     rank, world = (dist.get_rank(), dist.get_world_size()) if shard else (0, 1)
@@ -50,7 +49,7 @@ def run_worker(output: Path, shard: bool, lr: float = LR) -> list[float]:
     losses = []
     for step in range(STEPS):
         batch = collator(rows[step * GLOBAL_BATCH : (step + 1) * GLOBAL_BATCH][rank::world])
-        loss = combine_terms(distillation_terms(**skd_outputs(model, teacher, batch, image_loss=False)))
+        loss = DistillationLoss()(model, teacher, batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

@@ -9,7 +9,7 @@ from test_train_fixtures import corpus_splits, lora_student, skd_config, write_p
 
 from xvlm2vec.testing.tiny_model import build_tiny_model
 from xvlm2vec.training import ParallelCollator, SKDTrainer
-from xvlm2vec.training.step import student_outputs
+from xvlm2vec.training.loss import student_embeddings
 from xvlm2vec.training.teacher import Teacher, base_parameter_name
 
 
@@ -73,7 +73,7 @@ def test_self_teacher_equals_frozen_copy_and_stays_fixed(tmp_path: Path) -> None
     own, other = teacher_points()
     assert (own - other).abs().max() <= 1e-6
     with torch.no_grad():
-        moved = student_outputs(
+        moved = student_embeddings(
             student.eval(),
             {"student_en_inputs": batch["teacher_inputs"], "student_x_inputs": batch["teacher_inputs"]},
             image_loss=False,

@@ -23,8 +23,8 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from xvlm2vec.testing.tiny_model import build_tiny_model, save_tiny_model
 from xvlm2vec.training import speedups
 from xvlm2vec.training.collator import ParallelCollator
+from xvlm2vec.training.loss import DistillationLoss
 from xvlm2vec.training.script import run
-from xvlm2vec.training.step import skd_loss
 from xvlm2vec.training.teacher import Teacher
 from xvlm2vec.training.trainer import SKDTrainer
 
@@ -137,8 +137,8 @@ def test_padding_does_not_change_a_rows_loss(tmp_path):
     text_rows = [rows[1], rows[2]]
     teacher = Teacher(model)
     with torch.no_grad():
-        _, _, mixed = skd_loss(model, teacher, collator([rows[0], *text_rows]))
-        _, _, alone = skd_loss(model, teacher, collator(text_rows))
+        mixed = DistillationLoss()(model, teacher, collator([rows[0], *text_rows])).embeddings.as_dict()
+        alone = DistillationLoss()(model, teacher, collator(text_rows)).embeddings.as_dict()
     for key in ("teacher_en", "student_en", "student_x"):
         torch.testing.assert_close(mixed[key][1:], alone[key], rtol=RELATIVE, atol=1e-7)
 
@@ -147,7 +147,7 @@ def bf16_lora_student():
     """The tiny LoRA student on a bf16 base model (peft keeps its adapters float32), adapters given a random B."""
     from trl import ModelConfig
 
-    from xvlm2vec.training.script import add_lora
+    from xvlm2vec.training.models import add_lora
 
     torch.manual_seed(0)
     model, _ = build_tiny_model("qwen2_vl", seed=0)
@@ -182,7 +182,7 @@ def test_bf16_adapters_compute_in_bf16_and_keep_updates_a_bf16_weight_loses(tmp_
     assert adapters and all(p.dtype == torch.float32 for p in adapters.values())  # the master weights
     before = {name: p.detach().clone() for name, p in adapters.items()}
     optimizer = torch.optim.AdamW(adapters.values(), lr=1e-5, weight_decay=0.0)
-    loss, _, _ = skd_loss(student, Teacher(student), batch)
+    loss = DistillationLoss()(student, Teacher(student), batch).loss
     loss.backward()
     optimizer.step()
     assert seen_dtypes == {(torch.bfloat16, torch.bfloat16)}  # no float32 casts of the activations
@@ -266,7 +266,7 @@ def test_liger_patches_the_decoder_and_reaches_the_step(backbone, monkeypatch, t
     train_split, _ = corpus_splits(write_parallel_corpus(tmp_path / "corpus", train=2, dev=1))
     collator = ParallelCollator(model.prepare_inputs, None, "error", fused=True)
     with torch.no_grad():
-        skd_loss(model, Teacher(model, model), collator([train_split[0], train_split[1]]))
+        DistillationLoss()(model, Teacher(model, model), collator([train_split[0], train_split[1]]))
     assert call["norm_calls"] > 0  # the patched modules ran in the step
 
 

@@ -1,6 +1,11 @@
-"""Self-knowledge distillation of xVLM2Vec: config, trainer, collator, loss terms and teacher cache.
+"""Self-knowledge distillation of xVLM2Vec: config, trainer, collator, loss and objectives, teacher cache.
 
-The names below are imported on first use, so that `xvlm2vec.training.step` (and the loss, teacher and
+Where things are: `script.py` the entry point (`main`), `trainer.py` the trainer (builds student, adapters
+and teacher through `models.py`, merges on save), `loss.py` one batch's loss (teacher and student
+embeddings, then an objective of `objectives.py`), `collator.py` batches and bad rows, `teacher.py` the
+teacher at run time, `teacher_cache.py` cached teacher embeddings, `metrics.py` evaluation metrics.
+
+The names below are imported on first use, so that `xvlm2vec.training.loss` (and the objectives, teacher and
 collator modules) can be imported where `datasets` or `trl` are not installed (a bare GPU machine).
 """
 
@@ -13,10 +18,11 @@ _EXPORTS = {
     "ParallelCollator": "collator",
     "SKDConfig": "config",
     "SKDTrainer": "trainer",
-    "combine_terms": "losses",
-    "distillation_terms": "losses",
-    "translation_accuracy": "losses",
-    "translation_metrics": "losses",
+    "DistillationLoss": "loss",
+    "combine_terms": "objectives",
+    "distillation_terms": "objectives",
+    "translation_accuracy": "metrics",
+    "translation_metrics": "metrics",
 }
 
 __all__ = sorted(_EXPORTS)

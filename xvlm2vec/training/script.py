@@ -18,29 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import datasets
-import torch
-from peft import PeftModel, get_peft_model
-from transformers.trainer_utils import enable_full_determinism, set_seed
-from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
+from trl import ModelConfig, ScriptArguments, TrlParser
 
-from dataset_builders import hub_layout
 from modeling_xvlm2vec.conventions import CONVENTIONS
 from xvlm2vec_common.cli_arguments import local_or_hub
 from xvlm2vec_common.cli_errors import UsageError, exit_usage_error
-from xvlm2vec_common.model_folder import check_xvlm2vec_source, load_xvlm2vec_model
+from xvlm2vec_common.model_folder import check_xvlm2vec_source
 
 from ..progress import progress_enabled
 from ..resources import recipe_path, shipped_names
 from .checkpoints import resolve_resume
 from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
+from .data import load_split, with_lengths
+from .models import lora_config, model_init_kwargs
 from .trainer import SKDTrainer
 
 logger = logging.getLogger(__name__)
-
-ADAPTER_FOLDER = "adapter"
-PEFT_TASK_TYPES = (None, "FEATURE_EXTRACTION")
-TRAINING_ARGS_BIN = "training_args.bin"
 
 
 @dataclass
@@ -169,28 +162,6 @@ def fill_tiny_inputs(script_args: SKDScriptArguments, training_args: SKDConfig, 
         logger.info("no --dataset_name: training on the fixtures' corpus %s", corpus_dir)
 
 
-def torch_dtype(name: str | None) -> torch.dtype | str:
-    """`ModelConfig.dtype` (`auto`, `bfloat16`, `float32`, ...) as what `from_pretrained` takes."""
-    if name in (None, "auto"):
-        return "auto"
-    value = getattr(torch, name, None)
-    if not isinstance(value, torch.dtype):
-        raise ValueError(f"--dtype {name!r} is not a torch dtype")
-    return value
-
-
-def seed_everything(training_args: SKDConfig) -> None:
-    """Seed python, numpy and torch from ``--seed`` (fully deterministic with ``--full_determinism``).
-
-    Called before any model is built: LoRA's initialisation (and any other random init) draws from
-    these generators, so one seed gives bit-identical runs.
-    """
-    if training_args.full_determinism:
-        enable_full_determinism(training_args.seed)
-    else:
-        set_seed(training_args.seed)
-
-
 def check_arguments(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> None:
     """User errors found before any data or model is loaded (UsageError naming the argument).
 
@@ -210,113 +181,6 @@ def check_arguments(script_args: SKDScriptArguments, training_args: SKDConfig, m
     lora_config(model_args)
 
 
-def load_student(
-    model_args: ModelConfig, trust_remote_code: bool = False, convention: str | None = None
-) -> torch.nn.Module:
-    """Load an XVLM2Vec folder/repo, or wrap a backbone checkpoint (``from_backbone``) with ``convention``; see
-    ``load_xvlm2vec_model``."""
-    if not model_args.model_name_or_path:
-        raise UsageError("--model_name_or_path is required (an XVLM2Vec folder/repo or a backbone checkpoint)")
-    return load_xvlm2vec_model(
-        model_args.model_name_or_path,
-        "--model_name_or_path",
-        trust_remote_code,
-        convention=convention,
-        **load_kwargs(model_args),
-    )
-
-
-def load_kwargs(model_args: ModelConfig) -> dict:
-    """``from_pretrained`` arguments of ``--dtype``, ``--model_revision`` and ``--attn_implementation``."""
-    kwargs = {"dtype": torch_dtype(model_args.dtype), "revision": model_args.model_revision}
-    if model_args.attn_implementation:
-        kwargs["attn_implementation"] = model_args.attn_implementation
-    return kwargs
-
-
-def load_split(script_args: SKDScriptArguments, split: str, languages: list[str] | None) -> datasets.Dataset:
-    """One split of the parallel corpus, images left encoded (the collator decodes and checks them)."""
-    if not script_args.dataset_name:
-        raise UsageError("--dataset_name is required (a built parallel-corpus folder or Hub repo)")
-    try:
-        dataset = hub_layout.load_split(script_args.dataset_name, script_args.dataset_config, split)
-    except ValueError as error:  # datasets' unknown config or split
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UsageError(
-            f"--dataset_name {script_args.dataset_name} --dataset_config {script_args.dataset_config} "
-            f"split {split!r}: {first_line}"
-        ) from error
-    missing = {"text_en", "text_lang", "image"} - set(dataset.column_names)
-    if missing:
-        raise ValueError(f"{script_args.dataset_name} split {split!r} lacks columns {sorted(missing)}")
-    if isinstance(dataset.features["image"], datasets.Image):
-        dataset = dataset.cast_column("image", datasets.Image(decode=False))
-    if languages:
-        if "lang" not in dataset.column_names:
-            raise UsageError(f"--languages needs a 'lang' column in {script_args.dataset_name}")
-        dataset = dataset.filter(lambda lang: lang in languages, input_columns="lang")
-        if len(dataset) == 0:
-            raise UsageError(f"--languages {' '.join(languages)}: no rows of split {split!r} are in these languages")
-    return dataset
-
-
-def with_lengths(dataset: datasets.Dataset, column: str) -> datasets.Dataset:
-    """Add a length column (characters of both sides) for the length-grouped samplers."""
-    return dataset.map(
-        lambda en, x: {column: [len(a) + len(b) for a, b in zip(en, x)]},
-        input_columns=["text_en", "text_lang"],
-        batched=True,
-    )
-
-
-def add_lora(model: torch.nn.Module, model_args: ModelConfig) -> torch.nn.Module:
-    """Wrap the student with TRL's LoRA config when `--use_peft`; otherwise train all weights."""
-    peft_config = lora_config(model_args)
-    return model if peft_config is None else get_peft_model(model, peft_config)
-
-
-def lora_config(model_args: ModelConfig) -> Any:
-    """TRL's LoRA config of ``model_args`` (None without ``--use_peft``); a task type other than feature extraction is
-    a UsageError.
-    """
-    peft_config = get_peft_config(model_args)
-    if peft_config is not None and peft_config.task_type not in PEFT_TASK_TYPES:
-        raise UsageError(
-            f"--lora_task_type {peft_config.task_type} does not fit an embedding model; use FEATURE_EXTRACTION"
-        )
-    return peft_config
-
-
-def export_training_args(trainer: SKDTrainer, folder: Path) -> None:
-    """Replace the Trainer's pickled `training_args.bin` in `folder` by `training_args.json`."""
-    pickled = folder / TRAINING_ARGS_BIN
-    if pickled.is_file():
-        pickled.unlink()
-    (folder / "training_args.json").write_text(trainer.args.to_json_string())
-
-
-def save(trainer: SKDTrainer, script_args: SKDScriptArguments, model_args: ModelConfig) -> Path:
-    """Save the trained student as an XVLM2Vec folder (LoRA merged unless `save_adapter_only`); safetensors only."""
-    output_dir = Path(trainer.args.output_dir)
-    if trainer.is_fsdp_enabled:
-        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    target = output_dir / ADAPTER_FOLDER if isinstance(model, PeftModel) else output_dir
-    trainer.save_model(str(target))
-    if not trainer.is_world_process_zero():
-        return target
-    export_training_args(trainer, target)
-    if target == output_dir or script_args.save_adapter_only:
-        return target
-    merged = PeftModel.from_pretrained(
-        load_student(model_args, script_args.trust_remote_code, script_args.convention), str(target)
-    ).merge_and_unload()
-    merged.set_processor(model.get_base_model().processor)
-    merged.save_pretrained(str(output_dir))
-    export_training_args(trainer, output_dir)
-    return output_dir
-
-
 def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> Path:
     """Train as the three parsed dataclasses say, save the student, print the final metrics as JSON; return the
     folder.
@@ -329,28 +193,21 @@ def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: 
         train = with_lengths(train, training_args.length_column_name)
     evaluating = training_args.eval_strategy != "no"
     dev = load_split(script_args, script_args.dataset_test_split, training_args.languages) if evaluating else None
-    seed_everything(training_args)
-    model = add_lora(load_student(model_args, script_args.trust_remote_code, script_args.convention), model_args)
-    teacher = None
-    if training_args.teacher == TEACHER_SAME_CHECKPOINT:
-        # the released full fine-tuning: a second, frozen copy of the starting checkpoint is the teacher
-        teacher = load_student(model_args, script_args.trust_remote_code, script_args.convention)
-    elif training_args.teacher is not None:
-        core = model.get_base_model() if isinstance(model, PeftModel) else model
-        teacher = load_xvlm2vec_model(
-            training_args.teacher,
-            "--teacher",
-            script_args.trust_remote_code,
-            convention=script_args.convention,
-            dtype=core.dtype,
-        )
-    trainer = SKDTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev, teacher_model=teacher)
+    trainer = SKDTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=dev,
+        peft_config=lora_config(model_args),
+        trust_remote_code=script_args.trust_remote_code,
+        model_init_kwargs={**model_init_kwargs(model_args), "convention": script_args.convention},
+    )
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = dict(result.metrics)
     if dev is not None:
         metrics.update(trainer.evaluate())
     trainer.save_metrics("all", metrics)
-    saved = save(trainer, script_args, model_args)
+    saved = trainer.save_student(script_args.save_adapter_only)
     if trainer.is_world_process_zero():
         print(json.dumps({"saved": str(saved), **metrics}, indent=2))
     return saved

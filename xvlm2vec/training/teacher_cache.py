@@ -18,8 +18,8 @@ from modeling_xvlm2vec.prefetch import CopyPool, prefetch
 
 from ..fingerprint import code_state, processor_state
 from .collator import TEACHER_EMBEDDING, TEACHER_IMAGE_EMBEDDING, ParallelCollator
+from .loss import parameter_dtype, to_dtype
 from .teacher import Teacher
-from .tensors import parameter_dtype, to_dtype
 
 logger = logging.getLogger(__name__)
 

@@ -1,23 +1,50 @@
-"""`SKDTrainer`: a `transformers.Trainer` whose loss is self-knowledge distillation to an English teacher."""
+"""`SKDTrainer`: a `transformers.Trainer` whose loss is self-knowledge distillation to an English teacher.
+
+As TRL's trainers, it builds what it is given by name: ``SKDTrainer(model="path", args=SKDConfig(...),
+peft_config=LoraConfig(...))`` loads the student, wraps it with the LoRA adapters and loads the teacher that
+``args.teacher`` names, all through :mod:`.models`; :meth:`SKDTrainer.save_student` saves it as an
+XVLM2Vec folder, the adapters merged.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel, get_peft_model
 from torch import nn
 from transformers import Trainer
-
-from xvlm2vec_common.model_folder import load_xvlm2vec_model
+from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from .collator import ParallelCollator
-from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
-from .losses import translation_metrics
+from .config import SKDConfig
+from .loss import DistillationLoss
+from .metrics import translation_metrics
+from .models import check_peft_config, load_student, load_teacher
+from .objectives import build_objective
 from .speedups import apply_speedups
-from .step import skd_loss
 from .teacher import Teacher, refuse_unsynced_teacher
 from .teacher_cache import settings_fingerprint, teacher_columns
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_FOLDER = "adapter"
+TRAINING_ARGS_BIN = "training_args.bin"
+
+
+def seed_everything(args: SKDConfig) -> None:
+    """Seed python, numpy and torch from ``--seed`` (fully deterministic with ``--full_determinism``).
+
+    Called before the trainer builds a model: LoRA's initialisation (and any other random init) draws from
+    these generators, so one seed gives bit-identical runs.
+    """
+    if args.full_determinism:
+        enable_full_determinism(args.seed)
+    else:
+        set_seed(args.seed)
 
 
 class SKDTrainer(Trainer):
@@ -25,15 +52,21 @@ class SKDTrainer(Trainer):
 
     The teacher (the student with its LoRA adapters off, or a separate frozen model) embeds the English
     side under `no_grad` in eval mode, or its embeddings come from the teacher cache; the student embeds the
-    English and x sides (one concatenated forward by default); the loss is the weighted mean of
-    `MSE(s(en), t(en))` and `MSE(s(x), t(en))` (plus the image terms with `image_loss`). Training logs
-    `loss_en`, `loss_x` (and `loss_image_en`, `loss_image_x`) and `skipped_rows`; evaluation reports the MSE
-    terms and x->en translation retrieval accuracy (`translation_metrics`).
+    English and x sides (one concatenated forward by default); the objective of `args.objective` (released:
+    the weighted mean of `MSE(s(en), t(en))` and `MSE(s(x), t(en))`, plus the image terms with `image_loss`)
+    gives the loss, all in :class:`~.loss.DistillationLoss`. Training logs the objective's terms (`loss_en`,
+    `loss_x`, ...) and `skipped_rows`; evaluation reports the MSE terms and x->en translation retrieval
+    accuracy (`translation_metrics`).
 
     Args:
-        model: the student, an `XVLM2VecModel` or a peft model wrapping one.
+        model: the student: a name or path (an XVLM2Vec folder/repo or a backbone checkpoint, loaded with
+            `model_init_kwargs`), or a loaded `XVLM2VecModel` / peft model wrapping one.
         args: an [`SKDConfig`].
-        teacher_model: a separate frozen teacher; default: loaded from `args.teacher`, or the self-teacher.
+        teacher_model: a separate frozen teacher; default: the one `args.teacher` names (`load_teacher`), or the
+            self-teacher.
+        peft_config: LoRA adapters to wrap the student with (TRL's `get_peft_config`); None trains it as given.
+        trust_remote_code: let a student or teacher folder that maps to its own code run it when it loads.
+        model_init_kwargs: `from_pretrained` arguments of a student given by name (`dtype`, `revision`, ...).
         Other arguments are those of `transformers.Trainer`; the collator defaults to [`ParallelCollator`]
         and `compute_metrics` to [`translation_metrics`].
     """
@@ -42,26 +75,33 @@ class SKDTrainer(Trainer):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: str | nn.Module,
         args: SKDConfig,
         train_dataset: Any = None,
         eval_dataset: Any = None,
         teacher_model: nn.Module | None = None,
         data_collator: Any = None,
         compute_metrics: Any = None,
+        peft_config: Any = None,
+        trust_remote_code: bool = False,
+        model_init_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(args, SKDConfig):
             raise TypeError(f"args must be an SKDConfig, got {type(args).__name__}")
+        self.student_source = model if isinstance(model, str) else None
+        self.trust_remote_code = trust_remote_code
+        self.model_init_kwargs = dict(model_init_kwargs or {})
+        model = self._build_student(model, args, check_peft_config(peft_config))
         core = model.get_base_model() if hasattr(model, "get_base_model") else model
-        if teacher_model is None and args.teacher == TEACHER_SAME_CHECKPOINT:
-            raise ValueError(
-                f"teacher={TEACHER_SAME_CHECKPOINT!r}: load the frozen copy yourself and pass it as teacher_model "
-                "(train.py loads it from --model_name_or_path)"
+        if teacher_model is None:
+            teacher_model = load_teacher(
+                args.teacher, self.student_source, core.dtype, trust_remote_code, self.model_init_kwargs
             )
-        if teacher_model is None and args.teacher is not None:
-            teacher_model = load_xvlm2vec_model(args.teacher, "--teacher", dtype=core.dtype)
         self.teacher = Teacher(model, teacher_model)
+        self.loss_fn = DistillationLoss(
+            build_objective(args), image_loss=args.image_loss, image_pooling=args.image_loss_pooling
+        )
         if data_collator is None:
             data_collator = ParallelCollator(
                 core.prepare_inputs,
@@ -95,6 +135,14 @@ class SKDTrainer(Trainer):
                 )
             self._attach_teacher_cache(core)
 
+    def _build_student(self, model: str | nn.Module, args: SKDConfig, peft_config: Any) -> nn.Module:
+        """The student: loaded when given by name, wrapped with ``peft_config``'s adapters (seeded first)."""
+        if isinstance(model, str) or peft_config is not None:
+            seed_everything(args)
+        if isinstance(model, str):
+            model = load_student(model, self.trust_remote_code, **self.model_init_kwargs)
+        return model if peft_config is None else get_peft_model(model, peft_config)
+
     def _attach_teacher_cache(self, core: nn.Module) -> None:
         """Add the teacher-cache columns to the training split (computed once, then read from their cache file)."""
         collator = self.data_collator
@@ -122,22 +170,14 @@ class SKDTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Distillation loss of one batch; records its terms for logging while training."""
-        loss, terms, outputs = skd_loss(
-            model,
-            self.teacher,
-            inputs,
-            self.args.image_loss,
-            self.args.en_loss_weight,
-            self.args.x_loss_weight,
-            self.args.image_loss_pooling,
-        )
-        skipped = inputs.get("skipped_rows", 0)
+        """Distillation loss of one batch; records its terms for logging while training. The outputs are the
+        batch's embeddings by name (`student_en`, `student_x`, `teacher_en`, ...)."""
+        output = self.loss_fn(model, self.teacher, inputs)
         if model.training:
-            self._skipped_rows += int(skipped)
-            for name, value in terms.items():
+            self._skipped_rows += int(inputs.get("skipped_rows", 0))
+            for name, value in output.terms.items():
                 self._terms[name].append(value.detach())
-        return (loss, outputs) if return_outputs else loss
+        return (output.loss, output.embeddings.as_dict()) if return_outputs else output.loss
 
     def prediction_step(
         self,
@@ -165,3 +205,37 @@ class SKDTrainer(Trainer):
             logs["skipped_rows"] = int(self.accelerator.reduce(skipped, reduction="sum"))
             self._terms.clear()
         super().log(logs, start_time)
+
+    def save_student(self, save_adapter_only: bool = False) -> Path:
+        """Save the trained student in ``args.output_dir`` as an XVLM2Vec folder (safetensors; no pickles).
+
+        A LoRA student is saved as its adapter (``output_dir/adapter``) and, unless ``save_adapter_only``,
+        merged into a fresh copy of its starting checkpoint saved in ``output_dir`` (the trainer needs the
+        student by name for that). Returns the folder of the model.
+        """
+        output_dir = Path(self.args.output_dir)
+        if self.is_fsdp_enabled:
+            self.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        model = self.accelerator.unwrap_model(self.model)
+        target = output_dir / ADAPTER_FOLDER if isinstance(model, PeftModel) else output_dir
+        self.save_model(str(target))
+        if not self.is_world_process_zero():
+            return target
+        self._export_training_args(target)
+        if target == output_dir or save_adapter_only:
+            return target
+        if self.student_source is None:
+            raise ValueError("merging the adapter needs the student by name (model='...'); or save_adapter_only")
+        base = load_student(self.student_source, self.trust_remote_code, **self.model_init_kwargs)
+        merged = PeftModel.from_pretrained(base, str(target)).merge_and_unload()
+        merged.set_processor(model.get_base_model().processor)
+        merged.save_pretrained(str(output_dir))
+        self._export_training_args(output_dir)
+        return output_dir
+
+    def _export_training_args(self, folder: Path) -> None:
+        """Replace the Trainer's pickled `training_args.bin` in `folder` by `training_args.json`."""
+        pickled = folder / TRAINING_ARGS_BIN
+        if pickled.is_file():
+            pickled.unlink()
+        (folder / "training_args.json").write_text(self.args.to_json_string())

@@ -58,6 +58,10 @@ class XVLM2VecConfig(PreTrainedConfig):
             Task -> side -> language -> instruction of the MMMEB protocol, written with the canonical tag
             `<|image_1|>` (mapped to `image_tag` when inputs are built). Defaults to the table of the
             shipped language registry; any table (any languages) may be given.
+        matryoshka_dims (`list[int]`, *optional*):
+            The prefix widths the model was trained to be truncated to (the Matryoshka objective of training
+            records them); `encode(truncate_dim=...)` and sentence-transformers' `truncate_dim` accept any width,
+            these are the ones the training made good. `None`: trained at full width only.
     """
 
     model_type = "xvlm2vec"
@@ -70,6 +74,7 @@ class XVLM2VecConfig(PreTrainedConfig):
     instructions: dict | None = None
     convention: str = DEFAULT_CONVENTION
     system_prompt: str | None = None
+    matryoshka_dims: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         if self.backbone_config is None:
@@ -90,6 +95,10 @@ class XVLM2VecConfig(PreTrainedConfig):
             self.image_tag = convention.image_tag or BACKBONE_IMAGE_TAGS[model_type]
         if self.instructions is None:
             self.instructions = default_instructions()
+        if self.matryoshka_dims is not None:
+            self.matryoshka_dims = [int(dim) for dim in self.matryoshka_dims]
+            if not self.matryoshka_dims or min(self.matryoshka_dims) < 1:
+                raise ValueError(f"matryoshka_dims must be positive widths, got {self.matryoshka_dims}")
         super().__post_init__(**kwargs)
 
     @property

@@ -341,6 +341,7 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         convert_to_tensor: bool = False,
         system_prompt: str | None = None,
         num_workers: int = 0,
+        truncate_dim: int | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embed texts, images, or text+image pairs, optionally after an instruction.
 
@@ -353,8 +354,12 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         (Qwen3-VL-Embedding's and GME's `instruction`; default: `config.system_prompt`, else the convention's).
         `num_workers` threads load images and run the processor for the next batches while the model runs
         (0: one after the other, in this thread); on a GPU their batches are pinned and copied without
-        blocking. The embeddings are the same for any `num_workers`.
+        blocking. The embeddings are the same for any `num_workers`. `truncate_dim` keeps the first components
+        of each embedding (renormalised with `normalize_embeddings`), as sentence-transformers' `truncate_dim`;
+        widths a model was trained to be cut to are in `config.matryoshka_dims`.
         """
+        if truncate_dim is not None and not 1 <= truncate_dim <= self.config.hidden_size:
+            raise ValueError(f"truncate_dim must be in 1..{self.config.hidden_size}, got {truncate_dim}")
         plan = self.plan_encode(texts, images, instruction, batch_size, system_prompt)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
@@ -363,7 +368,11 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         self.eval()
         try:
             chunks = [
-                self.embed_batch(batch, normalize_embeddings)
+                truncated(
+                    self.embed_batch(batch, normalize_embeddings and truncate_dim is None),
+                    truncate_dim,
+                    normalize_embeddings,
+                )
                 for batch in tqdm(batches, total=len(plan.batches), desc="encode", disable=not show_progress_bar)
             ]
         finally:
@@ -430,6 +439,14 @@ class XVLM2VecModel(XVLM2VecPreTrainedModel):
         b_t = F.normalize(b_t.reshape(-1, b_t.shape[-1]), dim=-1)
         scores = a_t @ b_t.T
         return scores.numpy() if as_numpy else scores
+
+
+def truncated(embeddings: torch.Tensor, dim: int | None, normalize: bool) -> torch.Tensor:
+    """The first `dim` components of each row (all with `dim=None`), L2-normalised again with `normalize`."""
+    if dim is None:
+        return embeddings
+    embeddings = embeddings[..., :dim]
+    return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
 
 XVLM2VecConfig.register_for_auto_class()

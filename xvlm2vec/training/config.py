@@ -8,6 +8,7 @@ from transformers import TrainingArguments
 
 from modeling_xvlm2vec.modeling_xvlm2vec import IMAGE_POOLINGS
 
+from .objectives import MATRYOSHKA_BASES, OBJECTIVES, build_objective
 from .speedups import ADAPTER_DTYPES
 
 BAD_ROW_POLICIES = ("skip", "error")
@@ -73,6 +74,23 @@ class SKDConfig(TrainingArguments):
         teacher_cache_num_workers (`int`, defaults to `0`):
             Threads that decode images and run the processor for the next batches of that pass while the teacher
             embeds (0: one after the other); the cached columns do not depend on it.
+        objective (`str`, defaults to `"mse"`):
+            The distillation objective (`xvlm2vec.training.objectives`, table in docs/training.md): `mse` (as
+            released), `matryoshka` (a base objective over nested prefixes), `similarity_kl` (in-batch similarity
+            distributions, UniME) or `mse_infonce` (MSE plus InfoNCE between the x and English sides).
+        matryoshka_dims (`list[int]` or `None`, defaults to `None`):
+            With `matryoshka`: the prefix sizes (e.g. `[64, 32, 16]`, the full width included if it should count);
+            recorded in the saved model's config as `matryoshka_dims`.
+        matryoshka_weights (`list[float]` or `None`, defaults to `None`):
+            With `matryoshka`: one weight per size (default 1 each).
+        matryoshka_base (`str`, defaults to `"mse"`):
+            With `matryoshka`: the objective applied to each prefix, `mse` or `similarity_kl`.
+        similarity_temperature (`float`, defaults to `0.05`):
+            Softmax temperature of `similarity_kl` (cosine similarity / temperature).
+        infonce_weight (`float`, defaults to `0.1`):
+            With `mse_infonce`: the weight of the InfoNCE term added to the MSE objective.
+        infonce_temperature (`float`, defaults to `0.05`):
+            With `mse_infonce`: the InfoNCE temperature (cosine similarity / temperature).
 
     Speed levers (`xvlm2vec.training.speedups`, applied by `apply_speedups`; each default is the plain step):
 
@@ -135,6 +153,23 @@ class SKDConfig(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the parallel corpus columns."}
     )
+    objective: str = field(
+        default="mse",
+        metadata={"help": "Distillation objective (docs/training.md); 'mse' as released.", "choices": OBJECTIVES},
+    )
+    matryoshka_dims: list[int] | None = field(
+        default=None, metadata={"help": "matryoshka: the prefix sizes trained (recorded in the saved config)."}
+    )
+    matryoshka_weights: list[float] | None = field(
+        default=None, metadata={"help": "matryoshka: one weight per size (default 1 each)."}
+    )
+    matryoshka_base: str = field(
+        default="mse",
+        metadata={"help": "matryoshka: the objective over each prefix.", "choices": MATRYOSHKA_BASES},
+    )
+    similarity_temperature: float = field(default=0.05, metadata={"help": "similarity_kl: softmax temperature."})
+    infonce_weight: float = field(default=0.1, metadata={"help": "mse_infonce: weight of the InfoNCE term."})
+    infonce_temperature: float = field(default=0.05, metadata={"help": "mse_infonce: InfoNCE temperature."})
 
     # ---- speed levers (xvlm2vec.training.speedups; the defaults are the plain step) ----
     adapter_dtype: str = field(
@@ -175,6 +210,7 @@ class SKDConfig(TrainingArguments):
             raise ValueError(f"max_length must be >= 1, got {self.max_length}")
         if self.remove_unused_columns:
             raise ValueError("remove_unused_columns must be False: the collator reads the parallel corpus columns")
+        self._check_objective()
         if isinstance(self.languages, str):
             self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]
         self._check_speed_levers()
@@ -190,3 +226,17 @@ class SKDConfig(TrainingArguments):
                     f"{self.train_sampling_strategy!r}"
                 )
             self.train_sampling_strategy = "group_by_length"
+
+    def _check_objective(self) -> None:
+        """Refuse an unknown objective, or settings that do not fit it (ValueError naming the field)."""
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.matryoshka_base not in MATRYOSHKA_BASES:
+            raise ValueError(f"matryoshka_base must be one of {MATRYOSHKA_BASES}, got {self.matryoshka_base!r}")
+        if (self.objective == "matryoshka") != bool(self.matryoshka_dims):
+            raise ValueError("objective matryoshka needs matryoshka_dims, and matryoshka_dims needs that objective")
+        if self.matryoshka_dims:
+            self.matryoshka_dims = [int(dim) for dim in self.matryoshka_dims]
+        if self.image_loss and self.objective != "mse":
+            raise ValueError(f"image_loss adds MSE terms: it needs objective mse, got {self.objective!r}")
+        build_objective(self)  # the objective's own checks (sizes, weights, temperatures)

@@ -15,6 +15,7 @@ Everything is computed in float32 whatever the model's dtype; teacher embeddings
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -22,7 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contrastive import info_nce
+
 OBJECTIVES = ("mse", "matryoshka", "similarity_kl", "mse_infonce")
+#: The objectives a Matryoshka objective can apply over the prefixes.
+MATRYOSHKA_BASES = ("mse", "similarity_kl")
 #: The sides a term belongs to, for the English / x weights.
 EN_TERMS = ("loss_en", "loss_image_en")
 X_TERMS = ("loss_x", "loss_image_x")
@@ -129,9 +134,154 @@ class MSEDistillation(nn.Module):
         return ObjectiveOutput(combine_terms(terms, self.en_weight, self.x_weight), terms)
 
 
-def build_objective(args: Any) -> nn.Module:
-    """The objective an :class:`~xvlm2vec.training.config.SKDConfig` (``args``) names in ``objective``."""
-    name = getattr(args, "objective", "mse")
+def normalized(embeddings: torch.Tensor) -> torch.Tensor:
+    """Float32, L2-normalised rows."""
+    return F.normalize(embeddings.float(), dim=-1)
+
+
+def same_rows(embeddings: torch.Tensor, tolerance: float = 1e-6) -> torch.Tensor:
+    """``[B, B]`` bool: rows whose cosine similarity is at least ``1 - tolerance`` (the same English text and
+    image give the same teacher embedding, up to float noise of the batch they were computed in)."""
+    unit = normalized(embeddings.detach())
+    return unit @ unit.T >= 1 - tolerance
+
+
+class MatryoshkaDistillation(nn.Module):
+    r"""A base objective applied to nested prefixes of the student embedding, so a truncated embedding works.
+
+    Inputs: :class:`DistillationEmbeddings`; the base objective's own inputs, with the student embeddings cut
+    to their first ``d`` components for each ``d`` of ``dims`` (the teacher's are kept whole; the MSE base cuts
+    the teacher to the same width, as sentence-transformers' ``MSELoss`` does).
+
+    Formula: ``loss = sum_d w_d * base(s[:, :d], t)`` over ``dims`` (``w_d = 1`` by default), as
+    sentence-transformers' ``MatryoshkaLoss``. The terms are the base's terms at each width (``loss_en_64``...).
+
+    When to use: when users will truncate the embedding (``encode(truncate_dim=...)``, sentence-transformers'
+    ``truncate_dim``); the sizes are recorded in the saved config (``matryoshka_dims``). With the ``mse`` base a
+    prefix can only be as good as the teacher's prefix of that width; the ``similarity_kl`` base teaches every
+    prefix the teacher's full-width similarities. Cost: one objective per size on the same forward (negligible
+    beside the model's forward).
+
+    Reference: Kusupati et al., "Matryoshka Representation Learning", NeurIPS 2022.
+    """
+
+    def __init__(self, base: nn.Module, dims: Sequence[int], weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if not dims or any(int(d) < 1 for d in dims) or len(set(dims)) != len(dims):
+            raise ValueError(f"matryoshka_dims must be distinct positive sizes, got {list(dims)}")
+        weights = [1.0] * len(dims) if weights is None else list(weights)
+        if len(weights) != len(dims) or any(w < 0 for w in weights):
+            raise ValueError(f"matryoshka_weights must be {len(dims)} weights >= 0, got {weights}")
+        self.base = base
+        self.dims = [int(d) for d in dims]
+        self.weights = weights
+
+    def forward(self, embeddings: DistillationEmbeddings) -> ObjectiveOutput:
+        """The weighted sum of the base objective over the prefixes."""
+        width = embeddings.student_en.shape[-1]
+        if max(self.dims) > width:
+            raise ValueError(f"matryoshka_dims {self.dims} exceed the embedding width {width}")
+        loss, terms = 0.0, {}
+        for dim, weight in zip(self.dims, self.weights):
+            output = self.base(embeddings.truncated(dim))
+            loss = loss + weight * output.loss
+            terms.update({f"{name}_{dim}": value for name, value in output.terms.items()})
+        return ObjectiveOutput(loss, terms)
+
+
+class SimilarityKLDistillation(nn.Module):
+    r"""In-batch similarity-distribution distillation: the student reproduces the teacher's in-batch
+    similarity distributions.
+
+    Inputs: :class:`DistillationEmbeddings` (cosine similarities are used, so the scale does not matter).
+
+    Formula: with ``P_i = softmax_j(cos(t(en_i), t(en_j)) / tau)`` the teacher's distribution over the batch,
+    ``Q^a_i = softmax_j(cos(s(a_i), s(en_j)) / tau)`` the student's for side ``a`` (``en`` or ``x``) and
+    ``KL_a = mean_i KL(P_i || Q^a_i)``, ``loss = (w_en * KL_en + w_x * KL_x) / (w_en + w_x)``.
+
+    When to use: when the student's retrieval ranking matters more than staying in the teacher's space (the
+    English side may drift, only similarities are fixed); needs batches of several distinct rows (a batch of
+    one row gives 0). Cost: two ``[B, B]`` similarity matrices per batch.
+
+    Reference: Gu et al., "Breaking the Modality Barrier: Universal Embedding Learning with Multimodal LLMs"
+    (UniME), 2025: textual discriminative knowledge distillation with KL over in-batch similarities.
+    """
+
+    def __init__(self, temperature: float = 0.05, en_weight: float = 1.0, x_weight: float = 1.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"similarity_temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.en_weight = en_weight
+        self.x_weight = x_weight
+
+    def forward(self, embeddings: DistillationEmbeddings) -> ObjectiveOutput:
+        """The weighted mean of the two KL terms."""
+        teacher = normalized(embeddings.teacher_en.detach())
+        target = F.softmax(teacher @ teacher.T / self.temperature, dim=-1)
+        student_en = normalized(embeddings.student_en)
+        terms = {}
+        for name, side in (("loss_en", student_en), ("loss_x", normalized(embeddings.student_x))):
+            log_q = F.log_softmax(side @ student_en.T / self.temperature, dim=-1)
+            terms[name] = F.kl_div(log_q, target, reduction="batchmean")
+        return ObjectiveOutput(combine_terms(terms, self.en_weight, self.x_weight), terms)
+
+
+class MSEInfoNCEDistillation(nn.Module):
+    r"""The released MSE plus an InfoNCE term that pulls each x text to its own English text in the batch.
+
+    Inputs: :class:`DistillationEmbeddings`.
+
+    Formula: ``loss = MSE objective + lambda * InfoNCE``, with
+    ``InfoNCE = mean_i -log softmax_j(cos(s(x_i), s(en_j)) / tau)[i]`` (x as queries, the batch's English
+    sides as candidates); rows with the same English text (same teacher embedding) are not each other's
+    negatives.
+
+    When to use: when x -> English retrieval among near neighbours is weak after plain MSE; the contrastive
+    term sharpens the pairing while MSE keeps the teacher's space. Cost: one ``[B, B]`` similarity matrix.
+
+    Reference: Reimers & Gurevych 2020 (MSE distillation); van den Oord et al., "Representation Learning with
+    Contrastive Predictive Coding", 2018 (InfoNCE); Feng et al., "Language-agnostic BERT Sentence Embedding"
+    (LaBSE), ACL 2022 (in-batch translation ranking).
+    """
+
+    def __init__(
+        self, en_weight: float = 1.0, x_weight: float = 1.0, infonce_weight: float = 0.1, temperature: float = 0.05
+    ) -> None:
+        super().__init__()
+        if temperature <= 0 or infonce_weight < 0:
+            raise ValueError(
+                f"infonce_temperature must be > 0 and infonce_weight >= 0, got {temperature}, {infonce_weight}"
+            )
+        self.mse = MSEDistillation(en_weight, x_weight)
+        self.infonce_weight = infonce_weight
+        self.temperature = temperature
+
+    def forward(self, embeddings: DistillationEmbeddings) -> ObjectiveOutput:
+        """MSE plus the weighted InfoNCE term (logged as ``loss_infonce``)."""
+        mse = self.mse(embeddings)
+        contrastive = info_nce(
+            normalized(embeddings.student_x),
+            normalized(embeddings.student_en),
+            self.temperature,
+            same_rows(embeddings.teacher_en),
+        )
+        terms = {**mse.terms, "loss_infonce": contrastive}
+        return ObjectiveOutput(mse.loss + self.infonce_weight * contrastive, terms)
+
+
+def build_objective(args: Any, name: str | None = None) -> nn.Module:
+    """The objective ``name`` (default: ``args.objective``) with the settings of an
+    :class:`~xvlm2vec.training.config.SKDConfig` ``args``."""
+    name = args.objective if name is None else name
+    weights = (args.en_loss_weight, args.x_loss_weight)
     if name == "mse":
-        return MSEDistillation(args.en_loss_weight, args.x_loss_weight)
+        return MSEDistillation(*weights)
+    if name == "similarity_kl":
+        return SimilarityKLDistillation(args.similarity_temperature, *weights)
+    if name == "mse_infonce":
+        return MSEInfoNCEDistillation(*weights, args.infonce_weight, args.infonce_temperature)
+    if name == "matryoshka":
+        base = build_objective(args, args.matryoshka_base)
+        return MatryoshkaDistillation(base, args.matryoshka_dims, args.matryoshka_weights)
     raise ValueError(f"objective must be one of {OBJECTIVES}, got {name!r}")

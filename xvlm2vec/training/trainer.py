@@ -98,6 +98,8 @@ class SKDTrainer(Trainer):
             teacher_model = load_teacher(
                 args.teacher, self.student_source, core.dtype, trust_remote_code, self.model_init_kwargs
             )
+        if args.objective == "matryoshka":  # saved with the model: the widths it is trained to be cut to
+            core.config.matryoshka_dims = list(args.matryoshka_dims)
         self.teacher = Teacher(model, teacher_model)
         self.loss_fn = DistillationLoss(
             build_objective(args), image_loss=args.image_loss, image_pooling=args.image_loss_pooling
@@ -229,6 +231,7 @@ class SKDTrainer(Trainer):
         base = load_student(self.student_source, self.trust_remote_code, **self.model_init_kwargs)
         merged = PeftModel.from_pretrained(base, str(target)).merge_and_unload()
         merged.set_processor(model.get_base_model().processor)
+        merged.config.matryoshka_dims = model.get_base_model().config.matryoshka_dims
         merged.save_pretrained(str(output_dir))
         self._export_training_args(output_dir)
         return output_dir

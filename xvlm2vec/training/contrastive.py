@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from transformers import BatchFeature, Trainer, TrainingArguments
 
 from modeling_xvlm2vec.processing_xvlm2vec import ImageInput
+
+from .objectives import info_nce
 
 
 @dataclass
@@ -76,20 +77,6 @@ class ContrastiveCollator:
         keys = [p.positive_key for p in pairs]
         same = torch.tensor([[a == b for b in keys] for a in keys], dtype=torch.bool)
         return {"query": query, "positive": positive, "same_positive": same}
-
-
-def info_nce(
-    query: torch.Tensor, positive: torch.Tensor, temperature: float, same_positive: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Mean InfoNCE loss of L2-normalised `query` [B, D] against `positive` [B, D] (row i matches row i).
-
-    `same_positive[i, j]` true for i != j masks positive j out of query i's negatives.
-    """
-    logits = query @ positive.T / temperature
-    if same_positive is not None:
-        eye = torch.eye(len(query), dtype=torch.bool, device=logits.device)
-        logits = logits.masked_fill(same_positive.to(logits.device) & ~eye, torch.finfo(logits.dtype).min)
-    return F.cross_entropy(logits, torch.arange(len(query), device=logits.device))
 
 
 class ContrastiveTrainer(Trainer):

@@ -23,8 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .contrastive import info_nce
-
 OBJECTIVES = ("mse", "matryoshka", "similarity_kl", "mse_infonce")
 #: The objectives a Matryoshka objective can apply over the prefixes.
 MATRYOSHKA_BASES = ("mse", "similarity_kl")
@@ -144,6 +142,20 @@ def same_rows(embeddings: torch.Tensor, tolerance: float = 1e-6) -> torch.Tensor
     image give the same teacher embedding, up to float noise of the batch they were computed in)."""
     unit = normalized(embeddings.detach())
     return unit @ unit.T >= 1 - tolerance
+
+
+def info_nce(
+    query: torch.Tensor, positive: torch.Tensor, temperature: float, same_positive: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean InfoNCE loss of L2-normalised `query` [B, D] against `positive` [B, D] (row i matches row i).
+
+    `same_positive[i, j]` true for i != j masks positive j out of query i's negatives.
+    """
+    logits = query @ positive.T / temperature
+    if same_positive is not None:
+        eye = torch.eye(len(query), dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(same_positive.to(logits.device) & ~eye, torch.finfo(logits.dtype).min)
+    return F.cross_entropy(logits, torch.arange(len(query), device=logits.device))
 
 
 class MatryoshkaDistillation(nn.Module):

@@ -146,7 +146,7 @@ def test_recipe_fields_select_and_check_the_objective(tmp_path: Path) -> None:
 def test_matryoshka_dims_are_saved_and_truncation_renormalises(tmp_path: Path, run_isolated) -> None:
     from transformers import AutoModel
 
-    from xvlm2vec.testing.tiny_models import save_tiny_model
+    from xvlm2vec.testing.tiny_model import save_tiny_model
     from xvlm2vec.training import SKDTrainer
 
     student = str(save_tiny_model("qwen2_vl", tmp_path / "student", seed=0))

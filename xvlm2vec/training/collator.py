@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +21,16 @@ TEACHER_EMBEDDING = "teacher_embedding"
 TEACHER_IMAGE_EMBEDDING = "teacher_image_embedding"
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A parallel row the collator refused: its id, language, source data set (provenance) and the reason."""
+
+    row_id: str
+    reason: str
+    lang: str | None = None
+    source_dataset: str | None = None
+
+
 @dataclass
 class ParallelRow:
     """One validated parallel pair: its id, both texts, the decoded shared image (or None) and its position in the
@@ -31,6 +41,7 @@ class ParallelRow:
     text_x: str
     image: Image.Image | None
     position: int = 0
+    source: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def to_rgb(image: Image.Image, resize: Sequence[int] | None) -> Image.Image:
@@ -68,13 +79,16 @@ class ParallelCollator:
     `student_en_inputs` and `student_x_inputs`; then either `teacher_embeddings` (and
     `teacher_image_embeddings`), read from the rows' `teacher_embedding` (`teacher_image_embedding`) columns
     when the dataset has them (the teacher cache, `teacher_columns`), or `teacher_inputs` (the English side);
-    and `skipped_rows`, the number of bad rows dropped.
+    and `skipped_rows`, the number of bad rows dropped, `rejected_rows` (their :class:`Rejection`s) and `rows`
+    (how many rows came in).
 
     A row is bad when it fails the checks the builders apply (`xvlm2vec_common.row_checks`: a text empty or
     too long, an image of extreme aspect ratio unless `image_resize` is set, image tags on one side only or
     without an image), its image cannot be read, or a side is longer than `max_length` tokens.
     `bad_rows="skip"` drops it with a warning naming its id; `"error"` raises `ValueError` naming it. With
     `image_resize` (width, height) every image is resized to that size first (the released run: 1344x1344).
+    When every row of a batch is bad, the collator raises `ValueError`, or with `keep_empty` returns
+    `{"empty_batch": True, ...}` with the counts (the trainer skips such a batch and counts it).
     """
 
     def __init__(
@@ -84,6 +98,7 @@ class ParallelCollator:
         bad_rows: str = "skip",
         fused: bool = True,
         image_resize: Sequence[int] | None = None,
+        keep_empty: bool = False,
     ) -> None:
         if bad_rows not in ("skip", "error"):
             raise ValueError(f"bad_rows must be 'skip' or 'error', got {bad_rows!r}")
@@ -92,13 +107,17 @@ class ParallelCollator:
         self.bad_rows = bad_rows
         self.fused = fused
         self.image_resize = image_resize
+        self.keep_empty = keep_empty
 
     # ------------------------------------------------------------------ validation
-    def _reject(self, row_id: str, reason: str) -> None:
+    def _reject(self, row: dict[str, Any] | ParallelRow, row_id: str, reason: str) -> Rejection:
+        """Raise for `bad_rows="error"`; else log the skip and return the row's :class:`Rejection`."""
         message = f"parallel row {row_id}: {reason}"
         if self.bad_rows == "error":
             raise ValueError(message)
         logger.warning("skipping %s", message)
+        source = row if isinstance(row, dict) else row.source
+        return Rejection(row_id, reason, source.get("lang"), source.get("source_dataset"))
 
     @staticmethod
     def _check_texts(row: dict[str, Any], row_id: str) -> str | None:
@@ -119,10 +138,10 @@ class ParallelCollator:
                 return f"{side}: {error}"
         return None
 
-    def clean(self, rows: Sequence[dict[str, Any]]) -> tuple[list[ParallelRow], int]:
-        """Validate and decode rows; return the good ones and how many were skipped."""
+    def clean(self, rows: Sequence[dict[str, Any]]) -> tuple[list[ParallelRow], list[Rejection]]:
+        """Validate and decode rows; return the good ones and the rejections of the others."""
         good: list[ParallelRow] = []
-        skipped = 0
+        rejected: list[Rejection] = []
         for position, row in enumerate(rows):
             row_id = str(row.get("id", f"#{position}"))
             reason = self._check_texts(row, row_id)
@@ -133,11 +152,11 @@ class ParallelCollator:
                 except ValueError as error:
                     reason = str(error).removeprefix(f"row {row_id}: ")
             if reason is not None:
-                self._reject(row_id, reason)
-                skipped += 1
+                rejected.append(self._reject(row, row_id, reason))
                 continue
-            good.append(ParallelRow(row_id, row["text_en"], row["text_lang"], image, position))
-        return good, skipped
+            provenance = {key: row.get(key) for key in ("lang", "source_dataset")}
+            good.append(ParallelRow(row_id, row["text_en"], row["text_lang"], image, position, provenance))
+        return good, rejected
 
     def build(self, rows: list[ParallelRow], sides: Sequence[str]) -> BatchFeature:
         """One padded batch of the rows' `sides` (attribute names), side after side, images repeated."""
@@ -145,41 +164,47 @@ class ParallelCollator:
         images = [row.image for _ in sides for row in rows]
         return self.prepare_inputs(texts, images, max_length=self.max_length)
 
-    def prepare(self, rows: list[ParallelRow], sides: Sequence[str]) -> tuple[BatchFeature, list[ParallelRow], int]:
-        """Build the batch of `sides`, dropping rows that do not fit; return it, the rows kept and the count
-        dropped.
+    def prepare(
+        self, rows: list[ParallelRow], sides: Sequence[str]
+    ) -> tuple[BatchFeature | None, list[ParallelRow], list[Rejection]]:
+        """Build the batch of `sides`, dropping rows that do not fit; return it (None when no row fits), the rows
+        kept and the rejections.
         """
         try:
-            return self.build(rows, sides), rows, 0
+            return self.build(rows, sides), rows, []
         except ValueError:
             pass  # find the offending rows one by one, then rebuild without them
-        fitting = []
+        fitting, rejected = [], []
         for row in rows:
             reason = self._fits(row)
             if reason is None:
                 fitting.append(row)
             else:
-                self._reject(row.row_id, reason)
-        if not fitting:
-            raise ValueError(f"every row of the batch is bad ({len(rows)} rows); see the warnings above")
-        return self.build(fitting, sides), fitting, len(rows) - len(fitting)
+                rejected.append(self._reject(row, row.row_id, reason))
+        return (self.build(fitting, sides) if fitting else None), fitting, rejected
 
     # ------------------------------------------------------------------ batches
     def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        rows, skipped = self.clean(examples)
-        if not rows:
-            raise ValueError(f"every row of the batch is bad ({len(examples)} rows); see the warnings above")
+        rows, rejected = self.clean(examples)
         batch: dict[str, Any] = {}
         english = None
-        if self.fused:
+        if rows and self.fused:
             batch["student_inputs"], rows, dropped = self.prepare(rows, ("text_en", "text_x"))
-        else:
+            rejected += dropped
+        elif rows:
             english, rows, dropped = self.prepare(rows, ("text_en",))
-            batch["student_x_inputs"], kept, more = self.prepare(rows, ("text_x",))
-            if more:  # an x side did not fit: rebuild the English side on the same rows
-                english, rows, dropped = self.build(kept, ("text_en",)), kept, dropped + more
+            rejected += dropped
+            if rows:
+                batch["student_x_inputs"], kept, more = self.prepare(rows, ("text_x",))
+                if more:  # an x side did not fit: rebuild the English side on the same rows
+                    english, rows, rejected = (self.build(kept, ("text_en",)) if kept else None), kept, rejected + more
             batch["student_en_inputs"] = english
-        batch["skipped_rows"] = skipped + dropped
+        counts = {"skipped_rows": len(rejected), "rejected_rows": rejected, "rows": len(examples)}
+        if not rows:
+            if not self.keep_empty:
+                raise ValueError(f"every row of the batch is bad ({len(examples)} rows); see the warnings above")
+            return {"empty_batch": True, **counts}
+        batch.update(counts)
         if TEACHER_EMBEDDING in examples[0]:
             batch.update(self.cached_teacher(examples, rows))
         else:

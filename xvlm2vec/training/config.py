@@ -91,6 +91,12 @@ class SKDConfig(TrainingArguments):
             With `mse_infonce`: the weight of the InfoNCE term added to the MSE objective.
         infonce_temperature (`float`, defaults to `0.05`):
             With `mse_infonce`: the InfoNCE temperature (cosine similarity / temperature).
+        max_bad_row_share (`float`, defaults to `0.5`):
+            With `bad_rows: skip`, stop the run (nothing saved) when more than this share of the rows seen so far
+            (all processes, checked at every optimizer step from 32 rows on) were bad. `1.0` never stops.
+        max_nonfinite_steps (`int`, defaults to `5`):
+            An optimizer step whose loss, teacher targets or gradients are not finite is skipped (counted as
+            `nonfinite_steps`, with a warning); the run stops after this many skipped steps in a row.
 
     Speed levers (`xvlm2vec.training.speedups`, applied by `apply_speedups`; each default is the plain step):
 
@@ -170,6 +176,12 @@ class SKDConfig(TrainingArguments):
     similarity_temperature: float = field(default=0.05, metadata={"help": "similarity_kl: softmax temperature."})
     infonce_weight: float = field(default=0.1, metadata={"help": "mse_infonce: weight of the InfoNCE term."})
     infonce_temperature: float = field(default=0.05, metadata={"help": "mse_infonce: InfoNCE temperature."})
+    max_bad_row_share: float = field(
+        default=0.5, metadata={"help": "Stop when more than this share of the rows seen are bad (1.0: never)."}
+    )
+    max_nonfinite_steps: int = field(
+        default=5, metadata={"help": "Stop after this many optimizer steps in a row skipped for non-finite values."}
+    )
 
     # ---- speed levers (xvlm2vec.training.speedups; the defaults are the plain step) ----
     adapter_dtype: str = field(
@@ -211,6 +223,7 @@ class SKDConfig(TrainingArguments):
         if self.remove_unused_columns:
             raise ValueError("remove_unused_columns must be False: the collator reads the parallel corpus columns")
         self._check_objective()
+        self._check_counts()
         if isinstance(self.languages, str):
             self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]
         self._check_speed_levers()
@@ -240,3 +253,22 @@ class SKDConfig(TrainingArguments):
         if self.image_loss and self.objective != "mse":
             raise ValueError(f"image_loss adds MSE terms: it needs objective mse, got {self.objective!r}")
         build_objective(self)  # the objective's own checks (sizes, weights, temperatures)
+
+    def _check_counts(self) -> None:
+        """Refuse sizes and limits that cannot train (ValueError naming the argument)."""
+        for name in (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "teacher_cache_batch_size",
+            "max_nonfinite_steps",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps == 0 or (self.max_steps < 0 and self.num_train_epochs <= 0):
+            raise ValueError(
+                f"--max_steps {self.max_steps} --num_train_epochs {self.num_train_epochs} trains nothing: give "
+                "--max_steps N > 0, or --max_steps -1 with --num_train_epochs > 0"
+            )
+        if not 0 <= self.max_bad_row_share <= 1:
+            raise ValueError(f"--max_bad_row_share must be in [0, 1], got {self.max_bad_row_share}")

@@ -22,7 +22,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser
 
 from modeling_xvlm2vec.conventions import CONVENTIONS
 from xvlm2vec_common.cli_arguments import local_or_hub
-from xvlm2vec_common.cli_errors import UsageError, exit_usage_error
+from xvlm2vec_common.cli_errors import UsageError, exit_usage_error, one_line
 from xvlm2vec_common.model_folder import check_xvlm2vec_source
 
 from ..progress import progress_enabled
@@ -30,7 +30,9 @@ from ..resources import recipe_path, shipped_names
 from .checkpoints import resolve_resume
 from .config import TEACHER_SAME_CHECKPOINT, SKDConfig
 from .data import load_split, with_lengths
+from .guards import TrainingStopped
 from .models import lora_config, model_init_kwargs
+from .outputs import check_training_output
 from .trainer import SKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -162,6 +164,17 @@ def fill_tiny_inputs(script_args: SKDScriptArguments, training_args: SKDConfig, 
         logger.info("no --dataset_name: training on the fixtures' corpus %s", corpus_dir)
 
 
+def check_output(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> None:
+    """Refuse an ``--output_dir`` (or ``--teacher_cache``) that is not safe to write, before anything is written
+    (:func:`~.outputs.check_training_output`)."""
+    teacher = training_args.teacher if training_args.teacher != TEACHER_SAME_CHECKPOINT else None
+    check_training_output(
+        training_args.output_dir,
+        training_args.teacher_cache,
+        [model_args.model_name_or_path, teacher, script_args.dataset_name, training_args.teacher_cache],
+    )
+
+
 def check_arguments(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: ModelConfig) -> None:
     """User errors found before any data or model is loaded (UsageError naming the argument).
 
@@ -185,6 +198,7 @@ def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: 
     """Train as the three parsed dataclasses say, save the student, print the final metrics as JSON; return the
     folder.
     """
+    check_output(script_args, training_args, model_args)
     fill_tiny_inputs(script_args, training_args, model_args)
     check_arguments(script_args, training_args, model_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
@@ -206,8 +220,8 @@ def main(script_args: SKDScriptArguments, training_args: SKDConfig, model_args: 
     metrics = dict(result.metrics)
     if dev is not None:
         metrics.update(trainer.evaluate())
-    trainer.save_metrics("all", metrics)
     saved = trainer.save_student(script_args.save_adapter_only)
+    trainer.save_metrics("all", metrics)
     if trainer.is_world_process_zero():
         print(json.dumps({"saved": str(saved), **metrics}, indent=2))
     return saved
@@ -227,7 +241,11 @@ def run(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
     if not progress_enabled():
         training_args.disable_tqdm = True  # not a terminal: the Trainer logs one line per logging step instead
-    main(script_args, training_args, model_args)
+    try:
+        main(script_args, training_args, model_args)
+    except TrainingStopped as error:
+        print(f"error: training stopped: {one_line(error)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,6 +8,8 @@ XVLM2Vec folder, the adapters merged.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -19,12 +21,16 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import enable_full_determinism, set_seed
 
-from .collator import ParallelCollator
+from xvlm2vec_common.safe_outputs import atomic_output_dir
+
+from .collator import ParallelCollator, Rejection
 from .config import SKDConfig
+from .guards import RunGuard, TrainingStopped, all_finite
 from .loss import DistillationLoss
 from .metrics import translation_metrics
 from .models import check_peft_config, load_student, load_teacher
 from .objectives import build_objective
+from .outputs import OUTPUT_MARKER, kept_entries
 from .speedups import apply_speedups
 from .teacher import Teacher, refuse_unsynced_teacher
 from .teacher_cache import settings_fingerprint, teacher_columns
@@ -33,6 +39,13 @@ logger = logging.getLogger(__name__)
 
 ADAPTER_FOLDER = "adapter"
 TRAINING_ARGS_BIN = "training_args.bin"
+REJECTED_ROWS = "rejected_rows.jsonl"
+
+
+def write_rejections(path: Path, rejected: list[Rejection]) -> None:
+    """Write one JSON line per rejected row (id, language, source data set, reason); nothing when none."""
+    if rejected:
+        path.write_text("".join(json.dumps(dataclasses.asdict(row), ensure_ascii=False) + "\n" for row in rejected))
 
 
 def seed_everything(args: SKDConfig) -> None:
@@ -111,6 +124,7 @@ class SKDTrainer(Trainer):
                 args.bad_rows,
                 fused=args.fused_student_forward,
                 image_resize=args.image_resize,
+                keep_empty=True,
             )
         super().__init__(
             model=model,
@@ -127,6 +141,14 @@ class SKDTrainer(Trainer):
             self.teacher.separate = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
         self._terms: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._skipped_rows = 0
+        self._window_losses: list[torch.Tensor] = []  # batch losses since the last log, for a window with skips
+        self._window_skips = False
+        self.guard = RunGuard(
+            args.max_bad_row_share,
+            args.max_nonfinite_steps,
+            lambda tensor: self.accelerator.reduce(tensor, reduction="sum"),
+        )
+        self.rejected_rows: list[Rejection] = []  # every process's rejected rows, gathered at the end of training
         self.teacher_cache_path = None
         if args.teacher_cache and train_dataset is not None:
             if self.is_fsdp_enabled:
@@ -172,14 +194,66 @@ class SKDTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Distillation loss of one batch; records its terms for logging while training. The outputs are the
-        batch's embeddings by name (`student_en`, `student_x`, `teacher_en`, ...)."""
+        """Distillation loss of one batch; records its terms for logging while training, and flags the step when
+        the teacher targets or the loss are not finite. The outputs are the batch's embeddings by name
+        (`student_en`, `student_x`, `teacher_en`, ...)."""
         output = self.loss_fn(model, self.teacher, inputs)
         if model.training:
             self._skipped_rows += int(inputs.get("skipped_rows", 0))
             for name, value in output.terms.items():
                 self._terms[name].append(value.detach())
+            self._window_losses.append(output.loss.detach())
+            if not torch.isfinite(output.embeddings.teacher_en).all():
+                self.guard.flag("non-finite teacher targets")
+            elif not torch.isfinite(output.loss):
+                self.guard.flag("non-finite loss")
         return (output.loss, output.embeddings.as_dict()) if return_outputs else output.loss
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        """The Trainer's step (forward, backward), after counting the batch's rows; a batch whose rows were all
+        bad (on any process, so that all processes stay in step) is skipped without a forward and counted."""
+        self.guard.count_batch(inputs)
+        if self.guard.any_process(bool(inputs.get("empty_batch")), self.args.device):
+            self._skipped_rows += int(inputs.get("skipped_rows", 0))
+            self.guard.skipped_batches += 1
+            self._window_skips = True
+            return torch.zeros((), device=self.args.device)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, with :meth:`_guard_step` run before each of its steps."""
+        optimizer = super().create_optimizer(model)
+        if not getattr(optimizer, "_skd_guarded", False):
+            optimizer.register_step_pre_hook(self._guard_step)
+            optimizer._skd_guarded = True
+        return optimizer
+
+    def _guard_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Skip the coming optimizer step (every gradient set to None, so no weight or optimizer state moves)
+        when a loss, teacher target or gradient of it is not finite on any process; stop the run on the guards'
+        limits (:class:`~.guards.RunGuard`)."""
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.guard.decide_step([p.grad for p in parameters], self.args.device):
+            self._window_skips = True
+            for parameter in parameters:
+                parameter.grad = None
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """The Trainer's `train`, then every process's rejected rows gathered and reported by reason."""
+        from accelerate.utils import gather_object
+
+        result = super().train(*args, **kwargs)
+        self.rejected_rows = gather_object(self.guard.rejected) if self.args.world_size > 1 else self.guard.rejected
+        self.guard.report(self.rejected_rows)
+        return result
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """The Trainer's `save_model` (checkpoints and the final model), refused for non-finite weights."""
+        if self.guard.any_process(not all_finite(self.model.parameters()), self.args.device):
+            raise TrainingStopped("the model has non-finite weights; it is not saved")
+        super().save_model(output_dir, _internal_call)
 
     def prediction_step(
         self,
@@ -198,14 +272,23 @@ class SKDTrainer(Trainer):
         return loss.detach(), predictions, outputs["teacher_en"].detach().float()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the averaged loss terms since the last log (mean over processes) and the skipped-row count."""
-        if self._terms and "loss" in logs:
+        """Add the averaged loss terms since the last log (mean over processes), the skipped-row, skipped-batch
+        and non-finite-step counts; in a window with skips, `loss` is the mean of the batch losses computed (NaN
+        if one was NaN) rather than the Trainer's figure, which counts a skipped batch as 0 and hides a NaN."""
+        if "loss" in logs and (self._terms or self._window_skips):
             for name, values in self._terms.items():
                 mean = torch.stack(values).mean()
                 logs[name] = round(float(self.accelerator.reduce(mean, reduction="mean")), 8)
             skipped = torch.tensor(self._skipped_rows, device=self.args.device)
             logs["skipped_rows"] = int(self.accelerator.reduce(skipped, reduction="sum"))
+            logs["skipped_batches"] = self.guard.skipped_batches
+            logs["nonfinite_steps"] = self.guard.nonfinite_steps
+            if self._window_skips:
+                mean = torch.stack(self._window_losses).mean() if self._window_losses else torch.tensor(float("nan"))
+                logs["loss"] = float(self.accelerator.reduce(mean.to(self.args.device), reduction="mean"))
             self._terms.clear()
+            self._window_losses.clear()
+            self._window_skips = False
         super().log(logs, start_time)
 
     def save_student(self, save_adapter_only: bool = False) -> Path:
@@ -213,28 +296,39 @@ class SKDTrainer(Trainer):
 
         A LoRA student is saved as its adapter (``output_dir/adapter``) and, unless ``save_adapter_only``,
         merged into a fresh copy of its starting checkpoint saved in ``output_dir`` (the trainer needs the
-        student by name for that). Returns the folder of the model.
+        student by name for that). Everything is written into a staging folder that replaces ``output_dir`` as a
+        whole when it is complete (the run's checkpoints, tiny inputs and logs are kept; ``outputs.py``), so a
+        failed save leaves the previous output unchanged. The rejected rows go to ``rejected_rows.jsonl``.
+        Returns the folder of the model.
         """
         output_dir = Path(self.args.output_dir)
         if self.is_fsdp_enabled:
             self.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
         model = self.accelerator.unwrap_model(self.model)
-        target = output_dir / ADAPTER_FOLDER if isinstance(model, PeftModel) else output_dir
-        self.save_model(str(target))
-        if not self.is_world_process_zero():
-            return target
-        self._export_training_args(target)
-        if target == output_dir or save_adapter_only:
-            return target
+        peft = isinstance(model, PeftModel)
+        if not self.is_world_process_zero():  # the state dict is gathered here; the main process writes it
+            self.save_model(str(output_dir / ADAPTER_FOLDER if peft else output_dir))
+            return output_dir / ADAPTER_FOLDER if peft and save_adapter_only else output_dir
+        keep = kept_entries(output_dir, self.args.teacher_cache)
+        with atomic_output_dir(output_dir, OUTPUT_MARKER, keep=keep) as staging:
+            target = staging / ADAPTER_FOLDER if peft else staging
+            self.save_model(str(target))
+            self._export_training_args(target)
+            if peft and not save_adapter_only:
+                self._save_merged(model, staging)
+            self._export_training_args(staging)
+            write_rejections(staging / REJECTED_ROWS, self.rejected_rows)
+        return output_dir / ADAPTER_FOLDER if peft and save_adapter_only else output_dir
+
+    def _save_merged(self, model: PeftModel, folder: Path) -> None:
+        """Merge the saved adapter of ``folder`` into a fresh copy of the starting checkpoint; save it there."""
         if self.student_source is None:
             raise ValueError("merging the adapter needs the student by name (model='...'); or save_adapter_only")
         base = load_student(self.student_source, self.trust_remote_code, **self.model_init_kwargs)
-        merged = PeftModel.from_pretrained(base, str(target)).merge_and_unload()
+        merged = PeftModel.from_pretrained(base, str(folder / ADAPTER_FOLDER)).merge_and_unload()
         merged.set_processor(model.get_base_model().processor)
         merged.config.matryoshka_dims = model.get_base_model().config.matryoshka_dims
-        merged.save_pretrained(str(output_dir))
-        self._export_training_args(output_dir)
-        return output_dir
+        merged.save_pretrained(str(folder))
 
     def _export_training_args(self, folder: Path) -> None:
         """Replace the Trainer's pickled `training_args.bin` in `folder` by `training_args.json`."""

@@ -79,7 +79,8 @@ def load_teacher(
 
     ``same_checkpoint``: a second copy of the student's starting checkpoint ``student_source``, loaded with the
     student's ``init_kwargs`` (the released full fine-tuning). A path or Hub id: that model, in the student's
-    dtype ``student_dtype`` and the input convention of ``init_kwargs`` (``convention``, for a backbone). Both need ``trust_remote_code`` for a folder that maps to its own code.
+    dtype ``student_dtype`` and the input convention of ``init_kwargs`` (``convention``, for a backbone). Both
+    need ``trust_remote_code`` for a folder that maps to its own code.
     """
     if teacher is None:
         return None

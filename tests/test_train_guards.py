@@ -68,13 +68,13 @@ def test_a_batch_of_bad_rows_is_skipped_counted_and_reported(tmp_path: Path) -> 
     trainer.train()  # on main: ValueError "every row of the batch is bad", nothing saved
     assert trainer.state.global_step == 3
     assert logged(trainer, "skipped_batches")[-1] == 1 and logged(trainer, "skipped_rows")[-1] == 4
-    assert [(r.row_id, r.reason, r.lang) for r in trainer.rejected_rows] == [
-        (f"row-{i}", "text_lang is empty", "it") for i in range(8, 12)
+    assert [(r.row_id, r.reason.startswith("text_lang is empty"), r.lang) for r in trainer.rejected_rows] == [
+        (f"row-{i}", True, "it") for i in range(8, 12)
     ]
     trainer.save_student(save_adapter_only=True)
     report = [json.loads(line) for line in (tmp_path / "out/rejected_rows.jsonl").read_text().splitlines()]
-    assert [(r["row_id"], r["reason"], r["source_dataset"]) for r in report] == [
-        (f"row-{i}", "text_lang is empty", "synthetic") for i in range(8, 12)
+    assert [(r["row_id"], r["reason"].startswith("text_lang is empty"), r["source_dataset"]) for r in report] == [
+        (f"row-{i}", True, "synthetic") for i in range(8, 12)
     ]
 
 
@@ -221,7 +221,7 @@ def test_output_that_is_an_input_or_foreign_is_refused(inputs, tmp_path, capsys,
     assert (tmp_path / "a_file").read_text() == "mine" and not (corpus / "run").exists()
 
 
-def test_a_failed_rerun_leaves_the_previous_output_whole(inputs, tmp_path, monkeypatch) -> None:
+def test_a_failed_rerun_leaves_the_previous_output_whole(inputs, tmp_path, monkeypatch, capsys) -> None:
     from peft import PeftModel
 
     output = tmp_path / "out"
@@ -233,8 +233,8 @@ def test_a_failed_rerun_leaves_the_previous_output_whole(inputs, tmp_path, monke
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(PeftModel, "from_pretrained", disk_full)  # the merge of the final save fails
-    with pytest.raises(OSError, match="No space left"):
-        cli_main(train_argv(inputs, output, "--max_steps", "2"))
+    assert cli_main(train_argv(inputs, output, "--max_steps", "2")) != 0  # one line: the disk is full
+    assert "No space left" in capsys.readouterr().err
     assert digest(output) == first  # on main: the new adapter beside the old merged model
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 

@@ -16,10 +16,13 @@ import logging
 from pathlib import Path
 
 from xvlm2vec_common.cli_arguments import positive_int
+from xvlm2vec_common.cli_errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xvlm2vec demo``."""
+    from xvlm2vec.training.objectives import OBJECTIVES
+
     parser.add_argument(
         "--output-dir", type=Path, default=Path("demo_output"), help="where everything goes (default demo_output)"
     )
@@ -33,6 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="torch threads (default 2, 1 with --quick); use 1 on a CPU other jobs share (docs/demo.md)",
     )
+    parser.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="mse",
+        help="distillation objective of the student (default mse, as released; docs/training.md#objectives)",
+    )
+    parser.add_argument(
+        "--matryoshka-dims",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help="with --objective matryoshka: the prefix sizes trained (default the full, 1/2 and 1/4 width)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     config = DemoConfig.quick(args.seed) if args.quick else DemoConfig.full(args.seed)
     if args.threads is not None:
         config = dataclasses.replace(config, threads=args.threads)
+    if args.matryoshka_dims and args.objective != "matryoshka":
+        raise UsageError("--matryoshka-dims needs --objective matryoshka")
+    matryoshka_dims = tuple(args.matryoshka_dims) if args.matryoshka_dims else None
+    config = dataclasses.replace(config, objective=args.objective, matryoshka_dims=matryoshka_dims)
     summary = run_demo(config, args.output_dir)
     print((args.output_dir / "results.md").read_text())
     print(summary["example"])

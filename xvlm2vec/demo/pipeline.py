@@ -58,12 +58,32 @@ class DemoConfig:
     # the world's non-English words are tokens the teacher never trained (random rows): the student
     # learns their embeddings beside its LoRA adapters, as a pretrained LM would already know them
     skd_modules_to_save: tuple[str, ...] = ("embed_tokens",)
+    # the distillation objective (xvlm2vec.training.objectives): "mse" as released (the demo's results), or
+    # "matryoshka" (over matryoshka_dims; default the full, 1/2 and 1/4 width), "similarity_kl", "mse_infonce"
+    objective: str = "mse"
+    matryoshka_dims: tuple[int, ...] | None = None
+    matryoshka_base: str = "mse"  # with matryoshka: the objective over each prefix, "mse" or "similarity_kl"
     eval_styles: tuple[str, ...] = ("plain", "punct", "newline")
     eval_batch_size: int = 64
     # the two cores of the machine the demo is sized for (1.45x faster per teacher step than one, measured);
     # on a CPU other jobs share, one thread avoids OpenMP oversubscription (docs/demo.md,
     # benchmarks/bench_demo_threads.py)
     threads: int = 2
+
+    def objective_overrides(self) -> dict[str, Any]:
+        """The recipe fields that pick the distillation objective (none for the recipe's own ``mse``)."""
+        if self.objective == "mse":
+            if self.matryoshka_dims:
+                raise ValueError("matryoshka_dims needs objective matryoshka")
+            return {}
+        overrides: dict[str, Any] = {"objective": self.objective}
+        if self.objective == "matryoshka":
+            dims = self.matryoshka_dims or (self.hidden, self.hidden // 2, self.hidden // 4)
+            overrides["matryoshka_dims"] = list(dims)
+            overrides["matryoshka_base"] = self.matryoshka_base
+        elif self.matryoshka_dims:
+            raise ValueError("matryoshka_dims needs objective matryoshka")
+        return overrides
 
     @classmethod
     def full(cls, seed: int = 0) -> DemoConfig:
@@ -183,6 +203,7 @@ def distil_student(config: DemoConfig, teacher: Path, parallel: Path, output_dir
     )
     if config.skd_modules_to_save:
         overrides["lora_modules_to_save"] = list(config.skd_modules_to_save)
+    overrides.update(config.objective_overrides())
     logger.info("   recipe %s with %s", RECIPE, overrides)
     return train_main(*recipe_arguments(RECIPE, **overrides))
 

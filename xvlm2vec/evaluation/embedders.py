@@ -71,21 +71,31 @@ class Embedder(ABC):
 
 
 class XVLM2VecEmbedder(Embedder):
-    """An XVLM2Vec model (``AutoModel`` with remote code) through its ``encode`` method."""
+    """An XVLM2Vec model (``AutoModel`` with remote code) through its ``encode`` method.
+
+    With ``truncate_dim`` only the first ``truncate_dim`` components of each embedding are kept (then
+    L2-normalised again), as ``encode(truncate_dim=)``: the model evaluated at a Matryoshka width.
+    """
 
     kind = "xvlm2vec"
     uses_instructions = True
 
-    def __init__(self, model: Any, name: str) -> None:
+    def __init__(self, model: Any, name: str, truncate_dim: int | None = None) -> None:
+        if truncate_dim is not None and not 1 <= truncate_dim <= model.config.hidden_size:
+            raise ValueError(f"truncate_dim must be in 1..{model.config.hidden_size}, got {truncate_dim}")
         self.model = model
         self.name = name
+        self.truncate_dim = truncate_dim
         self.image_tag = model.config.image_tag
         self.instructions = model.config.instructions or INSTRUCTIONS
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path: str, device: torch.device | str | None = None) -> XVLM2VecEmbedder:
-        """Load the model folder or Hub repo ``model_name_or_path`` with ``AutoModel`` and the installed classes.
+    def from_pretrained(
+        cls, model_name_or_path: str, device: torch.device | str | None = None, truncate_dim: int | None = None
+    ) -> XVLM2VecEmbedder:
+        """Load the model folder or Hub repo ``model_name_or_path`` with ``AutoModel`` and the installed classes
+        (evaluated at ``truncate_dim`` components when given).
 
         The folder's own copy of the model code is not run (``trust_remote_code=False``: the
         ``xvlm2vec`` type is registered with the installed classes first).
@@ -98,11 +108,12 @@ class XVLM2VecEmbedder(Embedder):
         model = AutoModel.from_pretrained(model_name_or_path, trust_remote_code=False)
         if device is not None:
             model = model.to(device)
-        return cls(model.eval(), model_name_or_path)
+        return cls(model.eval(), model_name_or_path, truncate_dim)
 
     @property
     def fingerprint(self) -> str:
-        """Digest of the weights, configuration, processor (tokenizer included) and model code (computed once)."""
+        """Digest of the weights, configuration, processor (tokenizer included), model code and truncation
+        (computed once)."""
         if self._fingerprint is None:
             processor = self.model.processor
             extra = {
@@ -110,6 +121,8 @@ class XVLM2VecEmbedder(Embedder):
                 "processor": processor_state(processor),
                 "code": code_state(self.model, processor),
             }
+            if self.truncate_dim is not None:  # full-width fingerprints stay as they were
+                extra["truncate_dim"] = self.truncate_dim
             self._fingerprint = weights_fingerprint({"model": self.model}, extra)
         return self._fingerprint
 
@@ -126,15 +139,19 @@ class XVLM2VecEmbedder(Embedder):
         was_training = self.model.training
         self.model.eval()
         try:
-            chunks = [self.model.embed_batch(batch) for batch in batches]
+            chunks = [self.model.embed_batch(batch, self.truncate_dim is None) for batch in batches]
         finally:
             self.model.train(was_training)
-        return l2_normalize(plan.assemble(chunks).numpy())
+        return l2_normalize(plan.assemble(chunks)[..., : self.truncate_dim].numpy())
 
     def embed(self, texts: list[str | None], images: list[Image.Image | None], batch_size: int) -> np.ndarray:
         """Embed rows with ``model.encode``; prompts keep the canonical tag, the model maps it."""
         vectors = self.model.encode(
-            texts=list(texts), images=list(images), batch_size=batch_size, show_progress_bar=False
+            texts=list(texts),
+            images=list(images),
+            batch_size=batch_size,
+            show_progress_bar=False,
+            truncate_dim=self.truncate_dim,
         )
         return l2_normalize(vectors)
 

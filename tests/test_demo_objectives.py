@@ -52,8 +52,12 @@ def test_truncated_evaluation_runs_on_the_prefix(tiny_student):
     np.testing.assert_allclose(quarter.embed(texts[:2], images[:2], 2), expected, atol=1e-5)
     np.testing.assert_allclose(quarter.embed_prepared(quarter.prepare(texts[:2], images[:2], 2)), expected, atol=1e-5)
     assert quarter.fingerprint != full.fingerprint  # a truncated run never reads the full width's cache
-    runner = Runner(RunConfig(styles=["plain"], batch_size=config.eval_batch_size, cache_dir=None, max_queries=8))
-    means = averages(runner.evaluate(quarter, str(mmmeb)))
+    run = RunConfig(
+        tasks=["i2t"], languages=["en", "it"], styles=["plain"], batch_size=config.eval_batch_size, max_queries=8
+    )
+    scores = Runner(run).evaluate(quarter, str(mmmeb))
+    assert sorted(record["language"] for record in scores) == ["en", "it"]
+    means = averages(scores)
     assert 0.0 <= means["english"] <= 1.0 and 0.0 <= means["non_english"] <= 1.0
     with pytest.raises(ValueError, match="truncate_dim"):
         XVLM2VecEmbedder(full.model, "student", truncate_dim=HIDDEN + 1)

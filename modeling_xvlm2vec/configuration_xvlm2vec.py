@@ -20,6 +20,13 @@ BACKBONE_IMAGE_TAGS: dict[str, str] = {
     "phi3_v": "<|image_1|>",
 }
 
+#: Image-loss poolings (torch-free data: the modeling side computes them, training checks recipes against them).
+#: `prefix` (as released) is the mean over real tokens up to and including the row's last image-prefix end token
+#: (the backbone's `image_prefix_end_ids`; Phi-3.5-V: BOS, i.e. BOS + image tokens + BOS, or the first BOS of a
+#: text-only row), falling back to the first real token when a row has none; `image_tokens` is the mean over the
+#: image placeholder tokens only (zeros for a row without an image).
+IMAGE_POOLINGS = ("prefix", "image_tokens")
+
 
 def backbone_config_from_dict(config: dict) -> PreTrainedConfig:
     """The backbone configuration from its dictionary form (``config.json``); ``ValueError`` for another family."""
@@ -109,4 +116,4 @@ class XVLM2VecConfig(PreTrainedConfig):
         return int(text.hidden_size)
 
 
-__all__ = ["BACKBONE_IMAGE_TAGS", "XVLM2VecConfig", "backbone_config_from_dict"]
+__all__ = ["BACKBONE_IMAGE_TAGS", "IMAGE_POOLINGS", "XVLM2VecConfig", "backbone_config_from_dict"]

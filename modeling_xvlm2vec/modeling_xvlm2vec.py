@@ -19,7 +19,7 @@ from .backbone_llava_next import LlavaNextBackbone  # noqa: F401  (importing reg
 from .backbone_phi3_v import Phi3VBackbone  # noqa: F401
 from .backbone_qwen2_vl import Qwen2VLBackbone  # noqa: F401
 from .backbones import get_backbone
-from .configuration_xvlm2vec import XVLM2VecConfig
+from .configuration_xvlm2vec import IMAGE_POOLINGS, XVLM2VecConfig
 from .conventions import DEFAULT_CONVENTION, Convention, get_convention
 from .instructions import compose_prompt
 from .prefetch import CopyPool, pin_tensors, prefetch
@@ -45,13 +45,6 @@ class XVLM2VecOutput(ModelOutput):
     embeddings: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     image_embeddings: torch.FloatTensor | None = None
-
-
-#: Image-loss poolings: `prefix` (as released) is the mean over real tokens up to and including the row's last
-#: image-prefix end token (the backbone's `image_prefix_end_ids`; Phi-3.5-V: BOS, i.e. BOS + image tokens + BOS,
-#: or the first BOS of a text-only row), falling back to the first real token when a row has none;
-#: `image_tokens` is the mean over the image placeholder tokens only (zeros for a row without an image).
-IMAGE_POOLINGS = ("prefix", "image_tokens")
 
 
 def prefix_mean(
@@ -453,7 +446,6 @@ XVLM2VecConfig.register_for_auto_class()
 XVLM2VecModel.register_for_auto_class("AutoModel")
 
 __all__ = [
-    "IMAGE_POOLINGS",
     "EncodePlan",
     "XVLM2VecModel",
     "XVLM2VecOutput",

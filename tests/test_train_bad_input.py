@@ -61,7 +61,7 @@ def test_unfused_collation_skips_the_same_rows(prepare_inputs) -> None:
     collator = ParallelCollator(prepare_inputs, max_length=48, bad_rows="skip", fused=False)
     batch = collator(good + list(bad_rows().values()))
     assert batch["skipped_rows"] == 4
-    assert batch["student_en_inputs"]["input_ids"].shape[0] == batch["student_x_inputs"]["input_ids"].shape[0] == 3
+    assert batch["student_en_inputs"]["input_ids"].shape[0] == batch["student_lang_inputs"]["input_ids"].shape[0] == 3
     assert batch["teacher_inputs"] is batch["student_en_inputs"]  # same English batch, built once
 
 

@@ -3,6 +3,8 @@ means computed by hand on a hand-made batch, and on the tiny Phi-3.5-V against s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -79,6 +81,59 @@ def test_qwen_vl_prefix_ends_at_the_vision_end_token(backbone, tiny_models, imag
 def test_skd_config_refuses_an_unknown_pooling(tmp_path) -> None:
     from xvlm2vec.training import SKDConfig
 
-    assert SKDConfig(output_dir=str(tmp_path), use_cpu=True).image_loss_pooling == "prefix"
-    with pytest.raises(ValueError, match="image_loss_pooling"):
-        SKDConfig(output_dir=str(tmp_path), use_cpu=True, image_loss_pooling="placeholders")
+    assert SKDConfig(output_dir=str(tmp_path), use_cpu=True).image_pooling == "prefix"
+    assert (
+        SKDConfig(output_dir=str(tmp_path), use_cpu=True, image_pooling="image_tokens").image_pooling == "image_tokens"
+    )
+    with pytest.raises(ValueError, match="image_pooling"):
+        SKDConfig(output_dir=str(tmp_path), use_cpu=True, image_pooling="placeholders")
+
+
+def _parse(tmp_path, recipe: dict, *flags: str):
+    """The training arguments of a tiny_cpu-based recipe with `recipe`'s extra keys and the command-line `flags`."""
+    import yaml
+
+    from xvlm2vec.training.script import parse_args
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes/tiny_cpu.yaml").read_text())
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({**base, **recipe}))
+    return parse_args(["--config", str(path), "--output_dir", str(tmp_path / "out"), *flags])[1]
+
+
+def test_image_pooling_from_recipe_and_command_line(tmp_path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the new name never warns
+        assert _parse(tmp_path, {"image_pooling": "image_tokens"}).image_pooling == "image_tokens"
+        assert _parse(tmp_path, {}, "--image_pooling", "image_tokens").image_pooling == "image_tokens"
+        assert _parse(tmp_path, {}).image_pooling == "prefix"
+
+
+@pytest.mark.parametrize("where", ["recipe", "command_line"])
+def test_old_name_image_loss_pooling_warns_and_maps_to_image_pooling(tmp_path, where) -> None:
+    recipe, flags = (
+        ({"image_loss_pooling": "image_tokens"}, ())
+        if where == "recipe"
+        else ({}, ("--image_loss_pooling", "image_tokens"))
+    )
+    with pytest.warns(
+        FutureWarning, match="image_loss_pooling is renamed image_pooling; the old name goes in the next release"
+    ):
+        args = _parse(tmp_path, recipe, *flags)
+    assert (args.image_pooling, args.image_loss_pooling) == ("image_tokens", None)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "flags"),
+    [
+        ({"image_pooling": "prefix", "image_loss_pooling": "image_tokens"}, ()),
+        ({"image_loss_pooling": "image_tokens"}, ("--image_pooling", "image_tokens")),
+    ],
+)
+def test_giving_both_pooling_names_is_refused(tmp_path, recipe, flags) -> None:
+    from xvlm2vec_common.cli_errors import UsageError
+
+    with pytest.raises(UsageError, match="image_loss_pooling .* is the old name of image_pooling"):
+        _parse(tmp_path, recipe, *flags)

@@ -41,7 +41,7 @@ def unit(a: np.ndarray) -> np.ndarray:
 
 def test_mse_is_the_weighted_mean_of_the_two_terms() -> None:
     # loss_en = mean((1-1)^2, (2-0)^2, (0-0)^2, (0-1)^2) = 5/4; loss_x = mean(1, 0, 1, 0) = 1/2
-    output = MSEDistillation(en_weight=1.0, x_weight=3.0)(embeddings())
+    output = MSEDistillation(en_loss_weight=1.0, x_loss_weight=3.0)(embeddings())
     assert output.terms["loss_en"].item() == pytest.approx(1.25, abs=TOLERANCE)
     assert output.terms["loss_x"].item() == pytest.approx(0.5, abs=TOLERANCE)
     assert output.loss.item() == pytest.approx((1 * 1.25 + 3 * 0.5) / 4, abs=TOLERANCE)  # 0.6875
@@ -95,7 +95,7 @@ def test_similarity_kl_against_numpy() -> None:
         q = softmax(unit(side) @ unit(student_en).T / tau)
         return float(np.mean(np.sum(target * (np.log(target) - np.log(q)), axis=1)))
 
-    got = SimilarityKLDistillation(tau, en_weight=2.0, x_weight=1.0)(
+    got = SimilarityKLDistillation(tau, en_loss_weight=2.0, x_loss_weight=1.0)(
         DistillationEmbeddings(*(torch.from_numpy(a) for a in (student_en, student_x, teacher_en)))
     )
     assert got.terms["loss_en"].item() == pytest.approx(kl(student_en), abs=TOLERANCE)

@@ -159,7 +159,7 @@ def test_released_recipe_trains_all_weights_and_its_separate_teacher_stays_bit_i
         "image": Image.new("RGB", (28, 28), (200, 10, 10)),
     }
     batch = trainer.data_collator([row])  # two student forwards (fused_student_forward: false), as released
-    for side in ("student_en_inputs", "student_x_inputs", "teacher_inputs"):
+    for side in ("student_en_inputs", "student_lang_inputs", "teacher_inputs"):
         assert batch[side]["image_sizes"].tolist() == [[672, 672]], side
 
 

@@ -75,7 +75,7 @@ def test_self_teacher_equals_frozen_copy_and_stays_fixed(tmp_path: Path) -> None
     with torch.no_grad():
         moved = student_embeddings(
             student.eval(),
-            {"student_en_inputs": batch["teacher_inputs"], "student_x_inputs": batch["teacher_inputs"]},
+            {"student_en_inputs": batch["teacher_inputs"], "student_lang_inputs": batch["teacher_inputs"]},
             image_loss=False,
         )
     assert (moved["student_en"] - own).abs().max() > 1e-4  # the student itself did change

@@ -1,4 +1,4 @@
-"""Old import paths kept for one release: a module's ``__getattr__`` that forwards to the new home with a warning."""
+"""Old names kept for one release, with a warning: import paths forwarded to their new home, renamed config fields."""
 
 from __future__ import annotations
 
@@ -24,3 +24,19 @@ def forward_moved_names(old: str, *new_homes: ModuleType) -> Callable[[str], Any
         raise AttributeError(f"module {old!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def move_renamed_field(config: Any, old: str, new: str, stacklevel: int = 3) -> None:
+    """Move a value given under ``config``'s old field name ``old`` to ``new`` with a ``FutureWarning`` and set
+    ``old`` back to None; ``ValueError`` when both are given (both fields default to None). ``stacklevel`` as
+    ``warnings.warn``'s, counted from this function (3: the caller of its caller, e.g. a ``__post_init__``'s)."""
+    value = getattr(config, old)
+    if value is None:
+        return
+    if getattr(config, new) is not None:
+        raise ValueError(f"{old} ({value!r}) is the old name of {new} ({getattr(config, new)!r}): give {new} only")
+    warnings.warn(
+        f"{old} is renamed {new}; the old name goes in the next release", FutureWarning, stacklevel=stacklevel
+    )
+    setattr(config, new, value)
+    setattr(config, old, None)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.cli_errors import UsageError, one_line
 
 TRAINER_STATE = "trainer_state.json"
 #: ``--resume_from_checkpoint`` values that mean "the newest complete checkpoint of --output_dir".
@@ -70,7 +70,7 @@ def check_checkpoint_files(folder: str | Path, argument: str = "--resume_from_ch
             with safe_globals():
                 torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as error:  # UnpicklingError (unsafe), RuntimeError (cut zip), EOFError, ...
-            reason = " ".join(str(error).split())[:200]
+            reason = one_line(error)[:200]
             raise UsageError(
                 f"{argument} {folder}: {path.name} is cut, unreadable, or holds objects that would run code when "
                 f"unpickled ({type(error).__name__}: {reason}); refusing to load it"

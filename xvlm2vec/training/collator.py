@@ -38,7 +38,7 @@ class ParallelRow:
 
     row_id: str
     text_en: str
-    text_x: str
+    text_lang: str
     image: Image.Image | None
     position: int = 0
     source: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -76,7 +76,7 @@ class ParallelCollator:
     """Collate parallel-corpus rows (`id`, `text_en`, `text_lang`, `image`) for [`SKDTrainer`].
 
     Output keys: `student_inputs` (English rows then x rows, one padded batch) or, unfused,
-    `student_en_inputs` and `student_x_inputs`; then either `teacher_embeddings` (and
+    `student_en_inputs` and `student_lang_inputs`; then either `teacher_embeddings` (and
     `teacher_image_embeddings`), read from the rows' `teacher_embedding` (`teacher_image_embedding`) columns
     when the dataset has them (the teacher cache, `teacher_columns`), or `teacher_inputs` (the English side);
     and `skipped_rows`, the number of bad rows dropped, `rejected_rows` (their :class:`Rejection`s) and `rows`
@@ -123,15 +123,18 @@ class ParallelCollator:
     def _check_texts(row: dict[str, Any], row_id: str) -> str | None:
         """Return why the row's texts are bad, or None."""
         try:
-            text_en, text_x = check_text(row.get("text_en"), "text_en"), check_text(row.get("text_lang"), "text_lang")
-            check_image_tags(text_en, text_x, row.get("image") is not None)
+            text_en, text_lang = (
+                check_text(row.get("text_en"), "text_en"),
+                check_text(row.get("text_lang"), "text_lang"),
+            )
+            check_image_tags(text_en, text_lang, row.get("image") is not None)
         except RowError as error:
             return str(error)
         return None
 
     def _fits(self, row: ParallelRow) -> str | None:
         """Return why the row cannot be processed (too long, processor refusal), or None."""
-        for side, text in (("text_en", row.text_en), ("text_lang", row.text_x)):
+        for side, text in (("text_en", row.text_en), ("text_lang", row.text_lang)):
             try:
                 self.prepare_inputs([text], [row.image], max_length=self.max_length)
             except ValueError as error:
@@ -189,13 +192,13 @@ class ParallelCollator:
         batch: dict[str, Any] = {}
         english = None
         if rows and self.fused:
-            batch["student_inputs"], rows, dropped = self.prepare(rows, ("text_en", "text_x"))
+            batch["student_inputs"], rows, dropped = self.prepare(rows, ("text_en", "text_lang"))
             rejected += dropped
         elif rows:
             english, rows, dropped = self.prepare(rows, ("text_en",))
             rejected += dropped
             if rows:
-                batch["student_x_inputs"], kept, more = self.prepare(rows, ("text_x",))
+                batch["student_lang_inputs"], kept, more = self.prepare(rows, ("text_lang",))
                 if more:  # an x side did not fit: rebuild the English side on the same rows
                     english, rows, rejected = (self.build(kept, ("text_en",)) if kept else None), kept, rejected + more
             batch["student_en_inputs"] = english

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from modeling_xvlm2vec.modeling_xvlm2vec import IMAGE_POOLINGS
+from modeling_xvlm2vec.configuration_xvlm2vec import IMAGE_POOLINGS
+from xvlm2vec_common.deprecation import move_renamed_field
 
 from .objectives import MATRYOSHKA_BASES, OBJECTIVES, build_objective
 from .speedups import ADAPTER_DTYPES
@@ -38,11 +39,14 @@ class SKDConfig(TrainingArguments):
         image_loss (`bool`, defaults to `False`):
             Add the paper's image terms (ablation): MSE between mean-pooled hidden states of the image
             prefix, student(en) vs teacher(en) and student(x) vs teacher(en); the four terms are averaged.
-        image_loss_pooling (`str`, defaults to `"prefix"`):
-            What the image terms pool. `prefix` (as released): the mean over the tokens up to and including the
-            last BOS (Phi-3.5-V: BOS + image tokens + the BOS after them; a text-only row: its first BOS; other
-            backbones end the prefix at their image segment's last token). `image_tokens`: the mean over the
-            image placeholder tokens only (a project variant; rows without an image give zero vectors).
+        image_pooling (`str` or `None`, defaults to `None`, i.e. `"prefix"`):
+            What the image terms pool (`IMAGE_POOLINGS`). `prefix` (as released): the mean over the tokens up to
+            and including the last BOS (Phi-3.5-V: BOS + image tokens + the BOS after them; a text-only row: its
+            first BOS; other backbones end the prefix at their image segment's last token). `image_tokens`: the
+            mean over the image placeholder tokens only (a project variant; rows without an image give zero vectors).
+        image_loss_pooling (`str` or `None`, defaults to `None`):
+            Deprecated old name of `image_pooling` (YAML key and flag), accepted with a `FutureWarning` for one
+            release and moved to `image_pooling` (then set back to `None`); giving both is refused.
         image_resize (`list[int]` or `None`, defaults to `None`):
             `[width, height]`: resize every training image to this size (PIL's default filter) before it is
             converted to RGB and processed, as the released run did (`[1344, 1344]`). `None` keeps images as they are.
@@ -127,9 +131,16 @@ class SKDConfig(TrainingArguments):
     image_loss: bool = field(
         default=False, metadata={"help": "Add the two image-prefix MSE terms (paper's ablation)."}
     )
-    image_loss_pooling: str = field(
-        default="prefix",
-        metadata={"help": "Image-term pooling: 'prefix' (as released) or 'image_tokens'.", "choices": IMAGE_POOLINGS},
+    image_pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "Image-term pooling: 'prefix' (as released; the default) or 'image_tokens'.",
+            "choices": IMAGE_POOLINGS,
+        },
+    )
+    image_loss_pooling: str | None = field(
+        default=None,
+        metadata={"help": "Deprecated old name of --image_pooling (FutureWarning).", "choices": IMAGE_POOLINGS},
     )
     image_resize: list[int] | None = field(
         default=None, metadata={"help": "Resize training images to WIDTH HEIGHT first (released run: 1344 1344)."}
@@ -205,8 +216,7 @@ class SKDConfig(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.image_loss_pooling not in IMAGE_POOLINGS:
-            raise ValueError(f"image_loss_pooling must be one of {IMAGE_POOLINGS}, got {self.image_loss_pooling!r}")
+        self._resolve_image_pooling()
         if self.image_resize is not None:
             self.image_resize = [int(side) for side in self.image_resize]
             if len(self.image_resize) != 2 or min(self.image_resize) < 1:
@@ -227,6 +237,15 @@ class SKDConfig(TrainingArguments):
         if isinstance(self.languages, str):
             self.languages = [lang.strip() for lang in self.languages.split(",") if lang.strip()]
         self._check_speed_levers()
+
+    def _resolve_image_pooling(self) -> None:
+        """Take the deprecated `image_loss_pooling` as `image_pooling` (FutureWarning; both given is refused),
+        default to `prefix` (as released) and refuse a pooling not in `IMAGE_POOLINGS`."""
+        move_renamed_field(self, "image_loss_pooling", "image_pooling", stacklevel=5)  # the SKDConfig(...) call
+        if self.image_pooling is None:
+            self.image_pooling = "prefix"
+        if self.image_pooling not in IMAGE_POOLINGS:
+            raise ValueError(f"image_pooling must be one of {IMAGE_POOLINGS}, got {self.image_pooling!r}")
 
     def _check_speed_levers(self) -> None:
         """Refuse speed-lever values that cannot work; `length_grouping` selects the length-grouped sampler."""

@@ -7,7 +7,7 @@ from typing import Any
 import datasets
 
 from dataset_builders import hub_layout
-from xvlm2vec_common.cli_errors import UsageError
+from xvlm2vec_common.cli_errors import UsageError, one_line
 
 
 def load_split(script_args: Any, split: str, languages: list[str] | None) -> datasets.Dataset:
@@ -17,10 +17,10 @@ def load_split(script_args: Any, split: str, languages: list[str] | None) -> dat
     try:
         dataset = hub_layout.load_split(script_args.dataset_name, script_args.dataset_config, split)
     except ValueError as error:  # datasets' unknown config or split
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = one_line(error) or type(error).__name__
         raise UsageError(
             f"--dataset_name {script_args.dataset_name} --dataset_config {script_args.dataset_config} "
-            f"split {split!r}: {first_line}"
+            f"split {split!r}: {reason}"
         ) from error
     missing = {"text_en", "text_lang", "image"} - set(dataset.column_names)
     if missing:

@@ -62,8 +62,8 @@ def student_embeddings(
             found["student_x_image"] = output.image_embeddings[half:]
         return found
     found = {}
-    for side in ("en", "x"):
-        batch = to_dtype(inputs[f"student_{side}_inputs"], dtype)
+    for side, key in (("en", "student_en_inputs"), ("x", "student_lang_inputs")):
+        batch = to_dtype(inputs[key], dtype)
         output = model(**batch, normalize=False, **pooled)
         found[f"student_{side}"] = output.embeddings
         if image_loss:

@@ -93,12 +93,14 @@ def distillation_terms(
     return terms
 
 
-def combine_terms(terms: dict[str, torch.Tensor], en_weight: float = 1.0, x_weight: float = 1.0) -> torch.Tensor:
-    """Weighted mean of the terms: English-side terms weigh `en_weight`, x-side terms `x_weight`.
+def combine_terms(
+    terms: dict[str, torch.Tensor], en_loss_weight: float = 1.0, x_loss_weight: float = 1.0
+) -> torch.Tensor:
+    """Weighted mean of the terms: English-side terms weigh `en_loss_weight`, x-side terms `x_loss_weight`.
 
     With unit weights this is the paper's `(loss_en + loss_x) / 2`, or the mean of all four terms with images.
     """
-    weights = {**dict.fromkeys(EN_TERMS, en_weight), **dict.fromkeys(X_TERMS, x_weight)}
+    weights = {**dict.fromkeys(EN_TERMS, en_loss_weight), **dict.fromkeys(X_TERMS, x_loss_weight)}
     unknown = set(terms) - set(weights)
     if unknown:
         raise ValueError(f"unknown loss terms {sorted(unknown)}")
@@ -121,15 +123,15 @@ class MSEDistillation(nn.Module):
     Distillation", EMNLP 2020 (sentence-transformers' ``MSELoss``); xVLM2Vec (Musacchio et al., 2025).
     """
 
-    def __init__(self, en_weight: float = 1.0, x_weight: float = 1.0) -> None:
+    def __init__(self, en_loss_weight: float = 1.0, x_loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.en_weight = en_weight
-        self.x_weight = x_weight
+        self.en_loss_weight = en_loss_weight
+        self.x_loss_weight = x_loss_weight
 
     def forward(self, embeddings: DistillationEmbeddings) -> ObjectiveOutput:
         """The weighted mean of the MSE terms."""
         terms = distillation_terms(**embeddings.as_dict())
-        return ObjectiveOutput(combine_terms(terms, self.en_weight, self.x_weight), terms)
+        return ObjectiveOutput(combine_terms(terms, self.en_loss_weight, self.x_loss_weight), terms)
 
 
 def normalized(embeddings: torch.Tensor) -> torch.Tensor:
@@ -219,13 +221,13 @@ class SimilarityKLDistillation(nn.Module):
     (UniME), 2025: textual discriminative knowledge distillation with KL over in-batch similarities.
     """
 
-    def __init__(self, temperature: float = 0.05, en_weight: float = 1.0, x_weight: float = 1.0) -> None:
+    def __init__(self, temperature: float = 0.05, en_loss_weight: float = 1.0, x_loss_weight: float = 1.0) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"similarity_temperature must be > 0, got {temperature}")
         self.temperature = temperature
-        self.en_weight = en_weight
-        self.x_weight = x_weight
+        self.en_loss_weight = en_loss_weight
+        self.x_loss_weight = x_loss_weight
 
     def forward(self, embeddings: DistillationEmbeddings) -> ObjectiveOutput:
         """The weighted mean of the two KL terms."""
@@ -236,7 +238,7 @@ class SimilarityKLDistillation(nn.Module):
         for name, side in (("loss_en", student_en), ("loss_x", normalized(embeddings.student_x))):
             log_q = F.log_softmax(side @ student_en.T / self.temperature, dim=-1)
             terms[name] = F.kl_div(log_q, target, reduction="batchmean")
-        return ObjectiveOutput(combine_terms(terms, self.en_weight, self.x_weight), terms)
+        return ObjectiveOutput(combine_terms(terms, self.en_loss_weight, self.x_loss_weight), terms)
 
 
 class MSEInfoNCEDistillation(nn.Module):
@@ -258,14 +260,18 @@ class MSEInfoNCEDistillation(nn.Module):
     """
 
     def __init__(
-        self, en_weight: float = 1.0, x_weight: float = 1.0, infonce_weight: float = 0.1, temperature: float = 0.05
+        self,
+        en_loss_weight: float = 1.0,
+        x_loss_weight: float = 1.0,
+        infonce_weight: float = 0.1,
+        temperature: float = 0.05,
     ) -> None:
         super().__init__()
         if temperature <= 0 or infonce_weight < 0:
             raise ValueError(
                 f"infonce_temperature must be > 0 and infonce_weight >= 0, got {temperature}, {infonce_weight}"
             )
-        self.mse = MSEDistillation(en_weight, x_weight)
+        self.mse = MSEDistillation(en_loss_weight, x_loss_weight)
         self.infonce_weight = infonce_weight
         self.temperature = temperature
 

@@ -136,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> Arguments:
     try:
         return make_parser().parse_args_and_config(args=resolve_config_argument(argv))
     except ValueError as error:  # unknown arguments, or values the training arguments refuse
-        raise UsageError(" ".join(str(error).split())) from error
+        raise UsageError(one_line(error)) from error
 
 
 def recipe_arguments(recipe: str | Path, **overrides: Any) -> Arguments:

@@ -115,7 +115,7 @@ class SKDTrainer(Trainer):
             core.config.matryoshka_dims = list(args.matryoshka_dims)
         self.teacher = Teacher(model, teacher_model)
         self.loss_fn = DistillationLoss(
-            build_objective(args), image_loss=args.image_loss, image_pooling=args.image_loss_pooling
+            build_objective(args), image_loss=args.image_loss, image_pooling=args.image_pooling
         )
         if data_collator is None:
             data_collator = ParallelCollator(
@@ -171,7 +171,7 @@ class SKDTrainer(Trainer):
         """Add the teacher-cache columns to the training split (computed once, then read from their cache file)."""
         collator = self.data_collator
         settings = settings_fingerprint(
-            core.config, core.processor, self.args.max_length, self.args.image_loss_pooling, collator.image_resize
+            core.config, core.processor, self.args.max_length, self.args.image_pooling, collator.image_resize
         )
         runner = self.model if self.teacher.separate is None else self.teacher.separate
         with self.args.main_process_first(desc="teacher cache"):
@@ -183,7 +183,7 @@ class SKDTrainer(Trainer):
                 settings,
                 self.args.teacher_cache,
                 self.args.teacher_cache_batch_size,
-                self.args.image_loss_pooling,
+                self.args.image_pooling,
                 self.args.teacher_cache_num_workers,
             )
 

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: install demo quickstart test test-vllm lint clean
+.PHONY: install demo quickstart test test-slow test-vllm vllm-env lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ quickstart: install
 	HF_HUB_OFFLINE=1 $(PY) examples/quickstart.py
 
 test: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -m "not vllm" $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -m "not vllm and not slow" $(PYTEST_ARGS)
+
+# the longer integration tests (marker slow: the demo's pipeline, the installed wheel, the GPU check's --tiny run,
+# the speed levers' 20-step equality, the released recipe); .ci/run calls it after make test
+test-slow: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -m "slow and not vllm" $(PYTEST_ARGS)
+
+# builds (or reuses) vLLM's own venv; .ci/run starts it in the background while the other tests run
+vllm-env: install
+	$(PY) -m xvlm2vec.integrations.vllm_env
 
 # vLLM itself (CPU build) serving every backbone's export: builds its own venv once (pip, the package
 # registry; cached under $$XDG_CACHE_HOME/xvlm2vec), then about 10 minutes on 2 cores (docs/integrations.md)

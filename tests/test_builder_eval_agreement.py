@@ -113,8 +113,8 @@ def test_corpus_rows_the_builder_accepts_are_rows_training_accepts(tmp_path):
     assert sorted(e["where"].rsplit(":", 1)[1].split()[0] for e in report.examples) == ["2", "3", "5"]
     built = load_dataset(str(tmp_path / "built"), "all", split="train")
     collator = ParallelCollator(lambda *args, **kwargs: None)
-    good, skipped = collator.clean(list(built))
-    assert (len(good), skipped) == (2, 0)
+    good, rejected = collator.clean(list(built))
+    assert (len(good), rejected) == (2, [])
 
 
 def test_release_file_linking_outside_the_source_is_never_read(tmp_path):

@@ -11,6 +11,8 @@ from xvlm2vec.cli import main as cli_main
 from xvlm2vec.demo import pipeline
 from xvlm2vec.demo.pipeline import DemoConfig, check_targets, run_demo
 
+pytestmark = pytest.mark.slow  # make test-slow (CI runs it after make test): minutes on 2 cores
+
 # MMMEB cells of the synthetic release: i2t, t2i, c in 6 languages (the paper's five and pt), vqa and vg in en and fr
 CELLS = 6 + 6 + 6 + 2 + 2
 

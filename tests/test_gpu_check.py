@@ -15,6 +15,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+pytestmark = pytest.mark.slow  # make test-slow (CI runs it after make test): minutes on 2 cores
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 

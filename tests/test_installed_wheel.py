@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # make test-slow (CI runs it after make test): minutes on 2 cores
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("xvlm2vec", "modeling_xvlm2vec", "dataset_builders", "hub_cards")
 NOT_SOURCE = shutil.ignore_patterns(

@@ -12,6 +12,8 @@ from PIL import Image
 from test_train_fixtures import write_parallel_corpus
 from torch.utils.data import SequentialSampler
 
+pytestmark = pytest.mark.slow  # make test-slow (CI runs it after make test): minutes on 2 cores
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes/xvlm2vec_phi35v_released.yaml"
 FSDP = ROOT / "accelerate_configs/fsdp_released.yaml"

@@ -28,6 +28,8 @@ from xvlm2vec.training.script import run
 from xvlm2vec.training.teacher import Teacher
 from xvlm2vec.training.trainer import SKDTrainer
 
+pytestmark = pytest.mark.slow  # make test-slow (CI runs it after make test): minutes on 2 cores
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 20
 RELATIVE = 1e-5

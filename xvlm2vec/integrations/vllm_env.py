@@ -134,3 +134,20 @@ __all__ = [
     "env_python",
     "is_built",
 ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xvlm2vec.integrations.vllm_env``: build (or reuse) the vLLM venv and print its Python."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--env-dir", default=None, help="where the venv lives (default: $XVLM2VEC_VLLM_ENV or the cache)"
+    )
+    args = parser.parse_args(argv)
+    print(ensure_vllm_env(args.env_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

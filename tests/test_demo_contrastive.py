@@ -102,3 +102,46 @@ def test_training_lowers_the_loss_and_is_deterministic(small, tmp_path):
     _, again, weights_again = run(str(tmp_path / "b"))
     assert again == after and all(torch.equal(weights[k], weights_again[k]) for k in weights)
     assert (tmp_path / "a" / "model.safetensors").is_file()
+
+
+def test_the_demo_teacher_keeps_its_frozen_modules_and_trains_the_rest(small, tmp_path, monkeypatch):
+    """`train_english_teacher` with the full demo's teacher settings (frozen patch embedding and vision blocks,
+    AdamW beta2 0.95, one DataLoader worker), on a tiny model: the frozen weights stay bitwise at their initial
+    values, every other weight moves, and the Trainer received the settings."""
+    import dataclasses
+
+    from xvlm2vec.demo import pipeline, teacher
+    from xvlm2vec.demo.pipeline import DemoConfig, train_english_teacher
+
+    world, _ = small
+    full = DemoConfig.full(seed=1)
+    config = dataclasses.replace(
+        full,
+        world=dataclasses.replace(full.world, image_size=56),
+        hidden=32,
+        layers=1,
+        teacher_epochs=1.0,
+        teacher_batch_size=16,
+        threads=1,
+    )
+    assert config.teacher_frozen == ("visual.patch_embed", "visual.blocks")
+    initial, _ = build_demo_model(config.seed, config.hidden, config.layers, config.world.image_size)
+    seen = {}
+    train = teacher.train_teacher
+
+    def spy(model, pairs, args):
+        seen["args"] = args
+        return train(model, pairs[:48], args)
+
+    monkeypatch.setattr(teacher, "train_teacher", spy)
+    folder = train_english_teacher(config, world, tmp_path)
+    trained = type(initial).from_pretrained(folder)
+    before, after = initial.state_dict(), trained.state_dict()
+    frozen = [name for name in before if name.startswith(("model.visual.patch_embed.", "model.visual.blocks."))]
+    assert frozen and all(torch.equal(before[name], after[name]) for name in frozen)
+    moved = [name for name in before if name not in frozen and not torch.equal(before[name], after[name])]
+    assert any(name.startswith("model.visual.merger.") for name in moved)
+    assert any(name.startswith("model.language_model.layers.") for name in moved)
+    args = seen["args"]
+    assert (args.adam_beta2, args.dataloader_num_workers, args.dataloader_persistent_workers) == (0.95, 1, True)
+    assert pipeline.DemoConfig.quick().teacher_frozen == ()  # the quick demo trains every weight

@@ -101,3 +101,21 @@ def test_matryoshka_dims_without_matryoshka_is_a_usage_error(tmp_path, capsys):
     assert cli_main(["demo", "--output-dir", str(tmp_path), "--matryoshka-dims", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --matryoshka-dims needs --objective matryoshka"]
+
+
+@pytest.mark.parametrize(
+    ("config", "schedule"),
+    [(DemoConfig.full(), ("cosine", 2.0, 1.0)), (DemoConfig.quick(), ("constant", 1.0, 1.0))],
+)
+def test_the_demo_schedule_reaches_the_recipe(monkeypatch, tmp_path, config, schedule):
+    """The full demo's student runs one epoch with a cosine decay and the English term weighted 2; the quick one
+    keeps the recipe's constant rate and weight 1 (the objectives ablation's settings)."""
+    from xvlm2vec.training import script
+
+    seen = []
+    monkeypatch.setattr(script, "main", lambda *arguments: seen.append(arguments) or tmp_path / "student")
+    distil_student(config, tmp_path / "teacher", tmp_path / "parallel", tmp_path)
+    (_, training_args, _) = seen[0]
+    scheduler = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+    assert (scheduler, training_args.en_loss_weight, training_args.num_train_epochs) == schedule
+    assert training_args.x_loss_weight == 1.0

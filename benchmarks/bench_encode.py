@@ -122,7 +122,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median and spread reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every measurement")
-    parser.add_argument("--images", type=int, default=24, help="JPEG files per pipeline measurement")
+    parser.add_argument(
+        "--images", type=int, default=96, help="JPEG files per pipeline measurement (24 batches: a full pipeline)"
+    )
     parser.add_argument("--image-batch-size", type=int, default=4, help="encode batch size of the pipeline runs")
     parser.add_argument("--workers", type=int, default=2, help="num_workers of the pipeline run")
     parser.add_argument("--only-pipeline", action="store_true", help="measure the prefetching pipeline only")

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_demo_threads.py --threads 1 2 --output benchmarks/results/bench_demo_threads.json
 
-The step is the full demo's (``DemoConfig.full()``: its world, model size and teacher batch size,
-batches drawn from the shuffled English pairs), split into collation (tokenising and image
+The step is the full demo's (``DemoConfig.full()``: its world, model size, frozen modules, optimiser and teacher
+batch size, batches drawn from the shuffled English pairs), split into collation (tokenising and image
 processing, which stays on one thread) and the forward, backward and optimizer step. The demo's
 models are tiny, so a step is many small kernels; on a CPU shared with other jobs, extra OpenMP
 threads mostly wait for each other. Thread counts are interleaved round by round, so load changes
@@ -42,12 +42,15 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)  # as the demo runs
     world = build_world(config.world)
     model, _ = build_demo_model(config.seed, config.hidden, config.layers, config.world.image_size)
+    for name in config.teacher_frozen:  # as the demo trains its teacher
+        model.model.get_submodule(name).requires_grad_(False)
     model.train()
     pairs = teacher_pairs(world, seed=config.seed)
     random.Random(config.seed).shuffle(pairs)  # the Trainer's batches mix every task
     size = config.teacher_batch_size
     collator = ContrastiveCollator(model.prepare_inputs)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.teacher_learning_rate)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.teacher_learning_rate, betas=(0.9, config.teacher_adam_beta2))
 
     def step(rows: list) -> tuple[float, float]:
         start = time.perf_counter()

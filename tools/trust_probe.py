@@ -825,8 +825,8 @@ def training_cases(p: Probe) -> None:
     from xvlm2vec.training.collator import ParallelCollator
 
     def clean_rows(rows: list[dict]) -> tuple[int, int]:
-        good, skipped = ParallelCollator(lambda *a, **k: None).clean(rows)
-        return len(good), skipped
+        good, rejected = ParallelCollator(lambda *a, **k: None).clean(rows)  # rejected: one Rejection per row
+        return len(good), len(rejected)
 
     png = {"bytes": None, "path": None}
     buffer = __import__("io").BytesIO()

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from figures import save_figures  # benchmarks/figures.py: the script's folder is on sys.path
 
-from xvlm2vec.demo.model import build_demo_model
+from xvlm2vec.demo.model import build_demo_model, freeze_modules
 from xvlm2vec.demo.pipeline import DemoConfig
 from xvlm2vec.demo.teacher import teacher_pairs
 from xvlm2vec.testing.world import build_world
@@ -42,8 +42,7 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)  # as the demo runs
     world = build_world(config.world)
     model, _ = build_demo_model(config.seed, config.hidden, config.layers, config.world.image_size)
-    for name in config.teacher_frozen:  # as the demo trains its teacher
-        model.model.get_submodule(name).requires_grad_(False)
+    freeze_modules(model, config.teacher_frozen)  # as the demo trains its teacher
     model.train()
     pairs = teacher_pairs(world, seed=config.seed)
     random.Random(config.seed).shuffle(pairs)  # the Trainer's batches mix every task

@@ -134,3 +134,20 @@ def vllm_python() -> Path:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"the vLLM {VLLM_VERSION} environment could not be built: {error}")
+
+
+@pytest.fixture
+def demo_runs(monkeypatch) -> list:
+    """The `DemoConfig`s `xvlm2vec demo` hands to `run_demo`, recorded instead of run (an empty results.md is
+    written so the CLI's printing finds its table)."""
+    from xvlm2vec.demo import pipeline
+
+    seen: list = []
+
+    def record(config, output_dir):
+        seen.append(config)
+        (output_dir / "results.md").write_text("")
+        return {"example": "", "targets": {}, "timings_s": {}}
+
+    monkeypatch.setattr(pipeline, "run_demo", record)
+    return seen

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from xvlm2vec.cli import main as cli_main
-from xvlm2vec.demo import pipeline
 from xvlm2vec.demo.pipeline import DemoConfig, check_targets, run_demo
 
 pytestmark = pytest.mark.slow  # make test-slow (CI runs it after make test): minutes on 2 cores
@@ -72,16 +71,8 @@ def test_cli_help_lists_the_flags(capsys):
 @pytest.mark.parametrize(
     ("flags", "threads"), [([], 2), (["--quick"], 1), (["--threads", "3"], 3), (["--quick", "--threads", "2"], 2)]
 )
-def test_threads_reach_the_demo_config(monkeypatch, tmp_path, flags, threads):
+def test_threads_reach_the_demo_config(demo_runs, tmp_path, flags, threads):
     # full demo: both cores of the 2-core machine it is sized for; --quick (the test suite's, two workers): one
-    seen = []
-
-    def record(config, output_dir):
-        seen.append(config)
-        (output_dir / "results.md").write_text("")
-        return {"example": "", "targets": {}, "timings_s": {}}
-
-    monkeypatch.setattr(pipeline, "run_demo", record)
     assert cli_main(["demo", "--output-dir", str(tmp_path), *flags]) == 0
     expected = DemoConfig.quick() if "--quick" in flags else DemoConfig.full()
-    assert seen == [dataclasses.replace(expected, threads=threads)]
+    assert demo_runs == [dataclasses.replace(expected, threads=threads)]

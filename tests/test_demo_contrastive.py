@@ -110,7 +110,7 @@ def test_the_demo_teacher_keeps_its_frozen_modules_and_trains_the_rest(small, tm
     values, every other weight moves, and the Trainer received the settings."""
     import dataclasses
 
-    from xvlm2vec.demo import pipeline, teacher
+    from xvlm2vec.demo import teacher
     from xvlm2vec.demo.pipeline import DemoConfig, train_english_teacher
 
     world, _ = small
@@ -144,4 +144,4 @@ def test_the_demo_teacher_keeps_its_frozen_modules_and_trains_the_rest(small, tm
     assert any(name.startswith("model.language_model.layers.") for name in moved)
     args = seen["args"]
     assert (args.adam_beta2, args.dataloader_num_workers, args.dataloader_persistent_workers) == (0.95, 1, True)
-    assert pipeline.DemoConfig.quick().teacher_frozen == ()  # the quick demo trains every weight
+    assert DemoConfig.quick().teacher_frozen == ()  # the quick demo trains every weight

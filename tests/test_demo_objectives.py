@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from xvlm2vec.cli import main as cli_main
-from xvlm2vec.demo import pipeline
 from xvlm2vec.demo.model import build_demo_model
 from xvlm2vec.demo.pipeline import DemoConfig, build_data, distil_student
 from xvlm2vec.evaluation.embedders import XVLM2VecEmbedder
@@ -72,17 +71,9 @@ def test_truncated_evaluation_runs_on_the_prefix(tiny_student):
         (["--objective", "mse_infonce"], "mse_infonce", None),
     ],
 )
-def test_objective_flags_reach_the_demo_config(monkeypatch, tmp_path, flags, objective, dims):
-    seen = []
-
-    def record(config, output_dir):
-        seen.append(config)
-        (output_dir / "results.md").write_text("")
-        return {"example": "", "targets": {}, "timings_s": {}}
-
-    monkeypatch.setattr(pipeline, "run_demo", record)
+def test_objective_flags_reach_the_demo_config(demo_runs, tmp_path, flags, objective, dims):
     assert cli_main(["demo", "--quick", "--output-dir", str(tmp_path), *flags]) == 0
-    assert seen == [dataclasses.replace(DemoConfig.quick(), objective=objective, matryoshka_dims=dims)]
+    assert demo_runs == [dataclasses.replace(DemoConfig.quick(), objective=objective, matryoshka_dims=dims)]
 
 
 def test_default_objective_adds_nothing_to_the_recipe():

@@ -513,9 +513,9 @@ def corpus_cases(p: Probe) -> None:
         )
         return refused(run, "more than once")
 
-    @p.case("corpus and translation", "translate --languages it,it")
-    def _(d):
-        run = xvlm2vec(
+    def translate_languages(d: Path, languages: str) -> Run:
+        """`xvlm2vec translate` of folder ``d`` with the probe's tiny model into ``--languages languages``."""
+        return xvlm2vec(
             "translate",
             "--model",
             str(p.model),
@@ -524,31 +524,20 @@ def corpus_cases(p: Probe) -> None:
             "--output-dir",
             str(d / "t"),
             "--languages",
-            "it,it",
+            languages,
         )
-        return refused(run, "more than once")
+
+    @p.case("corpus and translation", "translate --languages it,it")
+    def _(d):
+        return refused(translate_languages(d, "it,it"), "more than once")
 
     @p.case("corpus and translation", "translate --languages en")
     def _(d):
-        run = xvlm2vec(
-            "translate", "--model", str(p.model), "--source", str(d), "--output-dir", str(d / "t"), "--languages", "en"
-        )
-        return refused(run, "other than en")
+        return refused(translate_languages(d, "en"), "other than en")
 
     @p.case("corpus and translation", "translate --languages 'it;es' (a bad code)")
     def _(d):
-        run = xvlm2vec(
-            "translate",
-            "--model",
-            str(p.model),
-            "--source",
-            str(d),
-            "--output-dir",
-            str(d / "t"),
-            "--languages",
-            "it;es",
-        )
-        return refused(run, "--languages")
+        return refused(translate_languages(d, "it;es"), "--languages")
 
     @p.case("corpus and translation", "translate --source a folder that is not MMEB-train")
     def _(d):

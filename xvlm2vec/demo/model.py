@@ -46,3 +46,10 @@ def build_demo_model(seed: int, hidden: int, layers: int, image_size: int, vocab
     model.set_processor(processor)
     model.config.instructions = world_instructions()
     return model, processor
+
+
+def freeze_modules(model: Any, names: tuple[str, ...]) -> None:
+    """Keep the submodules ``names`` of ``model.model`` (e.g. ``visual.blocks``) at their current weights: no
+    gradients, so the optimiser never updates them."""
+    for name in names:
+        model.model.get_submodule(name).requires_grad_(False)

@@ -45,9 +45,9 @@ class DemoConfig:
     hidden: int = 128
     layers: int = 2
     # 32 epochs of batch 64 at 7e-4 with AdamW beta2 0.95 and the vision tower's patch embedding and blocks frozen
-    # (their random weights): teacher English P@1 0.833 at one thread, seed 0, in 0.74x the time per epoch; 40
-    # epochs at 5e-4, beta2 0.999, all trained (the earlier default) gave 0.842, 32 epochs of that 0.802
-    # (docs/demo.md lists every setting tried)
+    # (their random weights): teacher English P@1 0.833 at one thread, seed 0, in 0.86x the time per epoch at two
+    # threads (benchmarks/bench_demo_teacher.py); 40 epochs at 5e-4, beta2 0.999, all trained (the earlier default)
+    # gave 0.842, 32 epochs of that 0.802 (docs/demo.md lists every setting tried)
     teacher_epochs: float = 32.0
     teacher_learning_rate: float = 7e-4  # 2e-3 and 4e-3 collapse (every embedding alike)
     teacher_batch_size: int = 64
@@ -175,12 +175,11 @@ def train_english_teacher(config: DemoConfig, world, output_dir: Path) -> Path:
     """Build the tiny Qwen2-VL embedding model and train it contrastively on English pairs only."""
     from xvlm2vec.training.contrastive import ContrastiveConfig
 
-    from .model import build_demo_model
+    from .model import build_demo_model, freeze_modules
     from .teacher import teacher_pairs, train_teacher
 
     model, _ = build_demo_model(config.seed, config.hidden, config.layers, config.world.image_size)
-    for name in config.teacher_frozen:
-        model.model.get_submodule(name).requires_grad_(False)
+    freeze_modules(model, config.teacher_frozen)
     pairs = teacher_pairs(world, config.seed, lang="en")
     logger.info("   %d English training pairs", len(pairs))
     args = ContrastiveConfig(
